@@ -1,0 +1,5 @@
+"""``python -m proffer_stream`` is the ``proffer-stream`` command."""
+
+from proffer_stream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""The ``proffer-stream`` command: run the stack or one of its processes, and manage it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from proffer_stream import __version__, schemas, storage
+from proffer_stream.local import EmbeddedPostgres, LocalStack
+from proffer_stream.settings import Settings
+from proffer_stream.topics import ensure_topics
+
+DESCRIPTION = """\
+Proffer Stream: behavioural events in, live customer signals and personalised offers out.
+
+Quick start (no Docker needed):
+  proffer-stream up                         # broker + PostgreSQL + worker + sink + gateway
+  proffer-stream keys create --tenant acme  # another tenant's API key
+
+Configuration comes from the environment (PROFFER_*). The two that matter most:
+  PROFFER_KAFKA_BOOTSTRAP_SERVERS  real Kafka, e.g. kafka1:9092,kafka2:9092
+                                   (unset: the embedded broker on 127.0.0.1:9092)
+  PROFFER_DATABASE_URL             real PostgreSQL, e.g. postgresql://u:p@db:5432/proffer
+                                   (unset: embedded PostgreSQL in ./.proffer/postgres)
+"""
+
+EPILOG = """\
+In production, run `migrate` and `topics` once, then any number of `worker`, `sink`
+and `gateway` processes: workers share the partitions of proffer.events between them.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args, settings) or 0)
+    except ConnectionError as exc:
+        print(f"proffer-stream: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="proffer-stream",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, help_text: str, run) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=run)
+        return sub
+
+    command(
+        "up",
+        "Run everything locally: broker, PostgreSQL, migrations, worker, sink and gateway. "
+        "Prints the API address and an API key; Ctrl-C stops it all, data is kept.",
+        _up,
+    )
+    command("worker", "Run a Faust worker (the signals agent). Run more to scale out.", _worker)
+    command("gateway", "Run the HTTP gateway (ingest and API) on PROFFER_GATEWAY_PORT.", _gateway)
+    command("sink", "Run the sink that projects the topics into PostgreSQL.", _sink)
+    command("migrate", "Create or upgrade the PostgreSQL tables.", _migrate)
+    command("topics", "Create the Kafka topics that are missing.", _topics)
+
+    keys = command("keys", "Manage API keys (stored hashed).", None)
+    key_commands = keys.add_subparsers(title="key commands", metavar="ACTION", required=True)
+    create = key_commands.add_parser("create", help="Create a key and print it (shown once).")
+    create.add_argument("--tenant", required=True, help="Tenant the key belongs to, e.g. acme.")
+    create.add_argument("--name", default="API key", help="A label for the key.")
+    create.set_defaults(run=_keys_create)
+    listing = key_commands.add_parser("list", help="List keys (never their secrets).")
+    listing.add_argument("--tenant", help="Only this tenant's keys.")
+    listing.set_defaults(run=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="Revoke a key by its id.")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(run=_keys_revoke)
+
+    schema = command("schemas", "Write or check the JSON Schemas of the topic messages.", None)
+    schema_commands = schema.add_subparsers(
+        title="schema commands", metavar="ACTION", required=True
+    )
+    for action, help_text, run in (
+        ("write", "Regenerate the schema files from the models.", _schemas_write),
+        ("check", "Fail when the schema files differ from the models.", _schemas_check),
+    ):
+        sub = schema_commands.add_parser(action, help=help_text)
+        sub.add_argument("--dir", type=Path, default=Path("schemas"), help="Default: schemas")
+        sub.set_defaults(run=run)
+    return parser
+
+
+def _with_database(settings: Settings) -> Settings:
+    """The settings, with the embedded PostgreSQL's DSN when none is configured."""
+    if settings.database_url:
+        return settings
+    dsn = EmbeddedPostgres(settings.data_dir / "postgres").start()
+    return settings.model_copy(update={"database_url": dsn})
+
+
+def _up(_: argparse.Namespace, settings: Settings) -> int:
+    return LocalStack(settings).run()
+
+
+def _worker(_: argparse.Namespace, settings: Settings) -> None:
+    from proffer_stream.agents import run_worker
+
+    run_worker(_with_database(settings))
+
+
+def _gateway(_: argparse.Namespace, settings: Settings) -> None:
+    from proffer_stream.gateway import run_gateway
+
+    run_gateway(_with_database(settings))
+
+
+def _sink(_: argparse.Namespace, settings: Settings) -> None:
+    from proffer_stream.sink import run_sink
+
+    run_sink(_with_database(settings))
+
+
+def _migrate(_: argparse.Namespace, settings: Settings) -> None:
+    async def migrate() -> list[str]:
+        pool = await storage.connect_pool(_with_database(settings).database_url, max_size=1)
+        try:
+            return await storage.migrate(pool)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(migrate())
+    print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+
+
+def _topics(_: argparse.Namespace, settings: Settings) -> None:
+    created = asyncio.run(ensure_topics(settings))
+    print("created: " + ", ".join(created) if created else "all topics exist")
+
+
+async def _database_call(settings: Settings, call):  # type: ignore[no-untyped-def]
+    pool = await storage.connect_pool(_with_database(settings).database_url, max_size=1)
+    try:
+        await storage.migrate(pool)
+        return await call(pool)
+    finally:
+        await pool.close()
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import TypeAdapter, ValidationError
+
+    from proffer_stream.models import TenantId
+
+    try:
+        TypeAdapter(TenantId).validate_python(args.tenant)
+    except ValidationError:
+        print(
+            "proffer-stream: --tenant must be 1-64 of a-z, 0-9, '_' and '-', starting with a"
+            " letter or digit",
+            file=sys.stderr,
+        )
+        return 2
+    created = asyncio.run(
+        _database_call(settings, lambda pool: storage.create_key(pool, args.tenant, args.name))
+    )
+    print(created.key)
+    print(f"(key {created.id} for tenant {created.tenant_id!r}; shown once)", file=sys.stderr)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace, settings: Settings) -> None:
+    rows = asyncio.run(_database_call(settings, lambda pool: storage.list_keys(pool, args.tenant)))
+    print(f"{'ID':>5}  {'TENANT':<16} {'PREFIX':<12} {'CREATED':<20} {'STATE':<8} NAME")
+    for row in rows:
+        state = "revoked" if row["revoked_at"] else "active"
+        created = row["created_at"].strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{row['id']:>5}  {row['tenant_id']:<16} {row['key_prefix']:<12} {created:<20}"
+            f" {state:<8} {row['name']}"
+        )
+
+
+def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    revoked = asyncio.run(_database_call(settings, lambda pool: storage.revoke_key(pool, args.id)))
+    print(f"key {args.id} revoked" if revoked else f"no active key with id {args.id}")
+    return 0 if revoked else 1
+
+
+def _schemas_write(args: argparse.Namespace, _: Settings) -> None:
+    changed = schemas.write(args.dir)
+    print("wrote: " + ", ".join(changed) if changed else "schemas are up to date")
+
+
+def _schemas_check(args: argparse.Namespace, _: Settings) -> int:
+    drifted = schemas.drifted(args.dir)
+    if drifted:
+        print(
+            "out of date: " + ", ".join(drifted) + " (run `proffer-stream schemas write`)",
+            file=sys.stderr,
+        )
+        return 1
+    print("schemas match the models")
+    return 0

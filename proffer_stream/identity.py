@@ -1,0 +1,58 @@
+"""Ids and keys: how customers, events and Kafka records are named, deterministically.
+
+Everything here is a pure function of its input, so a replayed record gets the same
+ids and lands on the same rows (at-least-once delivery, idempotent effects).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+from proffer_stream.models import EventBatch, NormalizedEvent
+
+_CUSTOMER_ID_BITS = 53  # fits a JavaScript number exactly
+
+
+def customer_id(tenant_id: str, external_id: str) -> int:
+    """Proffer's internal customer id: a stable 53-bit hash of tenant and external id.
+
+    Stable ids need no coordination between gateways and survive a replay of the
+    topics into empty tables. A collision inside one tenant is possible in principle
+    (about 1 in 18 million for 1 million customers); the sink logs it if it happens.
+    """
+    digest = hashlib.blake2b(f"{tenant_id}\x00{external_id}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> (64 - _CUSTOMER_ID_BITS)) or 1
+
+
+def partition_key(tenant_id: str, external_id: str) -> bytes:
+    """Kafka key of every record about one customer: ``<tenant_id>:<external id>``."""
+    return f"{tenant_id}:{external_id}".encode()
+
+
+def new_event_id() -> str:
+    """An id for an event that arrived over HTTP without one."""
+    return uuid.uuid4().hex
+
+
+def record_event_id(timestamp_ms: int, partition: int, offset: int, index: int) -> str:
+    """The id of an event that came straight from Kafka without one, from its record."""
+    return f"k{timestamp_ms}-{partition}-{offset}-{index}"
+
+
+def normalized_events(
+    batch: EventBatch, *, partition: int, offset: int, timestamp_ms: int
+) -> list[NormalizedEvent]:
+    """The batch's events with ids and times settled the same way on every replay."""
+    received_at = batch.received_at or datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    return [
+        NormalizedEvent(
+            id=event.id or record_event_id(timestamp_ms, partition, offset, index),
+            type=event.type,
+            data=event.data,
+            occurred_at=event.occurred_at or received_at,
+            received_at=received_at,
+        )
+        for index, event in enumerate(batch.events)
+    ]

@@ -1,0 +1,77 @@
+"""One settings model for every process, read from the environment (prefix ``PROFFER_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of every Proffer Stream process.
+
+    The defaults run everything on one machine. ``proffer-stream up`` fills in
+    ``kafka_bootstrap_servers`` and ``database_url`` for the embedded servers it starts
+    when they are not set; production points them at real Kafka and PostgreSQL.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PROFFER_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "",
+        description="Kafka bootstrap servers, e.g. 'kafka1:9092,kafka2:9092'. Unset: the "
+        "embedded broker that `up` starts on 127.0.0.1:<embedded_kafka_port>.",
+    )
+    embedded_kafka_port: int = Field(9092, description="Port of the embedded broker.")
+    database_url: str = Field(
+        "",
+        description="PostgreSQL DSN, e.g. 'postgresql://user:pass@host:5432/db'. Unset: the "
+        "embedded PostgreSQL kept in <data_dir>/postgres.",
+    )
+    data_dir: Path = Field(
+        Path(".proffer"), description="Where embedded PostgreSQL data and the local key live."
+    )
+
+    topic_prefix: str = Field("", description="Namespace prepended to every topic name.")
+    partitions: int = Field(4, ge=1, description="Partitions of each topic we create.")
+    replication_factor: int = Field(1, ge=1, description="Replication of each topic we create.")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    max_body_bytes: int = Field(1_048_576, description="Largest request body the gateway takes.")
+    max_events_per_request: int = Field(1000, description="Most events in one webhook call.")
+    produce_timeout_seconds: float = Field(
+        5.0, description="How long the gateway waits for Kafka before answering 503."
+    )
+
+    worker_id: str = Field("proffer-worker", description="Faust app id (consumer group).")
+    worker_web_port: int = Field(6066, description="Faust web port (bound to 127.0.0.1).")
+    worker_batch_size: int = Field(
+        2000, description="Most messages the signals agent takes at once."
+    )
+    worker_batch_seconds: float = Field(0.05, description="Longest wait to fill a batch.")
+    broker_session_timeout: float = Field(6.0, description="Consumer group session timeout (s).")
+    broker_heartbeat_interval: float = Field(1.0, description="Consumer heartbeat (s).")
+
+    sink_group: str = Field("proffer-sink", description="Consumer group of the PostgreSQL sink.")
+    sink_batch_size: int = Field(5000, description="Most records the sink writes in one go.")
+    metrics_port: int = Field(0, description="Port for /metrics of worker and sink; 0 is off.")
+
+    recent_event_ids: int = Field(
+        500, description="Event ids remembered per customer to count a re-sent event once."
+    )
+
+    log_level: str = "INFO"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The Kafka to use: the configured servers, else the embedded broker's address."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded_kafka_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
