@@ -135,6 +135,11 @@ class Gateway:
         assert self.pool is not None, "gateway not started"
         return self.pool
 
+    async def kafka_metadata(self) -> None:
+        """Ask the brokers for fresh metadata; raises ``KafkaError`` when none answers."""
+        assert self.producer is not None, "gateway not started"
+        await self.producer.client.fetch_all_metadata()
+
     async def publish(self, key: bytes, value: bytes) -> None:
         """Put one record on ``proffer.events`` and wait until Kafka has it, or raise 503."""
         assert self.producer is not None, "gateway not started"
@@ -334,8 +339,7 @@ def create_app(settings: Settings) -> FastAPI:
         except (OSError, asyncpg.PostgresError) as exc:
             checks["postgres"] = str(exc)
         try:
-            assert gateway.producer is not None
-            await asyncio.wait_for(gateway.producer.partitions_for(gateway.topics.events), 2.0)
+            await asyncio.wait_for(gateway.kafka_metadata(), 2.0)
         except (TimeoutError, KafkaError) as exc:
             checks["kafka"] = repr(exc)
         ready = all(value == "ok" for value in checks.values())

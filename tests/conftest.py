@@ -1,0 +1,123 @@
+"""Session fixtures: a Kafka broker and a PostgreSQL for the whole suite.
+
+In order of preference: servers named in the environment
+(``PROFFER_TEST_KAFKA_BOOTSTRAP_SERVERS``, ``PROFFER_TEST_DATABASE_URL``); containers from
+testcontainers when ``PROFFER_TEST_CONTAINERS=1`` and a Docker engine answers; otherwise
+the embedded broker and embedded PostgreSQL on free ports. Each test gets its own topic
+prefix and its own database, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from support import Processes, database_dsn, wait_for
+
+from proffer_stream import storage
+from proffer_stream.local import EmbeddedBroker, EmbeddedPostgres, free_port
+from proffer_stream.settings import Settings
+from proffer_stream.topics import ensure_topics, wait_for_broker
+
+
+def _containers_wanted() -> bool:
+    if os.environ.get("PROFFER_TEST_CONTAINERS") != "1":
+        return False
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:  # no engine: fall back to the embedded servers
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of the suite's broker."""
+    configured = os.environ.get("PROFFER_TEST_KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    if _containers_wanted():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    broker = EmbeddedBroker(free_port())
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of the suite's PostgreSQL server (its default database)."""
+    configured = os.environ.get("PROFFER_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if _containers_wanted():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as postgres:
+            yield postgres.get_connection_url()
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+async def settings(
+    kafka_bootstrap: str, postgres_url: str, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Settings for one test: its own topics (by prefix), database and ports; migrated."""
+    name = "t" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    test_settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_dsn(postgres_url, name),
+        data_dir=tmp_path / "data",
+        topic_prefix=f"{name}.",
+        partitions=4,
+        gateway_port=free_port(),
+        worker_web_port=free_port(),
+        produce_timeout_seconds=3.0,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        log_level="INFO",
+    )
+    await wait_for_broker(kafka_bootstrap)
+    await ensure_topics(test_settings)
+    pool = await storage.connect_pool(test_settings.database_url, max_size=2)
+    await storage.migrate(pool)
+    await pool.close()
+    yield test_settings
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's own database."""
+    pool = await storage.connect_pool(settings.database_url, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Start proffer-stream processes as a user would; all are stopped after the test."""
+    group = Processes(tmp_path / "logs")
+    yield group
+    group.stop_all()
+
+
+__all__ = ["wait_for"]

@@ -1,0 +1,64 @@
+"""Storage against a real PostgreSQL: migrations, keys, idempotent upserts."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from proffer_stream import storage
+from proffer_stream.identity import customer_id
+from proffer_stream.models import NormalizedEvent
+from proffer_stream.signals import new_signals
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
+
+
+async def test_migrations_apply_once(db):
+    assert await storage.migrate(db) == []
+    tables = {r["tablename"] for r in await db.fetch("SELECT tablename FROM pg_tables")}
+    assert {"customers", "events", "api_keys", "schema_migrations"} <= tables
+
+
+async def test_keys_are_stored_hashed_and_can_be_revoked(db):
+    created = await storage.create_key(db, "acme", "ci")
+    assert created.key.startswith("pk_")
+    stored = await db.fetchval("SELECT key_hash FROM api_keys WHERE id = $1", created.id)
+    assert created.key not in stored and stored == storage.hash_key(created.key)
+    assert await storage.tenant_for_key(db, created.key) == "acme"
+    assert await storage.tenant_for_key(db, created.key + "x") is None
+    assert await storage.revoke_key(db, created.id)
+    assert await storage.tenant_for_key(db, created.key) is None
+    assert not await storage.revoke_key(db, created.id)
+
+
+async def test_events_are_inserted_once(db):
+    cid = customer_id("acme", "u1")
+    rows = [
+        storage.EventRow("acme", cid, NormalizedEvent(
+            id=f"e{i}", type="click", data={"n": i}, occurred_at=NOW, received_at=NOW))
+        for i in range(3)
+    ]
+    async with db.acquire() as conn:
+        assert await storage.insert_events(conn, rows) == 3
+        assert await storage.insert_events(conn, rows + rows[:1]) == 0
+    assert await db.fetchval("SELECT count(*) FROM events") == 3
+    stored = await storage.list_events(db, "acme", cid, limit=10, offset=0)
+    assert {r["id"] for r in stored} == {"e0", "e1", "e2"}
+    assert await storage.list_events(db, "other", cid, limit=10, offset=0) == []
+
+
+async def test_customer_snapshots_last_write_wins_and_load_back(db):
+    first = new_signals("acme", "u1")
+    first.event_count = 1
+    later = first.model_copy(update={"event_count": 2, "email": "a@x.io"})
+    async with db.acquire() as conn:
+        await storage.upsert_customers(conn, [first])
+        await storage.upsert_customers(conn, [later])
+    row = await storage.get_customer_by_external_id(db, "acme", "u1")
+    assert row["email"] == "a@x.io"
+    assert row["id"] == customer_id("acme", "u1")
+    loaded = await storage.load_signals(db, [("acme", "u1"), ("acme", "nobody")])
+    assert loaded[("acme", "u1")].event_count == 2
+    assert ("acme", "nobody") not in loaded
+    assert await storage.get_customer(db, "other", row["id"]) is None
