@@ -204,7 +204,6 @@ def create_app(settings: Settings) -> FastAPI:
     _install_error_handlers(app)
     _install_metrics(app)
 
-
     @app.post(
         "/api/webhook/events",
         response_model=IngestResponse,

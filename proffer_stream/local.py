@@ -19,8 +19,6 @@ import warnings
 from pathlib import Path
 from typing import IO
 
-import asyncpg
-
 from proffer_stream import storage
 from proffer_stream.settings import Settings
 from proffer_stream.topics import ensure_topics, wait_for_broker
@@ -162,7 +160,7 @@ class LocalStack:
             signal.signal(sig, self._request_stop)
         try:
             settings = self._start_servers()
-            api_key = asyncio.run(prepare_database_and_topics(settings))
+            api_key = self._prepare(settings)
             self._start_processes(settings)
             if not self._wait_until_serving(settings):
                 return 1
@@ -190,6 +188,16 @@ class LocalStack:
         return self.settings.model_copy(
             update={"database_url": dsn, "kafka_bootstrap_servers": bootstrap}
         )
+
+    def _prepare(self, settings: Settings) -> str:
+        """Migrations, topics, and the local tenant's key, kept in the data directory."""
+        key_file = settings.data_dir / "local-api-key"
+        known = key_file.read_text().strip() if key_file.exists() else None
+        api_key = asyncio.run(prepare_database_and_topics(settings, known))
+        if api_key != known:
+            key_file.touch(mode=0o600)
+            key_file.write_text(api_key + "\n")
+        return api_key
 
     def _start_processes(self, settings: Settings) -> None:
         env = {
@@ -245,8 +253,11 @@ class LocalStack:
         log.info("everything stopped")
 
 
-async def prepare_database_and_topics(settings: Settings) -> str:
-    """Migrate, create the topics, and return the local tenant's API key (kept on disk)."""
+async def prepare_database_and_topics(settings: Settings, local_key: str | None = None) -> str:
+    """Migrate and create the topics; return a valid API key of the local tenant.
+
+    That is ``local_key`` when it is still valid, else a new key.
+    """
     await wait_for_broker(settings.bootstrap_servers)
     created = await ensure_topics(settings)
     if created:
@@ -256,21 +267,13 @@ async def prepare_database_and_topics(settings: Settings) -> str:
         applied = await storage.migrate(pool)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-        return await _local_api_key(pool, settings.data_dir / "local-api-key")
+        if local_key and await storage.tenant_for_key(pool, local_key) == LOCAL_TENANT:
+            return local_key
+        new_key = await storage.create_key(pool, LOCAL_TENANT, "local development")
+        log.info("created an API key for tenant %r", LOCAL_TENANT)
+        return new_key.key
     finally:
         await pool.close()
-
-
-async def _local_api_key(pool: asyncpg.Pool, path: Path) -> str:
-    if path.exists():
-        key = path.read_text().strip()
-        if await storage.tenant_for_key(pool, key) == LOCAL_TENANT:
-            return key
-    created = await storage.create_key(pool, LOCAL_TENANT, "local development")
-    path.touch(mode=0o600)
-    path.write_text(created.key + "\n")
-    log.info("created an API key for tenant %r (kept in %s)", LOCAL_TENANT, path)
-    return created.key
 
 
 def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:

@@ -71,7 +71,7 @@ class Processes:
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", "proffer_stream", command],
             env=env,
-            stdout=open(log_path, "wb"),  # noqa: SIM115 - closed when the process ends
+            stdout=open(log_path, "wb"),
             stderr=subprocess.STDOUT,
         )
         return name

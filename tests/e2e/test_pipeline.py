@@ -39,15 +39,27 @@ async def test_http_events_become_signals_and_rows(settings, db, processes):
     other = (await storage.create_key(db, "other", "e2e")).key
     processes.start_pipeline(settings)
     body = {
-        "customer": {"id": "user_12345", "email": "sarah@example.com", "name": "Sarah Chen",
-                     "metadata": {"plan": "free"}},
+        "customer": {
+            "id": "user_12345",
+            "email": "sarah@example.com",
+            "name": "Sarah Chen",
+            "metadata": {"plan": "free"},
+        },
         "events": [
-            {"id": "pv-1", "type": "page_view", "data": {"page": "/pricing", "duration_seconds": 45}},
+            {
+                "id": "pv-1",
+                "type": "page_view",
+                "data": {"page": "/pricing", "duration_seconds": 45},
+            },
             {"id": "pv-2", "type": "page_view", "data": {"page": "/pricing"}},
             {"id": "pv-3", "type": "page_view", "data": {"page": "/features"}},
             {"id": "buy-1", "type": "purchase", "data": {"amount": 29.99, "product": "starter"}},
             {"id": "cart-1", "type": "cart_abandon", "data": {"items": 2, "total": 80}},
-            {"id": "feat-1", "type": "feature_use", "data": {"feature": "reports", "times_used": 8}},
+            {
+                "id": "feat-1",
+                "type": "feature_use",
+                "data": {"feature": "reports", "times_used": 8},
+            },
             {"id": "sign-1", "type": "signup", "data": {"plan": "free", "source": "ads"}},
             {"type": "webinar_joined", "data": {"topic": "growth"}},
         ],
@@ -58,7 +70,9 @@ async def test_http_events_become_signals_and_rows(settings, db, processes):
         internal_id = response.json()["customer_id"]
         assert internal_id == customer_id("acme", "user_12345")
 
-        customer = await customer_when(client, "user_12345", lambda c: c["signals"]["event_count"] == 8)
+        customer = await customer_when(
+            client, "user_12345", lambda c: c["signals"]["event_count"] == 8
+        )
         signals = customer["signals"]
         assert customer["id"] == internal_id
         assert (customer["email"], customer["name"]) == ("sarah@example.com", "Sarah Chen")
@@ -82,10 +96,17 @@ async def test_http_events_become_signals_and_rows(settings, db, processes):
         assert {e["id"] for e in events["events"]} >= {"pv-1", "buy-1", "sign-1"}
 
         # The same events again (a client retry): counted once, stored once.
-        again = {**body, "events": body["events"][:7] + [{"id": "pv-4", "type": "page_view",
-                                                          "data": {"page": "/pricing"}}]}
+        again = {
+            **body,
+            "events": [
+                *body["events"][:7],
+                {"id": "pv-4", "type": "page_view", "data": {"page": "/pricing"}},
+            ],
+        }
         assert (await client.post("/api/webhook/events", json=again)).status_code == 200
-        customer = await customer_when(client, "user_12345", lambda c: c["signals"]["event_count"] == 9)
+        customer = await customer_when(
+            client, "user_12345", lambda c: c["signals"]["event_count"] == 9
+        )
         assert customer["signals"]["page_views"]["/pricing"] == 3
         assert customer["signals"]["purchase_count"] == 1
 
@@ -121,6 +142,7 @@ async def dead_letters(settings, count):
     await consumer.start()
     letters = []
     try:
+
         async def probe():
             fetched = await consumer.getmany(timeout_ms=500)
             letters.extend(json.loads(r.value) for batch in fetched.values() for r in batch)
@@ -138,29 +160,47 @@ async def test_direct_kafka_producers_and_dead_letters(settings, db, processes):
     good = {
         "tenant_id": "acme",
         "customer": {"id": "kafka-user"},
-        "events": [{"type": "page_view", "data": {"page": "/pricing"}},
-                   {"type": "purchase", "data": {"amount": 5}}],
+        "events": [
+            {"type": "page_view", "data": {"page": "/pricing"}},
+            {"type": "purchase", "data": {"amount": 5}},
+        ],
     }
     bad = [
         (b"acme:x", b"{not json"),
         (b"acme:x", json.dumps({"tenant_id": "acme", "events": [{"type": "x"}]}).encode()),
         (b"wrong-key", json.dumps({**good, "customer": {"id": "x"}}).encode()),
-        (b"acme:x", json.dumps({**good, "customer": {"id": "x"},
-                                "events": [{"type": "purchase", "data": {"amount": "free"}}]}).encode()),
+        (
+            b"acme:x",
+            json.dumps(
+                {
+                    **good,
+                    "customer": {"id": "x"},
+                    "events": [{"type": "purchase", "data": {"amount": "free"}}],
+                }
+            ).encode(),
+        ),
     ]
     await produce(settings, [*bad, (b"acme:kafka-user", json.dumps(good).encode())])
 
     async with api(settings, key) as client:
-        customer = await customer_when(client, "kafka-user", lambda c: c["signals"]["event_count"] == 2)
+        customer = await customer_when(
+            client, "kafka-user", lambda c: c["signals"]["event_count"] == 2
+        )
         assert customer["signals"]["purchase_total"] == 5.0
-    assert await wait_for(
-        lambda: db.fetchval("SELECT count(*) FROM events"), lambda n: n == 2, what="2 rows"
-    ) == 2
+    assert (
+        await wait_for(
+            lambda: db.fetchval("SELECT count(*) FROM events"), lambda n: n == 2, what="2 rows"
+        )
+        == 2
+    )
 
     letters = await dead_letters(settings, 4)
     by_value = {base64.b64decode(letter["value_b64"]): letter for letter in letters}
     assert [by_value[value]["reason"] for _, value in bad] == [
-        "invalid_json", "invalid_message", "wrong_key", "invalid_message"
+        "invalid_json",
+        "invalid_message",
+        "wrong_key",
+        "invalid_message",
     ]
     assert "customer" in by_value[bad[1][1]]["error"]
     assert "acme:x" in by_value[bad[2][1]]["error"]

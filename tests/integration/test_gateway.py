@@ -83,8 +83,11 @@ async def test_a_webhook_call_becomes_one_keyed_record(settings, api_key):
 
 @pytest.mark.parametrize(
     ("headers", "code"),
-    [({}, "missing_api_key"), ({"Authorization": "Bearer pk_wrong"}, "invalid_api_key"),
-     ({"Authorization": "Basic abc"}, "missing_api_key")],
+    [
+        ({}, "missing_api_key"),
+        ({"Authorization": "Bearer pk_wrong"}, "invalid_api_key"),
+        ({"Authorization": "Basic abc"}, "missing_api_key"),
+    ],
 )
 async def test_requests_without_a_valid_key_get_401(settings, headers, code):
     async with client_for(settings) as client:
@@ -103,12 +106,27 @@ async def test_requests_without_a_valid_key_get_401(settings, headers, code):
     [
         (b'{"customer": {"id": "u"}, "events": [', 400, "invalid_json", "(body)", "JSON"),
         (b'{"events": [{"type": "x"}]}', 422, "validation_error", "customer", "required"),
-        (b'{"customer": {}, "events": [{"type": "x"}]}', 422, "validation_error", "customer.id",
-         "required"),
-        (b'{"customer": {"id": "u"}, "events": [{"type": "x"}, {"type": 7}]}', 422,
-         "validation_error", "events[1].type", "string"),
-        (b'{"customer": {"id": "u"}, "events": [{"type": "purchase", "data": {"amount": "9"}}]}',
-         422, "validation_error", "events[0]", "data.amount"),
+        (
+            b'{"customer": {}, "events": [{"type": "x"}]}',
+            422,
+            "validation_error",
+            "customer.id",
+            "required",
+        ),
+        (
+            b'{"customer": {"id": "u"}, "events": [{"type": "x"}, {"type": 7}]}',
+            422,
+            "validation_error",
+            "events[1].type",
+            "string",
+        ),
+        (
+            b'{"customer": {"id": "u"}, "events": [{"type": "purchase", "data": {"amount": "9"}}]}',
+            422,
+            "validation_error",
+            "events[0]",
+            "data.amount",
+        ),
         (b'{"customer": {"id": "u"}, "events": []}', 422, "validation_error", "events", "1 item"),
     ],
 )
@@ -147,12 +165,17 @@ async def test_broker_down_gives_503_not_500_nor_a_hang(settings, api_key):
     broker.start()
     try:
         own = settings.model_copy(
-            update={"kafka_bootstrap_servers": broker.bootstrap_servers, "produce_timeout_seconds": 2}
+            update={
+                "kafka_bootstrap_servers": broker.bootstrap_servers,
+                "produce_timeout_seconds": 2,
+            }
         )
         await ensure_topics(own)
         body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
         async with client_for(own) as client:
-            assert (await client.post("/api/webhook/events", json=body, headers=auth(api_key))).status_code == 200
+            assert (
+                await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+            ).status_code == 200
             broker.kill()
             response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
             assert response.status_code == 503

@@ -35,8 +35,13 @@ async def test_keys_are_stored_hashed_and_can_be_revoked(db):
 async def test_events_are_inserted_once(db):
     cid = customer_id("acme", "u1")
     rows = [
-        storage.EventRow("acme", cid, NormalizedEvent(
-            id=f"e{i}", type="click", data={"n": i}, occurred_at=NOW, received_at=NOW))
+        storage.EventRow(
+            "acme",
+            cid,
+            NormalizedEvent(
+                id=f"e{i}", type="click", data={"n": i}, occurred_at=NOW, received_at=NOW
+            ),
+        )
         for i in range(3)
     ]
     async with db.acquire() as conn:

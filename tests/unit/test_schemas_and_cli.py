@@ -26,8 +26,20 @@ def test_drift_is_detected(tmp_path):
 
 def test_help_lists_the_commands_and_configuration():
     result = subprocess.run(
-        [sys.executable, "-m", "proffer_stream", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "proffer_stream", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    for word in ("up", "worker", "gateway", "sink", "migrate", "keys", "schemas",
-                 "PROFFER_KAFKA_BOOTSTRAP_SERVERS", "PROFFER_DATABASE_URL"):
+    for word in (
+        "up",
+        "worker",
+        "gateway",
+        "sink",
+        "migrate",
+        "keys",
+        "schemas",
+        "PROFFER_KAFKA_BOOTSTRAP_SERVERS",
+        "PROFFER_DATABASE_URL",
+    ):
         assert word in result.stdout

@@ -117,15 +117,27 @@ def test_rolling_windows_are_computed_at_read_time():
 
 def test_profile_fields_merge_and_keep_what_is_not_resent():
     state = new_signals("acme", "u1")
-    apply(state, [event("click", id_="1")], 0, CustomerIn(id="u1", email="a@x.io", metadata={"plan": "free"}))
-    apply(state, [event("click", id_="2")], 1, CustomerIn(id="u1", name="Ann", metadata={"src": "ads"}))
+    apply(
+        state,
+        [event("click", id_="1")],
+        0,
+        CustomerIn(id="u1", email="a@x.io", metadata={"plan": "free"}),
+    )
+    apply(
+        state,
+        [event("click", id_="2")],
+        1,
+        CustomerIn(id="u1", name="Ann", metadata={"src": "ads"}),
+    )
     assert (state.email, state.name) == ("a@x.io", "Ann")
     assert state.metadata == {"plan": "free", "src": "ads"}
 
 
 def test_page_map_is_bounded():
     state = new_signals("acme", "u1")
-    pages = [event("page_view", {"page": f"/p{i}"}, id_=str(i)) for i in range(MAX_TRACKED_NAMES + 5)]
+    pages = [
+        event("page_view", {"page": f"/p{i}"}, id_=str(i)) for i in range(MAX_TRACKED_NAMES + 5)
+    ]
     apply(state, pages, offset=0)
     assert len(state.page_views) == MAX_TRACKED_NAMES
     assert state.counts_by_type["page_view"] == MAX_TRACKED_NAMES + 5
@@ -133,7 +145,11 @@ def test_page_map_is_bounded():
 
 def test_snapshot_round_trips_through_json():
     state = new_signals("acme", "u1")
-    apply(state, [event("purchase", {"amount": 0.1}, id_="1"), event("purchase", {"amount": 0.2}, id_="2")], 0)
+    apply(
+        state,
+        [event("purchase", {"amount": 0.1}, id_="1"), event("purchase", {"amount": 0.2}, id_="2")],
+        0,
+    )
     again = type(state).model_validate_json(state.model_dump_json())
     assert again.purchase_total == Decimal("0.3")
     assert again == state

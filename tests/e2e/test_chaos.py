@@ -1,0 +1,140 @@
+"""Chaos: kill -9 mid-stream, and a broker that comes back empty."""
+
+import asyncio
+import json
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from support import wait_for
+
+from proffer_stream.identity import partition_key
+from proffer_stream.local import EmbeddedBroker, free_port
+from proffer_stream.topics import ensure_topics, topic_names
+
+pytestmark = pytest.mark.chaos
+
+TOTAL_EVENTS = 20_000
+CUSTOMERS = 200
+
+
+async def produce_paced(settings, total, per_second):
+    """One event per record, no event ids: only the offsets can keep the counts exact."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        chunk = per_second // 10
+        for start in range(0, total, chunk):
+            for n in range(start, min(start + chunk, total)):
+                customer = f"c{n % CUSTOMERS}"
+                value = {
+                    "tenant_id": "acme",
+                    "customer": {"id": customer},
+                    "events": [{"type": "purchase", "data": {"amount": 1}}],
+                }
+                await producer.send(
+                    topic_names(settings).events,
+                    key=partition_key("acme", customer),
+                    value=json.dumps(value).encode(),
+                )
+            await asyncio.sleep(0.1)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def totals(db):
+    row = await db.fetchrow(
+        "SELECT (SELECT coalesce(sum(event_count), 0) FROM customers) AS counted,"
+        " (SELECT coalesce(sum((signals->>'purchase_total')::numeric), 0) FROM customers) AS spent,"
+        " (SELECT count(*) FROM events) AS stored"
+    )
+    return dict(row)
+
+
+async def test_kill_9_mid_stream_loses_and_duplicates_nothing(settings, db, processes):
+    processes.start_pipeline(settings)
+    producing = asyncio.create_task(produce_paced(settings, TOTAL_EVENTS, per_second=2_000))
+    await wait_for(lambda: totals(db), lambda t: t["counted"] >= 3_000, what="progress")
+    processes.kill("worker")
+    processes.kill("sink")
+    await asyncio.sleep(1)
+    processes.start("worker", settings)
+    processes.start("sink", settings)
+    await producing
+    expected = {"counted": TOTAL_EVENTS, "spent": TOTAL_EVENTS, "stored": TOTAL_EVENTS}
+    await wait_for(lambda: totals(db), lambda t: t == expected, timeout=120, what="exact totals")
+    await asyncio.sleep(3)  # nothing more trickles in
+    assert await totals(db) == expected
+    assert processes.stop("worker") == 0
+    assert processes.stop("sink") == 0
+
+
+async def test_an_empty_broker_after_restart_restores_profiles_from_postgres(
+    settings, db, processes
+):
+    """The embedded broker keeps nothing across restarts; the workers restore from PostgreSQL."""
+    broker = EmbeddedBroker(free_port())
+    own = settings.model_copy(update={"kafka_bootstrap_servers": broker.start()})
+    try:
+        await ensure_topics(own)
+        processes.start("worker", own)
+        processes.start("sink", own)
+        first = {
+            "tenant_id": "acme",
+            "customer": {"id": "u1", "email": "u1@x.io"},
+            "events": [
+                {"id": "a", "type": "purchase", "data": {"amount": 10}},
+                {"id": "b", "type": "page_view", "data": {"page": "/pricing"}},
+            ],
+        }
+        await produce_records(own, [first])
+        await wait_for(
+            lambda: totals(db),
+            lambda t: t["counted"] == 2 and t["stored"] == 2,
+            what="first events",
+        )
+        processes.stop("worker")
+        processes.stop("sink")
+        broker.stop()
+
+        broker = EmbeddedBroker(broker.port)
+        broker.start()
+        await ensure_topics(own)
+        processes.start("worker", own)
+        processes.start("sink", own)
+        second = {
+            "tenant_id": "acme",
+            "customer": {"id": "u1"},
+            "events": [
+                {"id": "b", "type": "page_view", "data": {"page": "/pricing"}},
+                {"id": "c", "type": "purchase", "data": {"amount": 5}},
+            ],
+        }
+        await produce_records(own, [second])
+        await wait_for(
+            lambda: totals(db),
+            lambda t: t["counted"] == 3 and t["stored"] == 3,
+            what="profile continued, re-sent id counted once",
+        )
+        signals = json.loads(await db.fetchval("SELECT signals FROM customers"))
+        assert signals["purchase_count"] == 2
+        assert signals["purchase_total"] == 15.0
+        assert signals["page_views"] == {"/pricing": 1}
+        assert signals["email"] == "u1@x.io"
+    finally:
+        processes.stop_all()
+        broker.stop()
+
+
+async def produce_records(settings, values):
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(
+                topic_names(settings).events,
+                key=partition_key(value["tenant_id"], value["customer"]["id"]),
+                value=json.dumps(value).encode(),
+            )
+    finally:
+        await producer.stop()

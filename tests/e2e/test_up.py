@@ -1,0 +1,116 @@
+"""`proffer-stream up` as a new user runs it: one command, Ctrl-C, run again, data kept."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from proffer_stream.local import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def start_up(tmp_path, gateway_port, kafka_port):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PROFFER_")},
+        "PROFFER_DATA_DIR": str(tmp_path / "data"),
+        "PROFFER_GATEWAY_PORT": str(gateway_port),
+        "PROFFER_EMBEDDED_KAFKA_PORT": str(kafka_port),
+        "PROFFER_WORKER_WEB_PORT": str(free_port()),
+    }
+    log = open(tmp_path / f"up-{time.monotonic_ns()}.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proffer_stream", "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 90
+    while "Proffer Stream is up." not in (tmp_path / log.name).read_text():
+        assert process.poll() is None, (tmp_path / log.name).read_text()[-3000:]
+        assert time.monotonic() < deadline, (tmp_path / log.name).read_text()[-3000:]
+        time.sleep(0.2)
+    return process, (tmp_path / log.name)
+
+
+def api_key_from(log_path):
+    line = next(x for x in log_path.read_text().splitlines() if x.strip().startswith("API key"))
+    return line.split()[2]
+
+
+def stop(process, log_path):
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0, log_path.read_text()[-3000:]
+
+
+def wait_for_count(client, external_id, count):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/customers/external/{external_id}")
+        if (
+            response.status_code == 200
+            and response.json()["customer"]["signals"]["event_count"] == count
+        ):
+            return response.json()["customer"]
+        time.sleep(0.2)
+    raise AssertionError(f"{external_id} never reached {count} events: {response.text}")
+
+
+def test_up_runs_everything_and_a_restart_keeps_the_data(tmp_path):
+    gateway_port, kafka_port = free_port(), free_port()
+    process, log_path = start_up(tmp_path, gateway_port, kafka_port)
+    try:
+        key = api_key_from(log_path)
+        text = log_path.read_text()
+        assert f"http://127.0.0.1:{gateway_port}/docs" in text
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{gateway_port}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ) as client:
+            assert client.get("/docs").status_code == 200
+            body = {
+                "customer": {"id": "user_001", "email": "alex@startup.com"},
+                "events": [
+                    {"id": "e1", "type": "page_view", "data": {"page": "/pricing"}},
+                    {"id": "e2", "type": "click", "data": {"element": "start_trial"}},
+                ],
+            }
+            assert client.post("/api/webhook/events", json=body).status_code == 200
+            wait_for_count(client, "user_001", 2)
+    finally:
+        stop(process, log_path)
+
+    process, log_path = start_up(tmp_path, gateway_port, kafka_port)
+    try:
+        assert api_key_from(log_path) == key, "the local key is kept across restarts"
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{gateway_port}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ) as client:
+            assert client.get("/api/customers/external/user_001").status_code == 200
+            body = {
+                "customer": {"id": "user_001"},
+                "events": [
+                    {"id": "e2", "type": "click", "data": {"element": "start_trial"}},
+                    {"id": "e3", "type": "purchase", "data": {"amount": 12.5}},
+                ],
+            }
+            assert client.post("/api/webhook/events", json=body).status_code == 200
+            customer = wait_for_count(client, "user_001", 3)
+            assert customer["email"] == "alex@startup.com"
+            assert customer["signals"]["purchase_total"] == 12.5
+            events = client.get(f"/api/customers/{customer['id']}/events").json()["events"]
+            deadline = time.monotonic() + 30
+            while len(events) < 3 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                events = client.get(f"/api/customers/{customer['id']}/events").json()["events"]
+            assert sorted(e["id"] for e in events) == ["e1", "e2", "e3"]
+    finally:
+        stop(process, log_path)
