@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> faust.App:
         worker_app_id(settings),
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         store="memory://",
+        datadir=str(settings.data_dir / "faust"),
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
-    max_body_bytes: int = Field(1_048_576, description="Largest request body the gateway takes.")
+    max_body_bytes: int = Field(
+        524_288, description="Largest request body the gateway takes (a record stays under 1 MB)."
+    )
     max_events_per_request: int = Field(1000, description="Most events in one webhook call.")
     produce_timeout_seconds: float = Field(
         5.0, description="How long the gateway waits for Kafka before answering 503."
