@@ -21,12 +21,12 @@ test: $(STAMP) lint  ## the whole suite against a real broker and PostgreSQL
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check proffer_stream tests bench
+	$(BIN)/ruff check .
 	$(BIN)/proffer-stream schemas check
 
 format: $(STAMP)
-	$(BIN)/ruff format proffer_stream tests bench
-	$(BIN)/ruff check --fix proffer_stream tests bench
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 schemas: $(STAMP)  ## regenerate schemas/ from the pydantic models
 	$(BIN)/proffer-stream schemas write
