@@ -234,6 +234,7 @@ class SignalsProcessor:
 def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM."""
     metrics.serve_metrics(settings.metrics_port)
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -112,12 +112,28 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    """Start proffer-stream processes as a user would; all are stopped after the test."""
+def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Processes]:
+    """Start proffer-stream processes as a user would; all are stopped after the test.
+
+    When the test fails, the tail of each process's log is printed with the report.
+    """
     group = Processes(tmp_path / "logs")
     yield group
     group.stop_all()
+    if request.node.stash.get(_CALL_FAILED, False):
+        print(group.logs())
 
 
 __all__ = ["wait_for"]
