@@ -206,8 +206,9 @@ class LocalStack:
             "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         }
         for name in PROCESSES:
+            own_env = {**env, **_metrics_env(settings.metrics_port, name)}
             self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", "proffer_stream", name], env=env
+                [sys.executable, "-m", "proffer_stream", name], env=own_env
             )
             log.info("started %s (pid %d)", name, self.children[name].pid)
 
@@ -253,6 +254,14 @@ class LocalStack:
         log.info("everything stopped")
 
 
+def _metrics_env(port: int, process: str) -> dict[str, str]:
+    """Worker and sink serve /metrics on consecutive ports from PROFFER_METRICS_PORT."""
+    offsets = {"worker": 0, "sink": 1}
+    if not port or process not in offsets:
+        return {}
+    return {"PROFFER_METRICS_PORT": str(port + offsets[process])}
+
+
 async def prepare_database_and_topics(settings: Settings, local_key: str | None = None) -> str:
     """Migrate and create the topics; return a valid API key of the local tenant.
 
@@ -276,6 +285,12 @@ async def prepare_database_and_topics(settings: Settings, local_key: str | None 
         await pool.close()
 
 
+def _worker_metrics_note(port: int) -> str:
+    if not port:
+        return ""
+    return f" (worker :{port}/metrics, sink :{port + 1}/metrics)"
+
+
 def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:
     """What a new user needs to start sending events."""
     api = f"http://{settings.gateway_host}:{settings.gateway_port}"
@@ -292,7 +307,7 @@ def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:
             f"  API key     {api_key}   (tenant {LOCAL_TENANT!r})",
             f"  Kafka       {settings.kafka_bootstrap_servers}{broker_note}",
             f"  PostgreSQL  {storage.redact(settings.database_url)}",
-            f"  Metrics     {api}/metrics",
+            f"  Metrics     {api}/metrics{_worker_metrics_note(settings.metrics_port)}",
             "",
             "Send events:",
             f"  curl -X POST {api}/api/webhook/events -H 'Authorization: Bearer {api_key}' \\",

@@ -14,13 +14,14 @@ from proffer_stream.local import free_port
 pytestmark = pytest.mark.e2e
 
 
-def start_up(tmp_path, gateway_port, kafka_port):
+def start_up(tmp_path, gateway_port, kafka_port, metrics_port):
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROFFER_")},
         "PROFFER_DATA_DIR": str(tmp_path / "data"),
         "PROFFER_GATEWAY_PORT": str(gateway_port),
         "PROFFER_EMBEDDED_KAFKA_PORT": str(kafka_port),
         "PROFFER_WORKER_WEB_PORT": str(free_port()),
+        "PROFFER_METRICS_PORT": str(metrics_port),
     }
     log = open(tmp_path / f"up-{time.monotonic_ns()}.log", "w+")
     process = subprocess.Popen(
@@ -29,6 +30,7 @@ def start_up(tmp_path, gateway_port, kafka_port):
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 90
     while "Proffer Stream is up." not in (tmp_path / log.name).read_text():
@@ -44,7 +46,8 @@ def api_key_from(log_path):
 
 
 def stop(process, log_path):
-    process.send_signal(signal.SIGINT)
+    """Ctrl-C: SIGINT to the whole process group, as a terminal sends it."""
+    os.killpg(process.pid, signal.SIGINT)
     assert process.wait(60) == 0, log_path.read_text()[-3000:]
 
 
@@ -62,18 +65,24 @@ def wait_for_count(client, external_id, count):
 
 
 def test_up_runs_everything_and_a_restart_keeps_the_data(tmp_path):
-    gateway_port, kafka_port = free_port(), free_port()
-    process, log_path = start_up(tmp_path, gateway_port, kafka_port)
+    ports = free_port(), free_port(), free_port()
+    process, log_path = start_up(tmp_path, *ports)
     try:
         key = api_key_from(log_path)
         text = log_path.read_text()
-        assert f"http://127.0.0.1:{gateway_port}/docs" in text
+        assert f"http://127.0.0.1:{ports[0]}/docs" in text
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{gateway_port}",
+            base_url=f"http://127.0.0.1:{ports[0]}",
             headers={"Authorization": f"Bearer {key}"},
             timeout=10,
         ) as client:
             assert client.get("/docs").status_code == 200
+            worker_metrics = httpx.get(f"http://127.0.0.1:{ports[2]}/metrics").text
+            assert "proffer_signals_events_counted_total" in worker_metrics
+            assert (
+                "proffer_sink_rows_total"
+                in httpx.get(f"http://127.0.0.1:{ports[2] + 1}/metrics").text
+            )
             body = {
                 "customer": {"id": "user_001", "email": "alex@startup.com"},
                 "events": [
@@ -86,11 +95,11 @@ def test_up_runs_everything_and_a_restart_keeps_the_data(tmp_path):
     finally:
         stop(process, log_path)
 
-    process, log_path = start_up(tmp_path, gateway_port, kafka_port)
+    process, log_path = start_up(tmp_path, *ports)
     try:
         assert api_key_from(log_path) == key, "the local key is kept across restarts"
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{gateway_port}",
+            base_url=f"http://127.0.0.1:{ports[0]}",
             headers={"Authorization": f"Bearer {key}"},
             timeout=10,
         ) as client:
