@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 import faust
@@ -40,6 +41,7 @@ from proffer_stream.topics import (
 log = logging.getLogger(__name__)
 
 CustomerKey = tuple[str, str]
+T = TypeVar("T")
 STAGE = "signals-agent"
 
 
@@ -191,7 +193,7 @@ class SignalsProcessor:
             log.info("restored %d customer profiles from PostgreSQL", len(restored))
         return restored
 
-    async def _with_database(self, query):  # type: ignore[no-untyped-def]
+    async def _with_database(self, query: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         """Run ``query(pool)``, waiting out a PostgreSQL outage rather than losing the batch."""
         delay = 0.5
         while True:

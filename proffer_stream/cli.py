@@ -6,12 +6,21 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+from pydantic import TypeAdapter, ValidationError
 
 from proffer_stream import __version__, schemas, storage
 from proffer_stream.local import EmbeddedPostgres, LocalStack
+from proffer_stream.models import TenantId
 from proffer_stream.settings import Settings
 from proffer_stream.topics import ensure_topics
+
+T = TypeVar("T")
+Command = Callable[[argparse.Namespace, Settings], int | None]
 
 DESCRIPTION = """\
 Proffer Stream: behavioural events in, live customer signals and personalised offers out.
@@ -61,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, help_text: str, run) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    def command(name: str, help_text: str, run: Command | None) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(run=run)
         return sub
@@ -152,7 +161,7 @@ def _topics(_: argparse.Namespace, settings: Settings) -> None:
     print("created: " + ", ".join(created) if created else "all topics exist")
 
 
-async def _database_call(settings: Settings, call):  # type: ignore[no-untyped-def]
+async def _database_call(settings: Settings, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     pool = await storage.connect_pool(_with_database(settings).database_url, max_size=1)
     try:
         await storage.migrate(pool)
@@ -162,9 +171,7 @@ async def _database_call(settings: Settings, call):  # type: ignore[no-untyped-d
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    from pydantic import TypeAdapter, ValidationError
 
-    from proffer_stream.models import TenantId
 
     try:
         TypeAdapter(TenantId).validate_python(args.tenant)

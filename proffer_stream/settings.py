@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -72,8 +71,3 @@ class Settings(BaseSettings):
         """The Kafka to use: the configured servers, else the embedded broker's address."""
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded_kafka_port}"
 
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
