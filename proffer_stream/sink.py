@@ -92,6 +92,12 @@ class Sink:
                 log.warning("PostgreSQL unavailable (%s); retrying the batch in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        if upserted < len(customers):
+            log.error(
+                "%d customer profile(s) not projected: their internal id is held by another"
+                " external id of the tenant (a hash collision)",
+                len(customers) - upserted,
+            )
         self.rows_written["events"] += stored
         self.rows_written["customers"] += upserted
         metrics.SINK_ROWS.labels("events").inc(stored)

@@ -67,3 +67,13 @@ async def test_customer_snapshots_last_write_wins_and_load_back(db):
     assert loaded[("acme", "u1")].event_count == 2
     assert ("acme", "nobody") not in loaded
     assert await storage.get_customer(db, "other", row["id"]) is None
+
+
+async def test_a_colliding_internal_id_keeps_the_first_customer(db):
+    first = new_signals("acme", "u1")
+    impostor = first.model_copy(update={"external_id": "u2", "email": "u2@x.io"})
+    async with db.acquire() as conn:
+        assert await storage.upsert_customers(conn, [first]) == 1
+        assert await storage.upsert_customers(conn, [impostor]) == 0
+    row = await storage.get_customer(db, "acme", first.customer_id)
+    assert (row["external_id"], row["email"]) == ("u1", None)
