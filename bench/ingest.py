@@ -1,0 +1,452 @@
+"""Ingest benchmark: events/s through the gateway, the signals agent and the sink.
+
+Starts its own broker and PostgreSQL (embedded, on free ports, in a temporary directory;
+or the servers in PROFFER_KAFKA_BOOTSTRAP_SERVERS / PROFFER_DATABASE_URL), the sink, one
+worker and one gateway as processes, then measures:
+
+  a)  HTTP: POST /api/webhook/events with 100 events per body, bounded concurrency
+  b1) Kafka: records of one event each, produced straight onto proffer.events
+  b2) Kafka: records of 100 events each
+  c)  latency: HTTP paced at half the gateway target; p50/p99 of acceptance -> row
+  d)  raw aiokafka consumer on the same broker, as the yardstick for the agent
+
+For a, b1 and b2 it prints the producer's rate, the signals agent's rate (events folded
+into profiles, from the worker's Prometheus counter) and the sink's rate (rows in the
+events table), each from the start of the phase until the phase's last event is in.
+Figures, not pass/fail: the exit code is 0 whatever the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from proffer_stream.identity import partition_key
+from proffer_stream.local import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    free_port,
+    port_is_open,
+    prepare_database_and_topics,
+)
+from proffer_stream.settings import Settings
+from proffer_stream.topics import topic_names
+
+TENANT = "local"
+TARGETS = {
+    "gateway": 20_000,  # events/s accepted, posts of 100 events
+    "agent": 10_000,  # events/s per worker
+    "sink": 20_000,  # rows/s
+    "p99_ms": 250,  # acceptance -> row at half rate
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    api_key: str
+    worker_metrics: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.settings.gateway_port}"
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    events: int
+    produce_rate: float
+    agent_rate: float
+    sink_rate: float
+    errors: int = 0
+
+
+def random_event(index: int) -> dict:
+    kind = index % 5
+    if kind == 0:
+        return {"type": "purchase", "data": {"amount": round(random.uniform(5, 200), 2)}}
+    if kind == 1:
+        return {"type": "cart_abandon", "data": {"items": 2, "total": 80.5}}
+    if kind == 2:
+        return {"type": "feature_use", "data": {"feature": "reports", "times_used": 3}}
+    if kind == 3:
+        return {"type": "click", "data": {"element": "upgrade_button", "page": "/pricing"}}
+    return {"type": "page_view", "data": {"page": random.choice(["/pricing", "/docs", "/"])}}
+
+
+def http_bodies(prefix: str, events: int, per_body: int, customers: int) -> list[bytes]:
+    bodies = []
+    for body_index in range(events // per_body):
+        customer = f"{prefix}{body_index % customers}"
+        batch = []
+        for n in range(per_body):
+            event = random_event(n)
+            event["id"] = f"{prefix}-{body_index}-{n}"
+            batch.append(event)
+        bodies.append(json.dumps({"customer": {"id": customer}, "events": batch}).encode())
+    return bodies
+
+
+async def counted_events(session: aiohttp.ClientSession, stack: Stack) -> float:
+    async with session.get(stack.worker_metrics) as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("proffer_signals_events_counted_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def follow(
+    session: aiohttp.ClientSession,
+    db: asyncpg.Pool,
+    stack: Stack,
+    start: float,
+    total: int,
+    counted_base: float,
+    rows_base: int,
+    timeout: float = 600,
+) -> tuple[float, float]:
+    """Wait until the agent counted and the sink stored ``total`` more events; their rates."""
+    agent_done = sink_done = None
+    last_report = time.monotonic()
+    while agent_done is None or sink_done is None:
+        now = time.monotonic()
+        counted = await counted_events(session, stack) - counted_base
+        rows = await db.fetchval("SELECT count(*) FROM events") - rows_base
+        if agent_done is None and counted >= total:
+            agent_done = now
+        if sink_done is None and rows >= total:
+            sink_done = now
+        if now - last_report > 5:
+            log(f"  ... agent {counted:,.0f}/{total:,}  sink {rows:,}/{total:,}")
+            last_report = now
+        if now - start > timeout:
+            raise RuntimeError(f"gave up after {timeout}s: agent {counted}, sink {rows}")
+        await asyncio.sleep(0.05)
+    return total / (agent_done - start), total / (sink_done - start)
+
+
+async def phase_http(
+    stack: Stack, db: asyncpg.Pool, args: argparse.Namespace, session: aiohttp.ClientSession
+) -> PhaseResult:
+    bodies = http_bodies("http", args.events, args.batch, args.customers)
+    total = len(bodies) * args.batch
+    log(f"a) HTTP: {total:,} events in {len(bodies):,} posts, concurrency {args.concurrency}")
+    counted_base = await counted_events(session, stack)
+    rows_base = await db.fetchval("SELECT count(*) FROM events")
+    headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
+    queue = list(reversed(bodies))
+    errors = 0
+
+    async def client() -> None:
+        nonlocal errors
+        while queue:
+            body = queue.pop()
+            async with session.post(
+                f"{stack.api}/api/webhook/events", data=body, headers=headers
+            ) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+
+    start = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(args.concurrency)))
+    produce_rate = total / (time.monotonic() - start)
+    log(f"   gateway accepted {produce_rate:,.0f} events/s ({errors} errors)")
+    agent, sink = await follow(session, db, stack, start, total, counted_base, rows_base)
+    return PhaseResult("a) HTTP, 100 events/post", total, produce_rate, agent, sink, errors)
+
+
+async def phase_kafka(
+    stack: Stack,
+    db: asyncpg.Pool,
+    args: argparse.Namespace,
+    session: aiohttp.ClientSession,
+    per_record: int,
+) -> PhaseResult:
+    prefix = f"kafka{per_record}-"
+    records = args.events // per_record
+    total = records * per_record
+    log(f"b) Kafka: {total:,} events in records of {per_record}")
+    counted_base = await counted_events(session, stack)
+    rows_base = await db.fetchval("SELECT count(*) FROM events")
+    received_at = datetime.now(UTC).isoformat()
+    values = []
+    for index in range(records):
+        customer = f"{prefix}{index % args.customers}"
+        events = [random_event(n) for n in range(per_record)]
+        value = {
+            "tenant_id": TENANT,
+            "customer": {"id": customer},
+            "events": events,
+            "received_at": received_at,
+        }
+        values.append((partition_key(TENANT, customer), json.dumps(value).encode()))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.settings.bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    topic = topic_names(stack.settings).events
+    start = time.monotonic()
+    try:
+        deliveries = [await producer.send(topic, value, key=key) for key, value in values]
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    produce_rate = total / (time.monotonic() - start)
+    log(f"   producer wrote {produce_rate:,.0f} events/s")
+    agent, sink = await follow(session, db, stack, start, total, counted_base, rows_base)
+    return PhaseResult(f"b) Kafka, {per_record} event(s)/record", total, produce_rate, agent, sink)
+
+
+async def phase_latency(
+    stack: Stack, db: asyncpg.Pool, args: argparse.Namespace, session: aiohttp.ClientSession
+) -> tuple[float, float, int]:
+    posts_per_second = args.latency_rate // args.batch
+    total_posts = posts_per_second * args.latency_seconds
+    log(f"c) latency: {args.latency_rate:,} events/s over HTTP for {args.latency_seconds}s")
+    bodies = http_bodies("lat", total_posts * args.batch, args.batch, args.customers)
+    headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
+    since = datetime.now(UTC)
+    start = time.monotonic()
+    in_flight = []
+
+    async def post(body: bytes) -> None:
+        async with session.post(
+            f"{stack.api}/api/webhook/events", data=body, headers=headers
+        ) as response:
+            await response.read()
+
+    for index, body in enumerate(bodies):
+        due = start + index / posts_per_second
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        in_flight.append(asyncio.create_task(post(body)))
+    await asyncio.gather(*in_flight)
+    expected = len(bodies) * args.batch
+    deadline = time.monotonic() + 120
+    while (
+        await db.fetchval("SELECT count(*) FROM events WHERE received_at >= $1", since) < expected
+    ):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    row = await db.fetchrow(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,"
+        " percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99, count(*) AS n"
+        " FROM (SELECT extract(epoch FROM stored_at - received_at) * 1000 AS d"
+        "       FROM events WHERE received_at >= $1) AS delays",
+        since,
+    )
+    return float(row["p50"]), float(row["p99"]), int(row["n"])
+
+
+async def phase_raw_consumer(stack: Stack) -> tuple[float, float, int]:
+    topic = topic_names(stack.settings).events
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            await consumer.stop()
+            consumer = AIOKafkaConsumer(
+                topic, bootstrap_servers=stack.settings.bootstrap_servers, group_id=None
+            )
+            await consumer.start()
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        total = sum(ends.values())
+        log(f"d) raw aiokafka consumer over {total:,} records of {topic}")
+        count = size = 0
+        start = time.monotonic()
+        while count < total:
+            fetched = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in fetched.values():
+                count += len(records)
+                size += sum(len(r.value or b"") for r in records)
+        elapsed = time.monotonic() - start
+        return count / elapsed, size / elapsed / 1e6, count
+    finally:
+        await consumer.stop()
+
+
+def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
+    """Servers (embedded unless configured), migrations, topics, then the three processes."""
+    servers: list = []
+    if not settings.database_url:
+        postgres = EmbeddedPostgres(workdir / "postgres")
+        settings = settings.model_copy(update={"database_url": postgres.start()})
+        servers.append(postgres)
+    if not settings.kafka_bootstrap_servers:
+        broker = EmbeddedBroker(free_port(), workdir / "broker.log")
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.start()})
+        servers.append(broker)
+    api_key = asyncio.run(prepare_database_and_topics(settings))
+    worker_metrics, sink_metrics = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "PROFFER_DATABASE_URL": settings.database_url,
+        "PROFFER_DATA_DIR": str(settings.data_dir),
+        "PROFFER_GATEWAY_PORT": str(settings.gateway_port),
+        "PROFFER_WORKER_WEB_PORT": str(free_port()),
+        "PROFFER_LOG_LEVEL": "WARNING",
+    }
+    stack = Stack(settings, api_key, f"http://127.0.0.1:{worker_metrics}/metrics")
+    for name, metrics_port in (("sink", sink_metrics), ("worker", worker_metrics), ("gateway", 0)):
+        stack.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "proffer_stream", name],
+                env={**env, "PROFFER_METRICS_PORT": str(metrics_port)},
+                stdout=open(workdir / f"{name}.log", "wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+    deadline = time.monotonic() + 60
+    while not (port_is_open(settings.gateway_port) and port_is_open(worker_metrics)):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in stack.processes):
+            raise RuntimeError(f"the stack did not start; see the logs in {workdir}")
+        time.sleep(0.1)
+    return stack, servers
+
+
+async def warm_up(stack: Stack, db: asyncpg.Pool, session: aiohttp.ClientSession) -> None:
+    """One event end to end, so that the worker has joined its group before we measure."""
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    body = {"customer": {"id": "warm-up"}, "events": [{"type": "page_view"}]}
+    async with session.post(f"{stack.api}/api/webhook/events", json=body, headers=headers) as r:
+        r.raise_for_status()
+    deadline = time.monotonic() + 90
+    while not await db.fetchval("SELECT count(*) FROM customers WHERE external_id = 'warm-up'"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm-up event never reached PostgreSQL")
+        await asyncio.sleep(0.2)
+
+
+def verdict(value: float, target: float, lower_is_better: bool = False) -> str:
+    ok = value <= target if lower_is_better else value >= target
+    return "PASS" if ok else "MISS"
+
+
+async def measure(stack: Stack, args: argparse.Namespace) -> None:
+    db = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=2)
+    connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await warm_up(stack, db, session)
+        log("stack is up; measuring")
+        phases = [await phase_http(stack, db, args, session)]
+        if not args.skip_single:
+            phases.append(await phase_kafka(stack, db, args, session, per_record=1))
+        phases.append(await phase_kafka(stack, db, args, session, per_record=args.batch))
+        p50, p99, samples = await phase_latency(stack, db, args, session)
+    raw_rate, raw_mb, raw_records = await phase_raw_consumer(stack)
+    await db.close()
+
+    print("\nResults (2-core machine: broker, PostgreSQL, worker, sink, gateway and load generator")
+    print("share it). Agent and sink rates run from the start of each phase to its last event.\n")
+    print(
+        f"{'phase':<30} {'events':>9} {'in (ev/s)':>11} {'agent (ev/s)':>13} {'sink (rows/s)':>14}"
+    )
+    for p in phases:
+        print(
+            f"{p.name:<30} {p.events:>9,} {p.produce_rate:>11,.0f} {p.agent_rate:>13,.0f}"
+            f" {p.sink_rate:>14,.0f}" + (f"  ({p.errors} HTTP errors)" if p.errors else "")
+        )
+    http = phases[0]
+    best_sink = max(p.sink_rate for p in phases)
+    print(
+        f"\nlatency at {args.latency_rate:,} events/s over HTTP: p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        f" acceptance -> row ({samples:,} rows)"
+    )
+    print(
+        f"raw aiokafka consumer: {raw_rate:,.0f} records/s, {raw_mb:.1f} MB/s"
+        f" ({raw_records:,} records)"
+    )
+    for p in phases:
+        records_per_s = p.agent_rate / (1 if "1 event" in p.name else args.batch)
+        print(
+            f"  agent in '{p.name}': {records_per_s:,.0f} records/s ="
+            f" {records_per_s / raw_rate:.1%} of the raw consumer"
+        )
+    print("\nTargets:")
+    print(
+        f"  gateway >= {TARGETS['gateway']:,} ev/s   {http.produce_rate:>10,.0f}  "
+        f"{verdict(http.produce_rate, TARGETS['gateway'])}"
+    )
+    for p in phases:
+        print(
+            f"  agent   >= {TARGETS['agent']:,} ev/s   {p.agent_rate:>10,.0f}  "
+            f"{verdict(p.agent_rate, TARGETS['agent'])}  ({p.name})"
+        )
+    print(
+        f"  sink    >= {TARGETS['sink']:,} rows/s {best_sink:>10,.0f}  "
+        f"{verdict(best_sink, TARGETS['sink'])}  (best phase)"
+    )
+    print(
+        f"  p99     <= {TARGETS['p99_ms']} ms        {p99:>10,.0f}  "
+        f"{verdict(p99, TARGETS['p99_ms'], lower_is_better=True)}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000, help="events per phase")
+    parser.add_argument("--customers", type=int, default=1_000, help="distinct customers")
+    parser.add_argument("--batch", type=int, default=100, help="events per post / record")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP posts")
+    parser.add_argument("--latency-rate", type=int, default=10_000, help="events/s in phase c")
+    parser.add_argument("--latency-seconds", type=int, default=10, help="length of phase c")
+    parser.add_argument("--skip-single", action="store_true", help="skip phase b1 (slowest)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="proffer-bench-") as workdir:
+        settings = Settings(
+            data_dir=Path(workdir) / "data", gateway_port=free_port(), log_level="WARNING"
+        )
+        log(f"starting the stack in {workdir}")
+        stack, servers = start_stack(settings, Path(workdir))
+        try:
+            asyncio.run(measure(stack, args))
+        finally:
+            for process in stack.processes:
+                process.terminate()
+            for process in stack.processes:
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            for server in servers:
+                server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
