@@ -18,10 +18,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import EventT
 
 from proffer_stream import metrics, storage
@@ -65,6 +66,8 @@ def create_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         web_port=settings.worker_web_port,
     )
+    # Before any topic is declared: the transport is created on first use.
+    app.transport = _transport_with_fetch_wait(app, settings.fetch_max_wait_ms)
     events_topic = app.topic(names.events, key_type=bytes, value_type=bytes)
     deadletter_topic = app.topic(names.deadletter, key_type=bytes, value_type=bytes)
     table = app.Table(
@@ -91,6 +94,30 @@ def create_app(settings: Settings) -> faust.App:
         processor.report()
 
     return app
+
+
+def _transport_with_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> aiokafka_driver.Transport:
+    """Faust's Kafka transport with our fetch wait instead of its fixed 1,500 ms.
+
+    On a broker that holds an empty fetch for the whole wait (the local one does),
+    Faust's value delays every event by up to 1.5 s at low rates (measured: 450 ms
+    event -> profile; 50 ms with 20 ms waits).
+    """
+
+    class Thread(aiokafka_driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read when the consumer starts
+            return consumer
+
+    class FastFetchConsumer(aiokafka_driver.Consumer):
+        def _new_consumer_thread(self) -> Thread:
+            return Thread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(aiokafka_driver.Transport):
+        Consumer = FastFetchConsumer
+
+    return Transport(app.conf.broker_consumer, app)
 
 
 class SignalsProcessor:

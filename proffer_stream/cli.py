@@ -172,7 +172,6 @@ async def _database_call(settings: Settings, call: Callable[[asyncpg.Pool], Awai
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
-
     try:
         TypeAdapter(TenantId).validate_python(args.tenant)
     except ValidationError:

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     broker_session_timeout: float = Field(6.0, description="Consumer group session timeout (s).")
     broker_heartbeat_interval: float = Field(1.0, description="Consumer heartbeat (s).")
 
+    fetch_max_wait_ms: int = Field(
+        25,
+        description="Longest a consumer fetch waits for data. The local broker holds an empty"
+        " fetch for the whole wait, so this bounds how stale signals and rows can be.",
+    )
+
     sink_group: str = Field("proffer-sink", description="Consumer group of the PostgreSQL sink.")
     sink_batch_size: int = Field(5000, description="Most records the sink writes in one go.")
     metrics_port: int = Field(0, description="Port for /metrics of worker and sink; 0 is off.")
@@ -70,4 +76,3 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """The Kafka to use: the configured servers, else the embedded broker's address."""
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded_kafka_port}"
-

@@ -52,9 +52,7 @@ class Sink:
             session_timeout_ms=int(self.settings.broker_session_timeout * 1000),
             heartbeat_interval_ms=int(self.settings.broker_heartbeat_interval * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            # Short fetch waits: rows land within milliseconds of acceptance even when
-            # the broker holds an empty fetch for the whole wait.
-            fetch_max_wait_ms=20,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
         await consumer.start()
         log.info("sink consuming %s and %s", self.names.events, self.names.signals_changelog)
