@@ -12,7 +12,9 @@ worker and one gateway as processes, then measures:
 
 For a, b1 and b2 it prints the producer's rate, the signals agent's rate (events folded
 into profiles, from the worker's Prometheus counter) and the sink's rate (rows in the
-events table), each from the start of the phase until the phase's last event is in.
+events table), each from the start of the phase until the phase's last event is in, and
+the worker's CPU time per event (from its process_cpu_seconds_total), which is steadier
+than the rates when the machine is shared.
 Figures, not pass/fail: the exit code is 0 whatever the figures.
 """
 
@@ -78,6 +80,7 @@ class PhaseResult:
     produce_rate: float
     agent_rate: float
     sink_rate: float
+    agent_cpu_us: float  # worker CPU time per event
     errors: int = 0
 
 
@@ -107,13 +110,22 @@ def http_bodies(prefix: str, events: int, per_body: int, customers: int) -> list
     return bodies
 
 
-async def counted_events(session: aiohttp.ClientSession, stack: Stack) -> float:
+@dataclass
+class WorkerGauge:
+    """What the worker's /metrics says it has done: events counted, CPU seconds used."""
+
+    counted: float
+    cpu_seconds: float
+
+
+async def read_worker(session: aiohttp.ClientSession, stack: Stack) -> WorkerGauge:
     async with session.get(stack.worker_metrics) as response:
         text = await response.text()
-    for line in text.splitlines():
-        if line.startswith("proffer_signals_events_counted_total "):
-            return float(line.split()[1])
-    return 0.0
+    values = dict(line.split(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return WorkerGauge(
+        counted=float(values.get("proffer_signals_events_counted_total", 0)),
+        cpu_seconds=float(values.get("process_cpu_seconds_total", 0)),
+    )
 
 
 async def follow(
@@ -122,19 +134,25 @@ async def follow(
     stack: Stack,
     start: float,
     total: int,
-    counted_base: float,
+    worker_base: WorkerGauge,
     rows_base: int,
     timeout: float = 600,
-) -> tuple[float, float]:
-    """Wait until the agent counted and the sink stored ``total`` more events; their rates."""
+) -> tuple[float, float, float]:
+    """Wait until the agent counted and the sink stored ``total`` more events.
+
+    Returns the agent's and the sink's rates, and the worker's CPU µs per event.
+    """
     agent_done = sink_done = None
+    agent_cpu = 0.0
     last_report = time.monotonic()
     while agent_done is None or sink_done is None:
         now = time.monotonic()
-        counted = await counted_events(session, stack) - counted_base
+        worker = await read_worker(session, stack)
+        counted = worker.counted - worker_base.counted
         rows = await db.fetchval("SELECT count(*) FROM events") - rows_base
         if agent_done is None and counted >= total:
             agent_done = now
+            agent_cpu = worker.cpu_seconds - worker_base.cpu_seconds
         if sink_done is None and rows >= total:
             sink_done = now
         if now - last_report > 5:
@@ -143,7 +161,7 @@ async def follow(
         if now - start > timeout:
             raise RuntimeError(f"gave up after {timeout}s: agent {counted}, sink {rows}")
         await asyncio.sleep(0.05)
-    return total / (agent_done - start), total / (sink_done - start)
+    return total / (agent_done - start), total / (sink_done - start), agent_cpu / total * 1e6
 
 
 async def phase_http(
@@ -152,7 +170,7 @@ async def phase_http(
     bodies = http_bodies("http", args.events, args.batch, args.customers)
     total = len(bodies) * args.batch
     log(f"a) HTTP: {total:,} events in {len(bodies):,} posts, concurrency {args.concurrency}")
-    counted_base = await counted_events(session, stack)
+    worker_base = await read_worker(session, stack)
     rows_base = await db.fetchval("SELECT count(*) FROM events")
     headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
     queue = list(reversed(bodies))
@@ -173,8 +191,8 @@ async def phase_http(
     await asyncio.gather(*(client() for _ in range(args.concurrency)))
     produce_rate = total / (time.monotonic() - start)
     log(f"   gateway accepted {produce_rate:,.0f} events/s ({errors} errors)")
-    agent, sink = await follow(session, db, stack, start, total, counted_base, rows_base)
-    return PhaseResult("a) HTTP, 100 events/post", total, produce_rate, agent, sink, errors)
+    agent, sink, cpu = await follow(session, db, stack, start, total, worker_base, rows_base)
+    return PhaseResult("a) HTTP, 100 events/post", total, produce_rate, agent, sink, cpu, errors)
 
 
 async def phase_kafka(
@@ -188,7 +206,7 @@ async def phase_kafka(
     records = args.events // per_record
     total = records * per_record
     log(f"b) Kafka: {total:,} events in records of {per_record}")
-    counted_base = await counted_events(session, stack)
+    worker_base = await read_worker(session, stack)
     rows_base = await db.fetchval("SELECT count(*) FROM events")
     received_at = datetime.now(UTC).isoformat()
     values = []
@@ -215,8 +233,9 @@ async def phase_kafka(
         await producer.stop()
     produce_rate = total / (time.monotonic() - start)
     log(f"   producer wrote {produce_rate:,.0f} events/s")
-    agent, sink = await follow(session, db, stack, start, total, counted_base, rows_base)
-    return PhaseResult(f"b) Kafka, {per_record} event(s)/record", total, produce_rate, agent, sink)
+    agent, sink, cpu = await follow(session, db, stack, start, total, worker_base, rows_base)
+    name = f"b) Kafka, {per_record} event(s)/record"
+    return PhaseResult(name, total, produce_rate, agent, sink, cpu)
 
 
 async def phase_latency(
@@ -372,11 +391,13 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
     print("share it). Agent and sink rates run from the start of each phase to its last event.\n")
     print(
         f"{'phase':<30} {'events':>9} {'in (ev/s)':>11} {'agent (ev/s)':>13} {'sink (rows/s)':>14}"
+        f" {'worker CPU µs/ev':>17}"
     )
     for p in phases:
         print(
             f"{p.name:<30} {p.events:>9,} {p.produce_rate:>11,.0f} {p.agent_rate:>13,.0f}"
-            f" {p.sink_rate:>14,.0f}" + (f"  ({p.errors} HTTP errors)" if p.errors else "")
+            f" {p.sink_rate:>14,.0f} {p.agent_cpu_us:>17,.0f}"
+            + (f"  ({p.errors} HTTP errors)" if p.errors else "")
         )
     http = phases[0]
     best_sink = max(p.sink_rate for p in phases)

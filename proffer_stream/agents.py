@@ -154,8 +154,25 @@ class SignalsProcessor:
             self._count(record, counted)
             if state.source_offset == record.offset:  # applied, even if every event was a re-send
                 changed.add(record.customer_key)
+        await self._store(states, changed)
+
+    async def _store(
+        self, states: dict[CustomerKey, CustomerSignals], changed: set[CustomerKey]
+    ) -> None:
+        """Put changed profiles in the table and queue their changelog records.
+
+        The same effect as ``table[key] = value`` at a fraction of its cost: Faust's
+        per-key path (future, eager partitioning, callback, sensors) cost ~270 µs a key
+        here, the producer's own ``send`` about a tenth of that. Faust flushes the
+        producer before it commits offsets, so the guarantee above still holds.
+        """
+        producer = self.table.app.producer
+        changelog = self.table.changelog_topic.get_topic_name()
         for key in changed:
-            self.table[partition_key(*key)] = states[key].model_dump_json().encode()
+            table_key = partition_key(*key)
+            value = states[key].model_dump_json().encode()
+            self.table.data[table_key] = value
+            await producer.send(changelog, table_key, value, None, None, None)
 
     async def _read(self, event: EventT) -> EventRecord | None:
         message = event.message
