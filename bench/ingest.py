@@ -368,6 +368,23 @@ async def warm_up(stack: Stack, db: asyncpg.Pool, session: aiohttp.ClientSession
         await asyncio.sleep(0.2)
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's aggregate CPU times from /proc/stat (None off Linux)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(field) for field in stat.readline().split()[1:]]
+    except OSError:
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time the hypervisor took between two ``cpu_times`` readings."""
+    if not before or not after or len(after) < 8:
+        return None
+    deltas = [end - start for start, end in zip(before, after, strict=True)]
+    return deltas[7] / max(sum(deltas), 1)
+
+
 def verdict(value: float, target: float, lower_is_better: bool = False) -> str:
     ok = value <= target if lower_is_better else value >= target
     return "PASS" if ok else "MISS"
@@ -379,12 +396,14 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
     async with aiohttp.ClientSession(connector=connector) as session:
         await warm_up(stack, db, session)
         log("stack is up; measuring")
+        cpu_before = cpu_times()
         phases = [await phase_http(stack, db, args, session)]
         if not args.skip_single:
             phases.append(await phase_kafka(stack, db, args, session, per_record=1))
         phases.append(await phase_kafka(stack, db, args, session, per_record=args.batch))
         p50, p99, samples = await phase_latency(stack, db, args, session)
     raw_rate, raw_mb, raw_records = await phase_raw_consumer(stack)
+    steal = steal_share(cpu_before, cpu_times())
     await db.close()
 
     print("\nResults (2-core machine: broker, PostgreSQL, worker, sink, gateway and load generator")
@@ -415,6 +434,8 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
             f"  agent in '{p.name}': {records_per_s:,.0f} records/s ="
             f" {records_per_s / raw_rate:.1%} of the raw consumer"
         )
+    if steal is not None:
+        print(f"CPU stolen by the hypervisor during the run: {steal:.1%} (figures drop with it)")
     print("\nTargets:")
     print(
         f"  gateway >= {TARGETS['gateway']:,} ev/s   {http.produce_rate:>10,.0f}  "
