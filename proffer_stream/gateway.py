@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from proffer_stream import __version__, metrics, storage
-from proffer_stream.identity import customer_id, new_event_id, partition_key
+from proffer_stream.identity import customer_id, new_request_id, partition_key
 from proffer_stream.models import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -239,7 +239,7 @@ def create_app(settings: Settings) -> FastAPI:
         batch = EventBatch(
             tenant_id=tenant_id,
             customer=payload.customer,
-            events=[_settled(event, received_at) for event in payload.events],
+            events=_settled(payload.events, received_at),
             received_at=received_at,
         )
         await gateway.publish(
@@ -388,11 +388,21 @@ def _parse_webhook(body: bytes, max_events: int) -> WebhookEventsRequest:
     return payload
 
 
-def _settled(event: EventIn, received_at: datetime) -> EventIn:
-    """The event with an id and a time, so that every replay of its record agrees."""
-    return event.model_copy(
-        update={"id": event.id or new_event_id(), "occurred_at": event.occurred_at or received_at}
-    )
+def _settled(events: list[EventIn], received_at: datetime) -> list[EventIn]:
+    """The events, each with an id and a time, so that every replay of the record agrees.
+
+    An event without an id gets ``<request id>-<position>``: a record our producer
+    writes twice (a retry after a lost acknowledgement) then still counts once.
+    Set in place: the events are this request's own, and a copy of each cost more than
+    parsing it.
+    """
+    request_id = new_request_id()
+    for index, event in enumerate(events):
+        if event.id is None:
+            event.id = f"{request_id}-{index}"
+        if event.occurred_at is None:
+            event.occurred_at = received_at
+    return events
 
 
 def _json(value: Any) -> Any:

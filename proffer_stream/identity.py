@@ -32,8 +32,8 @@ def partition_key(tenant_id: str, external_id: str) -> bytes:
     return f"{tenant_id}:{external_id}".encode()
 
 
-def new_event_id() -> str:
-    """An id for an event that arrived over HTTP without one."""
+def new_request_id() -> str:
+    """A unique id for one HTTP request; its events without ids get ``<id>-<position>``."""
     return uuid.uuid4().hex
 
 
