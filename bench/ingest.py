@@ -81,6 +81,7 @@ class PhaseResult:
     agent_rate: float
     sink_rate: float
     agent_cpu_us: float  # worker CPU time per event
+    ingest_cpu_us: float | None = None  # gateway CPU time per event (HTTP phase)
     errors: int = 0
 
 
@@ -111,18 +112,18 @@ def http_bodies(prefix: str, events: int, per_body: int, customers: int) -> list
 
 
 @dataclass
-class WorkerGauge:
-    """What the worker's /metrics says it has done: events counted, CPU seconds used."""
+class ProcessGauge:
+    """What a process's /metrics says: events counted (worker only), CPU seconds used."""
 
     counted: float
     cpu_seconds: float
 
 
-async def read_worker(session: aiohttp.ClientSession, stack: Stack) -> WorkerGauge:
-    async with session.get(stack.worker_metrics) as response:
+async def read_process(session: aiohttp.ClientSession, metrics_url: str) -> ProcessGauge:
+    async with session.get(metrics_url) as response:
         text = await response.text()
     values = dict(line.split(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    return WorkerGauge(
+    return ProcessGauge(
         counted=float(values.get("proffer_signals_events_counted_total", 0)),
         cpu_seconds=float(values.get("process_cpu_seconds_total", 0)),
     )
@@ -134,7 +135,7 @@ async def follow(
     stack: Stack,
     start: float,
     total: int,
-    worker_base: WorkerGauge,
+    worker_base: ProcessGauge,
     rows_base: int,
     timeout: float = 600,
 ) -> tuple[float, float, float]:
@@ -147,7 +148,7 @@ async def follow(
     last_report = time.monotonic()
     while agent_done is None or sink_done is None:
         now = time.monotonic()
-        worker = await read_worker(session, stack)
+        worker = await read_process(session, stack.worker_metrics)
         counted = worker.counted - worker_base.counted
         rows = await db.fetchval("SELECT count(*) FROM events") - rows_base
         if agent_done is None and counted >= total:
@@ -170,7 +171,8 @@ async def phase_http(
     bodies = http_bodies("http", args.events, args.batch, args.customers)
     total = len(bodies) * args.batch
     log(f"a) HTTP: {total:,} events in {len(bodies):,} posts, concurrency {args.concurrency}")
-    worker_base = await read_worker(session, stack)
+    worker_base = await read_process(session, stack.worker_metrics)
+    gateway_base = await read_process(session, f"{stack.api}/metrics")
     rows_base = await db.fetchval("SELECT count(*) FROM events")
     headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
     queue = list(reversed(bodies))
@@ -190,9 +192,15 @@ async def phase_http(
     start = time.monotonic()
     await asyncio.gather(*(client() for _ in range(args.concurrency)))
     produce_rate = total / (time.monotonic() - start)
-    log(f"   gateway accepted {produce_rate:,.0f} events/s ({errors} errors)")
+    gateway = await read_process(session, f"{stack.api}/metrics")
+    gateway_cpu = (gateway.cpu_seconds - gateway_base.cpu_seconds) / total * 1e6
+    log(
+        f"   gateway accepted {produce_rate:,.0f} events/s ({errors} errors),"
+        f" {gateway_cpu:.0f} µs of its CPU per event"
+    )
     agent, sink, cpu = await follow(session, db, stack, start, total, worker_base, rows_base)
-    return PhaseResult("a) HTTP, 100 events/post", total, produce_rate, agent, sink, cpu, errors)
+    name = f"a) HTTP, {args.batch} events/post"
+    return PhaseResult(name, total, produce_rate, agent, sink, cpu, gateway_cpu, errors)
 
 
 async def phase_kafka(
@@ -206,7 +214,7 @@ async def phase_kafka(
     records = args.events // per_record
     total = records * per_record
     log(f"b) Kafka: {total:,} events in records of {per_record}")
-    worker_base = await read_worker(session, stack)
+    worker_base = await read_process(session, stack.worker_metrics)
     rows_base = await db.fetchval("SELECT count(*) FROM events")
     received_at = datetime.now(UTC).isoformat()
     values = []
@@ -420,6 +428,7 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
         )
     http = phases[0]
     best_sink = max(p.sink_rate for p in phases)
+    print(f"gateway CPU per event accepted: {http.ingest_cpu_us:.0f} µs")
     print(
         f"\nlatency at {args.latency_rate:,} events/s over HTTP: p50 {p50:.0f} ms, p99 {p99:.0f} ms"
         f" acceptance -> row ({samples:,} rows)"
