@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proffer_stream import __version__, metrics, storage
 from proffer_stream.identity import customer_id, new_request_id, partition_key
@@ -202,7 +203,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.gateway = gateway
     _install_error_handlers(app)
-    _install_metrics(app)
+    app.add_middleware(RequestMetrics)
 
     @app.post(
         "/api/webhook/events",
@@ -446,17 +447,36 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_response(ApiError(exc.status_code, code, str(exc.detail)))
 
 
-def _install_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class RequestMetrics:
+    """ASGI middleware: counts and times every HTTP request by route template and status.
+
+    Plain ASGI rather than ``@app.middleware("http")``, whose request/response wrapping
+    cost about a tenth of the gateway's CPU under load.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
-        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        return response
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            metrics.HTTP_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
 
 
 def run_gateway(settings: Settings) -> None:

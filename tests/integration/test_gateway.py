@@ -203,9 +203,16 @@ async def test_openapi_docs_and_metrics_are_served(settings):
         assert "/api/webhook/events" in spec["paths"]
         assert "/api/customers/{customer_id}" in spec["paths"]
         assert (await client.get("/docs")).status_code == 200
-        metrics = await client.get("/metrics")
-        assert "proffer_http_requests_total" in metrics.text
         assert (await client.get("/readyz")).json()["ready"] is True
+        assert (await client.get("/api/customers/1")).status_code == 401
+        metrics = (await client.get("/metrics")).text
+        # Labelled by route template and status, so a dashboard can group them.
+        assert 'proffer_http_requests_total{method="GET",route="/readyz",status="200"}' in metrics
+        assert (
+            'proffer_http_requests_total{method="GET",route="/api/customers/{customer_id}",'
+            'status="401"}' in metrics
+        )
+        assert 'proffer_http_request_seconds_count{method="GET",route="/readyz"}' in metrics
 
 
 async def test_unknown_customer_is_a_json_404(settings, api_key):
