@@ -17,9 +17,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 
@@ -122,18 +121,19 @@ class EventIn(StrictModel):
     data: dict[str, Any] = Field(default_factory=dict)
     occurred_at: UtcDatetime | None = Field(None, description="When it happened; default: now.")
 
-    @model_validator(mode="after")
-    def _known_data_fields_have_their_types(self) -> EventIn:
-        schema = KNOWN_EVENT_DATA.get(self.type)
-        if schema is None:
-            return self
-        try:
-            schema.model_validate(self.data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in ("data", *first["loc"]))
-            raise ValueError(f"{where}: {first['msg']} (for a {self.type} event)") from None
-        return self
+    @field_validator("data")
+    @classmethod
+    def _known_data_fields_have_their_types(cls, data: dict[str, Any], info: ValidationInfo) -> Any:
+        """Check the fields signals read (e.g. a purchase's amount); errors name the field.
+
+        A field validator (``type`` is validated before ``data``) running the known
+        model's core validator: half the cost per event of a model validator building
+        the known model, and pydantic nests its errors under ``data``.
+        """
+        schema = KNOWN_EVENT_DATA.get(info.data.get("type", ""))
+        if schema is not None:
+            schema.__pydantic_validator__.validate_python(data)
+        return data
 
 
 class WebhookEventsRequest(StrictModel):
