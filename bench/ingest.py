@@ -66,7 +66,22 @@ class Stack:
     settings: Settings
     api_key: str
     worker_metrics: str
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workdir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    broker_pid: int | None = None
+
+    def pids(self) -> dict[str, list[int]]:
+        """The stack's processes by role, for CPU accounting (embedded servers included)."""
+        groups = {name: [process.pid] for name, process in self.processes.items()}
+        if self.broker_pid:
+            groups["broker"] = [self.broker_pid]
+        postmasters = [
+            int(path.read_text().split()[0]) for path in self.workdir.rglob("postmaster.pid")
+        ]
+        if postmasters:
+            groups["postgres"] = postmasters + children_of(postmasters[0])
+        groups["bench"] = [os.getpid()]
+        return groups
 
     @property
     def api(self) -> str:
@@ -248,7 +263,8 @@ async def phase_kafka(
 
 async def phase_latency(
     stack: Stack, db: asyncpg.Pool, args: argparse.Namespace, session: aiohttp.ClientSession
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, dict[str, float]]:
+    """p50 and p99 of acceptance -> row, rows measured, and the cores each role used."""
     posts_per_second = args.latency_rate // args.batch
     total_posts = posts_per_second * args.latency_seconds
     log(f"c) latency: {args.latency_rate:,} events/s over HTTP for {args.latency_seconds}s")
@@ -256,6 +272,7 @@ async def phase_latency(
     headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
     since = datetime.now(UTC)
     start = time.monotonic()
+    cpu_start = cpu_by_role(stack)
     in_flight = []
 
     async def post(body: bytes) -> None:
@@ -277,6 +294,11 @@ async def phase_latency(
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)
+    elapsed = time.monotonic() - start
+    cores = {
+        role: (seconds - cpu_start.get(role, 0.0)) / elapsed
+        for role, seconds in cpu_by_role(stack).items()
+    }
     row = await db.fetchrow(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,"
         " percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99, count(*) AS n"
@@ -284,7 +306,7 @@ async def phase_latency(
         "       FROM events WHERE received_at >= $1) AS delays",
         since,
     )
-    return float(row["p50"]), float(row["p99"]), int(row["n"])
+    return float(row["p50"]), float(row["p99"]), int(row["n"]), cores
 
 
 async def phase_raw_consumer(stack: Stack) -> tuple[float, float, int]:
@@ -326,6 +348,7 @@ async def phase_raw_consumer(stack: Stack) -> tuple[float, float, int]:
 def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
     """Servers (embedded unless configured), migrations, topics, then the three processes."""
     servers: list = []
+    broker_pid = None
     if not settings.database_url:
         postgres = EmbeddedPostgres(workdir / "postgres")
         settings = settings.model_copy(update={"database_url": postgres.start()})
@@ -334,6 +357,7 @@ def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
         broker = EmbeddedBroker(free_port(), workdir / "broker.log")
         settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.start()})
         servers.append(broker)
+        broker_pid = broker.process.pid if broker.process else None
     api_key = asyncio.run(prepare_database_and_topics(settings))
     worker_metrics, sink_metrics = free_port(), free_port()
     env = {
@@ -345,19 +369,21 @@ def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
         "PROFFER_WORKER_WEB_PORT": str(free_port()),
         "PROFFER_LOG_LEVEL": "WARNING",
     }
-    stack = Stack(settings, api_key, f"http://127.0.0.1:{worker_metrics}/metrics")
+    stack = Stack(
+        settings, api_key, f"http://127.0.0.1:{worker_metrics}/metrics", workdir, {}, broker_pid
+    )
     for name, metrics_port in (("sink", sink_metrics), ("worker", worker_metrics), ("gateway", 0)):
-        stack.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "proffer_stream", name],
-                env={**env, "PROFFER_METRICS_PORT": str(metrics_port)},
-                stdout=open(workdir / f"{name}.log", "wb"),
-                stderr=subprocess.STDOUT,
-            )
+        stack.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "proffer_stream", name],
+            env={**env, "PROFFER_METRICS_PORT": str(metrics_port)},
+            stdout=open(workdir / f"{name}.log", "wb"),
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while not (port_is_open(settings.gateway_port) and port_is_open(worker_metrics)):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in stack.processes):
+        if time.monotonic() > deadline or any(
+            p.poll() is not None for p in stack.processes.values()
+        ):
             raise RuntimeError(f"the stack did not start; see the logs in {workdir}")
         time.sleep(0.1)
     return stack, servers
@@ -374,6 +400,40 @@ async def warm_up(stack: Stack, db: asyncpg.Pool, session: aiohttp.ClientSession
         if time.monotonic() > deadline:
             raise RuntimeError("the warm-up event never reached PostgreSQL")
         await asyncio.sleep(0.2)
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (state first)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_proc_stat(int(entry.name))[1]) == pid:
+                    children.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return children
+
+
+def cpu_by_role(stack: Stack) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each role's live processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for role, pids in stack.pids().items():
+        total = 0
+        for pid in pids:
+            try:
+                fields = _proc_stat(pid)
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                continue  # a PostgreSQL backend that ended
+        used[role] = total / ticks
+    return used
 
 
 def cpu_times() -> list[int] | None:
@@ -409,7 +469,7 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
         if not args.skip_single:
             phases.append(await phase_kafka(stack, db, args, session, per_record=1))
         phases.append(await phase_kafka(stack, db, args, session, per_record=args.batch))
-        p50, p99, samples = await phase_latency(stack, db, args, session)
+        p50, p99, samples, cores = await phase_latency(stack, db, args, session)
     raw_rate, raw_mb, raw_records = await phase_raw_consumer(stack)
     steal = steal_share(cpu_before, cpu_times())
     await db.close()
@@ -432,6 +492,11 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
     print(
         f"\nlatency at {args.latency_rate:,} events/s over HTTP: p50 {p50:.0f} ms, p99 {p99:.0f} ms"
         f" acceptance -> row ({samples:,} rows)"
+    )
+    print(
+        f"  cores in use meanwhile (of {os.cpu_count()}): "
+        + ", ".join(f"{role} {used:.2f}" for role, used in cores.items())
+        + f"; total {sum(cores.values()):.2f}"
     )
     print(
         f"raw aiokafka consumer: {raw_rate:,.0f} records/s, {raw_mb:.1f} MB/s"
@@ -487,9 +552,9 @@ def main() -> int:
         try:
             asyncio.run(measure(stack, args))
         finally:
-            for process in stack.processes:
+            for process in stack.processes.values():
                 process.terminate()
-            for process in stack.processes:
+            for process in stack.processes.values():
                 try:
                     process.wait(20)
                 except subprocess.TimeoutExpired:
