@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -158,8 +159,13 @@ class EventBatch(StrictModel):
     received_at: UtcDatetime | None = None
 
 
-class NormalizedEvent(BaseModel):
-    """An event with its id and times settled: what signals count and the sink stores."""
+@dataclass(frozen=True, slots=True)
+class NormalizedEvent:
+    """An event with its id and times settled: what signals count and the sink stores.
+
+    A plain dataclass: built in-process from an already validated record, many per
+    record, where a pydantic model's second validation was a tenth of the sink's CPU.
+    """
 
     id: str
     type: str
