@@ -13,8 +13,8 @@ worker and one gateway as processes, then measures:
 For a, b1 and b2 it prints the producer's rate, the signals agent's rate (events folded
 into profiles, from the worker's Prometheus counter) and the sink's rate (rows in the
 events table), each from the start of the phase until the phase's last event is in, and
-the worker's CPU time per event (from its process_cpu_seconds_total), which is steadier
-than the rates when the machine is shared.
+the worker's CPU time per event (from /proc), which is steadier than the rates when the
+machine is shared.
 Figures, not pass/fail: the exit code is 0 whatever the figures.
 """
 
@@ -126,21 +126,29 @@ def http_bodies(prefix: str, events: int, per_body: int, customers: int) -> list
     return bodies
 
 
+async def counted_events(session: aiohttp.ClientSession, stack: Stack) -> float:
+    async with session.get(stack.worker_metrics) as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("proffer_signals_events_counted_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 @dataclass
-class ProcessGauge:
-    """What a process's /metrics says: events counted (worker only), CPU seconds used."""
+class Baseline:
+    """Where the counters stood when a phase began."""
 
     counted: float
-    cpu_seconds: float
+    rows: int
+    worker_cpu: float
 
 
-async def read_process(session: aiohttp.ClientSession, metrics_url: str) -> ProcessGauge:
-    async with session.get(metrics_url) as response:
-        text = await response.text()
-    values = dict(line.split(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    return ProcessGauge(
-        counted=float(values.get("proffer_signals_events_counted_total", 0)),
-        cpu_seconds=float(values.get("process_cpu_seconds_total", 0)),
+async def baseline(session: aiohttp.ClientSession, db: asyncpg.Pool, stack: Stack) -> Baseline:
+    return Baseline(
+        counted=await counted_events(session, stack),
+        rows=await db.fetchval("SELECT count(*) FROM events"),
+        worker_cpu=cpu_by_role(stack)["worker"],
     )
 
 
@@ -150,8 +158,7 @@ async def follow(
     stack: Stack,
     start: float,
     total: int,
-    worker_base: ProcessGauge,
-    rows_base: int,
+    base: Baseline,
     timeout: float = 600,
 ) -> tuple[float, float, float]:
     """Wait until the agent counted and the sink stored ``total`` more events.
@@ -163,12 +170,11 @@ async def follow(
     last_report = time.monotonic()
     while agent_done is None or sink_done is None:
         now = time.monotonic()
-        worker = await read_process(session, stack.worker_metrics)
-        counted = worker.counted - worker_base.counted
-        rows = await db.fetchval("SELECT count(*) FROM events") - rows_base
+        counted = await counted_events(session, stack) - base.counted
+        rows = await db.fetchval("SELECT count(*) FROM events") - base.rows
         if agent_done is None and counted >= total:
             agent_done = now
-            agent_cpu = worker.cpu_seconds - worker_base.cpu_seconds
+            agent_cpu = cpu_by_role(stack)["worker"] - base.worker_cpu
         if sink_done is None and rows >= total:
             sink_done = now
         if now - last_report > 5:
@@ -186,9 +192,8 @@ async def phase_http(
     bodies = http_bodies("http", args.events, args.batch, args.customers)
     total = len(bodies) * args.batch
     log(f"a) HTTP: {total:,} events in {len(bodies):,} posts, concurrency {args.concurrency}")
-    worker_base = await read_process(session, stack.worker_metrics)
-    gateway_base = await read_process(session, f"{stack.api}/metrics")
-    rows_base = await db.fetchval("SELECT count(*) FROM events")
+    base = await baseline(session, db, stack)
+    gateway_cpu_base = cpu_by_role(stack)["gateway"]
     headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
     queue = list(reversed(bodies))
     errors = 0
@@ -207,13 +212,12 @@ async def phase_http(
     start = time.monotonic()
     await asyncio.gather(*(client() for _ in range(args.concurrency)))
     produce_rate = total / (time.monotonic() - start)
-    gateway = await read_process(session, f"{stack.api}/metrics")
-    gateway_cpu = (gateway.cpu_seconds - gateway_base.cpu_seconds) / total * 1e6
+    gateway_cpu = (cpu_by_role(stack)["gateway"] - gateway_cpu_base) / total * 1e6
     log(
         f"   gateway accepted {produce_rate:,.0f} events/s ({errors} errors),"
         f" {gateway_cpu:.0f} µs of its CPU per event"
     )
-    agent, sink, cpu = await follow(session, db, stack, start, total, worker_base, rows_base)
+    agent, sink, cpu = await follow(session, db, stack, start, total, base)
     name = f"a) HTTP, {args.batch} events/post"
     return PhaseResult(name, total, produce_rate, agent, sink, cpu, gateway_cpu, errors)
 
@@ -229,8 +233,7 @@ async def phase_kafka(
     records = args.events // per_record
     total = records * per_record
     log(f"b) Kafka: {total:,} events in records of {per_record}")
-    worker_base = await read_process(session, stack.worker_metrics)
-    rows_base = await db.fetchval("SELECT count(*) FROM events")
+    base = await baseline(session, db, stack)
     received_at = datetime.now(UTC).isoformat()
     values = []
     for index in range(records):
@@ -256,7 +259,7 @@ async def phase_kafka(
         await producer.stop()
     produce_rate = total / (time.monotonic() - start)
     log(f"   producer wrote {produce_rate:,.0f} events/s")
-    agent, sink, cpu = await follow(session, db, stack, start, total, worker_base, rows_base)
+    agent, sink, cpu = await follow(session, db, stack, start, total, base)
     name = f"b) Kafka, {per_record} event(s)/record"
     return PhaseResult(name, total, produce_rate, agent, sink, cpu)
 
