@@ -141,14 +141,14 @@ class Baseline:
 
     counted: float
     rows: int
-    worker_cpu: float
+    cpu: dict[str, float]  # cpu_by_role
 
 
 async def baseline(session: aiohttp.ClientSession, db: asyncpg.Pool, stack: Stack) -> Baseline:
     return Baseline(
         counted=await counted_events(session, stack),
         rows=await db.fetchval("SELECT count(*) FROM events"),
-        worker_cpu=cpu_by_role(stack)["worker"],
+        cpu=cpu_by_role(stack),
     )
 
 
@@ -174,7 +174,7 @@ async def follow(
         rows = await db.fetchval("SELECT count(*) FROM events") - base.rows
         if agent_done is None and counted >= total:
             agent_done = now
-            agent_cpu = cpu_by_role(stack)["worker"] - base.worker_cpu
+            agent_cpu = cpu_by_role(stack)["worker"] - base.cpu["worker"]
         if sink_done is None and rows >= total:
             sink_done = now
         if now - last_report > 5:
@@ -193,7 +193,6 @@ async def phase_http(
     total = len(bodies) * args.batch
     log(f"a) HTTP: {total:,} events in {len(bodies):,} posts, concurrency {args.concurrency}")
     base = await baseline(session, db, stack)
-    gateway_cpu_base = cpu_by_role(stack)["gateway"]
     headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
     queue = list(reversed(bodies))
     errors = 0
@@ -212,7 +211,7 @@ async def phase_http(
     start = time.monotonic()
     await asyncio.gather(*(client() for _ in range(args.concurrency)))
     produce_rate = total / (time.monotonic() - start)
-    gateway_cpu = (cpu_by_role(stack)["gateway"] - gateway_cpu_base) / total * 1e6
+    gateway_cpu = (cpu_by_role(stack)["gateway"] - base.cpu["gateway"]) / total * 1e6
     log(
         f"   gateway accepted {produce_rate:,.0f} events/s ({errors} errors),"
         f" {gateway_cpu:.0f} µs of its CPU per event"

@@ -284,7 +284,7 @@ def run_worker(settings: Settings) -> None:
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG, so
-    # every library debug call builds a record: 3% of the worker's CPU at one event
-    # per record. A service's logs need no spinner.
+    # every library debug call builds a record (3% of a profile of the worker at one
+    # event per record). A service's logs need no spinner.
     worker.spinner = None
     worker.execute_from_commandline()
