@@ -20,8 +20,9 @@ up: $(STAMP)  ## broker + PostgreSQL + worker + sink + gateway on 127.0.0.1
 test: $(STAMP) lint  ## the whole suite against a real broker and PostgreSQL
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, mypy (strict on the domain packages), schemas/ in step with the models
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/proffer-stream schemas check
 
 format: $(STAMP)

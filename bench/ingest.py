@@ -25,11 +25,9 @@ import asyncio
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,16 +35,12 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from proffer_stream.identity import partition_key
-from proffer_stream.local import (
-    EmbeddedBroker,
-    EmbeddedPostgres,
-    free_port,
-    port_is_open,
-    prepare_database_and_topics,
-)
-from proffer_stream.settings import Settings
-from proffer_stream.topics import topic_names
+from proffer_stream.core.identity import partition_key
+from proffer_stream.core.settings import Settings
+from proffer_stream.kafka.topics import topics_for
+from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_is_open
+from proffer_stream.local.stack import prepare_database_and_topics
+from proffer_stream.local.supervisor import Supervisor
 
 TENANT = "local"
 TARGETS = {
@@ -67,12 +61,12 @@ class Stack:
     api_key: str
     worker_metrics: str
     workdir: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    supervisor: Supervisor
     broker_pid: int | None = None
 
     def pids(self) -> dict[str, list[int]]:
         """The stack's processes by role, for CPU accounting (embedded servers included)."""
-        groups = {name: [process.pid] for name, process in self.processes.items()}
+        groups = {name: [child.process.pid] for name, child in self.supervisor.children.items()}
         if self.broker_pid:
             groups["broker"] = [self.broker_pid]
         postmasters = [
@@ -249,7 +243,7 @@ async def phase_kafka(
         bootstrap_servers=stack.settings.bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
     )
     await producer.start()
-    topic = topic_names(stack.settings).events
+    topic = topics_for(stack.settings).events.name
     start = time.monotonic()
     try:
         deliveries = [await producer.send(topic, value, key=key) for key, value in values]
@@ -312,7 +306,7 @@ async def phase_latency(
 
 
 async def phase_raw_consumer(stack: Stack) -> tuple[float, float, int]:
-    topic = topic_names(stack.settings).events
+    topic = topics_for(stack.settings).events.name
     consumer = AIOKafkaConsumer(
         bootstrap_servers=stack.settings.bootstrap_servers,
         group_id=None,
@@ -363,7 +357,6 @@ def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
     api_key = asyncio.run(prepare_database_and_topics(settings))
     worker_metrics, sink_metrics = free_port(), free_port()
     env = {
-        **os.environ,
         "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "PROFFER_DATABASE_URL": settings.database_url,
         "PROFFER_DATA_DIR": str(settings.data_dir),
@@ -371,22 +364,21 @@ def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
         "PROFFER_WORKER_WEB_PORT": str(free_port()),
         "PROFFER_LOG_LEVEL": "WARNING",
     }
+    supervisor = Supervisor(workdir / "logs")
     stack = Stack(
-        settings, api_key, f"http://127.0.0.1:{worker_metrics}/metrics", workdir, {}, broker_pid
+        settings,
+        api_key,
+        f"http://127.0.0.1:{worker_metrics}/metrics",
+        workdir,
+        supervisor,
+        broker_pid,
     )
     for name, metrics_port in (("sink", sink_metrics), ("worker", worker_metrics), ("gateway", 0)):
-        stack.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "proffer_stream", name],
-            env={**env, "PROFFER_METRICS_PORT": str(metrics_port)},
-            stdout=open(workdir / f"{name}.log", "wb"),
-            stderr=subprocess.STDOUT,
-        )
+        supervisor.start(name, {**env, "PROFFER_METRICS_PORT": str(metrics_port)})
     deadline = time.monotonic() + 60
     while not (port_is_open(settings.gateway_port) and port_is_open(worker_metrics)):
-        if time.monotonic() > deadline or any(
-            p.poll() is not None for p in stack.processes.values()
-        ):
-            raise RuntimeError(f"the stack did not start; see the logs in {workdir}")
+        if time.monotonic() > deadline or supervisor.dead():
+            raise RuntimeError(f"the stack did not start; see the logs in {workdir}/logs")
         time.sleep(0.1)
     return stack, servers
 
@@ -554,13 +546,7 @@ def main() -> int:
         try:
             asyncio.run(measure(stack, args))
         finally:
-            for process in stack.processes.values():
-                process.terminate()
-            for process in stack.processes.values():
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stack.supervisor.stop_all()
             for server in servers:
                 server.stop()
     return 0

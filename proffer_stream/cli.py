@@ -13,11 +13,17 @@ from typing import TypeVar
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
-from proffer_stream import __version__, schemas, storage
-from proffer_stream.local import EmbeddedPostgres, LocalStack
-from proffer_stream.models import TenantId
-from proffer_stream.settings import Settings
-from proffer_stream.topics import ensure_topics
+from proffer_stream import __version__
+from proffer_stream.core.errors import SchemaBehind
+from proffer_stream.core.settings import Settings
+from proffer_stream.core.types import TenantId
+from proffer_stream.db import keys
+from proffer_stream.db.migrations import migrate, require_current
+from proffer_stream.db.pool import connect_pool
+from proffer_stream.kafka import schemas
+from proffer_stream.kafka.topics import ensure_topics
+from proffer_stream.local.embedded import EmbeddedPostgres
+from proffer_stream.local.stack import LocalStack
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], int | None]
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.run(args, settings) or 0)
-    except ConnectionError as exc:
+    except (ConnectionError, SchemaBehind) as exc:
         print(f"proffer-stream: {exc}", file=sys.stderr)
         return 1
 
@@ -127,32 +133,32 @@ def _up(_: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(_: argparse.Namespace, settings: Settings) -> None:
-    from proffer_stream.agents import run_worker
+    from proffer_stream.worker.app import run_worker
 
     run_worker(_with_database(settings))
 
 
 def _gateway(_: argparse.Namespace, settings: Settings) -> None:
-    from proffer_stream.gateway import run_gateway
+    from proffer_stream.api.app import run_gateway
 
     run_gateway(_with_database(settings))
 
 
 def _sink(_: argparse.Namespace, settings: Settings) -> None:
-    from proffer_stream.sink import run_sink
+    from proffer_stream.sink.consumer import run_sink
 
     run_sink(_with_database(settings))
 
 
 def _migrate(_: argparse.Namespace, settings: Settings) -> None:
-    async def migrate() -> list[str]:
-        pool = await storage.connect_pool(_with_database(settings).database_url, max_size=1)
+    async def apply() -> list[str]:
+        pool = await connect_pool(_with_database(settings).database_url, max_size=1)
         try:
-            return await storage.migrate(pool)
+            return await migrate(pool)
         finally:
             await pool.close()
 
-    applied = asyncio.run(migrate())
+    applied = asyncio.run(apply())
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")
 
 
@@ -162,16 +168,16 @@ def _topics(_: argparse.Namespace, settings: Settings) -> None:
 
 
 async def _database_call(settings: Settings, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    pool = await storage.connect_pool(_with_database(settings).database_url, max_size=1)
+    """Run ``call`` on a current schema; never migrates (only `migrate` and `up` do)."""
+    pool = await connect_pool(_with_database(settings).database_url, max_size=1)
     try:
-        await storage.migrate(pool)
+        await require_current(pool)
         return await call(pool)
     finally:
         await pool.close()
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-
     try:
         TypeAdapter(TenantId).validate_python(args.tenant)
     except ValidationError:
@@ -182,7 +188,7 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     created = asyncio.run(
-        _database_call(settings, lambda pool: storage.create_key(pool, args.tenant, args.name))
+        _database_call(settings, lambda pool: keys.create_key(pool, args.tenant, args.name))
     )
     print(created.key)
     print(f"(key {created.id} for tenant {created.tenant_id!r}; shown once)", file=sys.stderr)
@@ -190,19 +196,19 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_list(args: argparse.Namespace, settings: Settings) -> None:
-    rows = asyncio.run(_database_call(settings, lambda pool: storage.list_keys(pool, args.tenant)))
+    rows = asyncio.run(_database_call(settings, lambda pool: keys.list_keys(pool, args.tenant)))
     print(f"{'ID':>5}  {'TENANT':<16} {'PREFIX':<12} {'CREATED':<20} {'STATE':<8} NAME")
-    for row in rows:
-        state = "revoked" if row["revoked_at"] else "active"
-        created = row["created_at"].strftime("%Y-%m-%d %H:%M:%S")
+    for key in rows:
+        state = "revoked" if key.revoked_at else "active"
+        created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(
-            f"{row['id']:>5}  {row['tenant_id']:<16} {row['key_prefix']:<12} {created:<20}"
-            f" {state:<8} {row['name']}"
+            f"{key.id:>5}  {key.tenant_id:<16} {key.key_prefix:<12} {created:<20}"
+            f" {state:<8} {key.name}"
         )
 
 
 def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    revoked = asyncio.run(_database_call(settings, lambda pool: storage.revoke_key(pool, args.id)))
+    revoked = asyncio.run(_database_call(settings, lambda pool: keys.revoke_key(pool, args.id)))
     print(f"key {args.id} revoked" if revoked else f"no active key with id {args.id}")
     return 0 if revoked else 1
 

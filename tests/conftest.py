@@ -18,10 +18,11 @@ import asyncpg
 import pytest
 from support import Processes, database_dsn, wait_for
 
-from proffer_stream import storage
-from proffer_stream.local import EmbeddedBroker, EmbeddedPostgres, free_port
-from proffer_stream.settings import Settings
-from proffer_stream.topics import ensure_topics, wait_for_broker
+from proffer_stream.core.settings import Settings
+from proffer_stream.db.migrations import migrate
+from proffer_stream.db.pool import connect_pool
+from proffer_stream.kafka.topics import ensure_topics, wait_for_broker
+from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 
 
 def _containers_wanted() -> bool:
@@ -98,8 +99,8 @@ async def settings(
     )
     await wait_for_broker(kafka_bootstrap)
     await ensure_topics(test_settings)
-    pool = await storage.connect_pool(test_settings.database_url, max_size=2)
-    await storage.migrate(pool)
+    pool = await connect_pool(test_settings.database_url, max_size=2)
+    await migrate(pool)
     await pool.close()
     yield test_settings
 
@@ -107,7 +108,7 @@ async def settings(
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's own database."""
-    pool = await storage.connect_pool(settings.database_url, max_size=4)
+    pool = await connect_pool(settings.database_url, max_size=4)
     yield pool
     await pool.close()
 

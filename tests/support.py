@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from proffer_stream.local import port_is_open
-from proffer_stream.settings import Settings
+from proffer_stream.core.settings import Settings
+from proffer_stream.local.embedded import port_is_open
+from proffer_stream.local.supervisor import Supervisor
 
 T = TypeVar("T")
 
@@ -54,27 +51,14 @@ async def wait_for(
 
 
 class Processes:
-    """``proffer-stream`` sub-commands run as child processes, logs kept per process."""
+    """``proffer-stream`` sub-commands as child processes of the shared supervisor."""
 
     def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-        self._starts = 0
+        self.supervisor = Supervisor(log_dir)
 
     def start(self, command: str, settings: Settings, name: str | None = None) -> str:
-        """Start ``proffer-stream <command>``; return the name it is known by."""
-        name = name or command
-        self._starts += 1
-        log_path = self.log_dir / f"{self._starts:02d}-{name}.log"
-        env = {**os.environ, **settings_env(settings)}
-        self.running[name] = subprocess.Popen(
-            [sys.executable, "-m", "proffer_stream", command],
-            env=env,
-            stdout=open(log_path, "wb"),
-            stderr=subprocess.STDOUT,
-        )
-        return name
+        """Start ``proffer-stream <command>`` with these settings; return its name."""
+        return self.supervisor.start(command, settings_env(settings), name).name
 
     def start_pipeline(self, settings: Settings) -> None:
         """Sink, worker and gateway; returns once the gateway listens."""
@@ -88,44 +72,23 @@ class Processes:
             time.sleep(0.1)
 
     def assert_alive(self) -> None:
-        for name, process in self.running.items():
-            if process.poll() is not None:
-                raise AssertionError(f"{name} exited with {process.returncode}:\n{self.logs()}")
+        for child in self.supervisor.dead():
+            code = child.process.returncode
+            raise AssertionError(f"{child.name} exited with {code}:\n{self.logs()}")
+
+    def pid(self, name: str) -> int:
+        return self.supervisor.pid(name)
 
     def kill(self, name: str) -> None:
         """SIGKILL, as a crash would."""
-        process = self.running.pop(name)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        self.supervisor.kill(name)
 
     def stop(self, name: str, timeout: float = 30.0) -> int:
         """SIGTERM and wait; return the exit code."""
-        process = self.running.pop(name)
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(f"{name} did not stop on SIGTERM in {timeout}s") from None
+        return self.supervisor.stop(name, timeout)
 
     def stop_all(self) -> None:
-        """SIGTERM every running process; SIGKILL what has not stopped within 20 s."""
-        for process in self.running.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.running.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.running.clear()
+        self.supervisor.stop_all()
 
     def logs(self, tail: int = 60) -> str:
-        """The last lines of every log, for failure messages."""
-        parts = []
-        for path in sorted(self.log_dir.glob("*.log")):
-            lines = path.read_text(errors="replace").splitlines()[-tail:]
-            parts.append(f"--- {path.name}\n" + "\n".join(lines))
-        return "\n".join(parts)
+        return self.supervisor.logs(tail)

@@ -7,9 +7,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from support import wait_for
 
-from proffer_stream.identity import partition_key
-from proffer_stream.local import EmbeddedBroker, free_port
-from proffer_stream.topics import ensure_topics, topic_names
+from proffer_stream.core.identity import partition_key
+from proffer_stream.kafka.topics import ensure_topics, topics_for
+from proffer_stream.local.embedded import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.chaos
 
@@ -32,7 +32,7 @@ async def produce_paced(settings, total, per_second):
                     "events": [{"type": "purchase", "data": {"amount": 1}}],
                 }
                 await producer.send(
-                    topic_names(settings).events,
+                    topics_for(settings).events.name,
                     key=partition_key("acme", customer),
                     value=json.dumps(value).encode(),
                 )
@@ -132,7 +132,7 @@ async def produce_records(settings, values):
     try:
         for value in values:
             await producer.send_and_wait(
-                topic_names(settings).events,
+                topics_for(settings).events.name,
                 key=partition_key(value["tenant_id"], value["customer"]["id"]),
                 value=json.dumps(value).encode(),
             )

@@ -8,9 +8,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from support import wait_for
 
-from proffer_stream import storage
-from proffer_stream.identity import customer_id
-from proffer_stream.topics import topic_names
+from proffer_stream.core.identity import customer_id
+from proffer_stream.db import keys
+from proffer_stream.kafka.topics import topics_for
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +35,8 @@ async def customer_when(client, external_id, done):
 
 
 async def test_http_events_become_signals_and_rows(settings, db, processes):
-    acme = (await storage.create_key(db, "acme", "e2e")).key
-    other = (await storage.create_key(db, "other", "e2e")).key
+    acme = (await keys.create_key(db, "acme", "e2e")).key
+    other = (await keys.create_key(db, "other", "e2e")).key
     processes.start_pipeline(settings)
     body = {
         "customer": {
@@ -127,7 +127,7 @@ async def produce(settings, records):
     await producer.start()
     try:
         for key, value in records:
-            await producer.send(topic_names(settings).events, key=key, value=value)
+            await producer.send(topics_for(settings).events.name, key=key, value=value)
         await producer.flush()
     finally:
         await producer.stop()
@@ -135,7 +135,7 @@ async def produce(settings, records):
 
 async def dead_letters(settings, count):
     consumer = AIOKafkaConsumer(
-        topic_names(settings).deadletter,
+        topics_for(settings).deadletter.name,
         bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
     )
@@ -155,7 +155,7 @@ async def dead_letters(settings, count):
 
 
 async def test_direct_kafka_producers_and_dead_letters(settings, db, processes):
-    key = (await storage.create_key(db, "acme", "e2e")).key
+    key = (await keys.create_key(db, "acme", "e2e")).key
     processes.start_pipeline(settings)
     good = {
         "tenant_id": "acme",
@@ -205,6 +205,6 @@ async def test_direct_kafka_producers_and_dead_letters(settings, db, processes):
     assert "customer" in by_value[bad[1][1]]["error"]
     assert "acme:x" in by_value[bad[2][1]]["error"]
     assert "data.amount" in by_value[bad[3][1]]["error"]
-    assert {letter["source_topic"] for letter in letters} == {topic_names(settings).events}
+    assert {letter["source_topic"] for letter in letters} == {topics_for(settings).events.name}
     assert all(letter["stage"] == "signals-agent" and letter["offset"] >= 0 for letter in letters)
     processes.assert_alive()

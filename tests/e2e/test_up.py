@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from proffer_stream.local import free_port
+from proffer_stream.local.embedded import free_port
 
 pytestmark = pytest.mark.e2e
 

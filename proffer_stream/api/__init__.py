@@ -1,0 +1,1 @@
+"""The HTTP gateway: ingest onto Kafka, reads from PostgreSQL. Stateless; run many."""

@@ -1,0 +1,48 @@
+"""Dependencies of the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from proffer_stream.api.errors import ApiError
+from proffer_stream.api.services import EventPublisher, Services
+from proffer_stream.core.settings import Settings
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    return _services(request).pool
+
+
+def _publisher(request: Request) -> EventPublisher:
+    return _services(request).publisher
+
+
+def _settings(request: Request) -> Settings:
+    return _services(request).settings
+
+
+async def require_tenant(request: Request) -> str:
+    """The tenant of the request's API key, or a 401/503 answer."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "missing_api_key", "Send 'Authorization: Bearer <your API key>'.")
+    found = await _services(request).keys.tenant_for(key.strip())
+    if found is None:
+        raise ApiError(401, "invalid_api_key", "The API key is not valid or was revoked.")
+    return found
+
+
+Tenant = Annotated[str, Depends(require_tenant)]
+Db = Annotated[asyncpg.Pool, Depends(_pool)]
+Publisher = Annotated[EventPublisher, Depends(_publisher)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+ServicesDep = Annotated[Services, Depends(_services)]

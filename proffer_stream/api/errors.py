@@ -1,0 +1,72 @@
+"""Errors answered as JSON: ``{"success": false, "error": {code, message, details}}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from proffer_stream.api.models import ErrorBody, ErrorDetail, ErrorResponse
+from proffer_stream.db.pool import TRANSIENT_ERRORS
+from proffer_stream.ingest.records import error_location
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as JSON with its HTTP status."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[ErrorDetail] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorResponse(
+            error=ErrorBody(code=code, message=message, details=details or [])
+        )
+
+
+def error_details(errors: Sequence[Any]) -> list[ErrorDetail]:
+    """Pydantic errors as details, each saying where (``events[1].type``) and what."""
+    return [
+        ErrorDetail(loc=error_location(tuple(error["loc"])), message=error["msg"])
+        for error in errors
+    ]
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    """The JSON answer of ``error``; a 503 says when to retry."""
+    headers = {"Retry-After": "1"} if error.status == 503 else None
+    return JSONResponse(error.body.model_dump(), status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error as JSON: ours, invalid requests, Starlette's, database outages."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = error_details(exc.errors())
+        return error_response(ApiError(422, "validation_error", "Invalid request.", details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(ApiError(exc.status_code, code, str(exc.detail)))
+
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("PostgreSQL unavailable: %r", exc)
+        message = "The database is unavailable; retry later."
+        return error_response(ApiError(503, "database_unavailable", message))
+
+    for error_type in TRANSIENT_ERRORS:
+        if issubclass(error_type, Exception):
+            app.add_exception_handler(error_type, database_down)

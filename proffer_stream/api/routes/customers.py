@@ -1,0 +1,79 @@
+"""``/api/customers``: customers with their live signals, and their stored events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from proffer_stream.api.deps import Db, Tenant
+from proffer_stream.api.errors import ApiError
+from proffer_stream.api.models import (
+    CustomerResponse,
+    CustomersResponse,
+    ErrorResponse,
+    EventsResponse,
+)
+from proffer_stream.db import customers, events
+from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.views import customer_view
+
+router = APIRouter(prefix="/api/customers", tags=["customers"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.get("", response_model=CustomersResponse, summary="List customers")
+async def list_customers(
+    tenant_id: Tenant, db: Db, limit: Limit = 50, offset: Offset = 0
+) -> CustomersResponse:
+    """The tenant's customers with their signals, most recently active first."""
+    found = await customers.list_customers(db, tenant_id, limit=limit, offset=offset)
+    now = datetime.now(UTC)
+    return CustomersResponse(
+        customers=[customer_view(state, now) for state in found], limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/external/{external_id}",
+    response_model=CustomerResponse,
+    summary="A customer and their signals, by your external id",
+    responses={404: {"model": ErrorResponse}},
+)
+async def get_customer_by_external_id(
+    external_id: str, tenant_id: Tenant, db: Db
+) -> CustomerResponse:
+    state = await customers.get_customer_by_external_id(db, tenant_id, external_id)
+    return _customer_response(state, f"external id {external_id!r}")
+
+
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerResponse,
+    summary="A customer and their signals, by internal id",
+    responses={404: {"model": ErrorResponse}},
+)
+async def get_customer(customer_id: int, tenant_id: Tenant, db: Db) -> CustomerResponse:
+    state = await customers.get_customer(db, tenant_id, customer_id)
+    return _customer_response(state, f"id {customer_id}")
+
+
+@router.get(
+    "/{customer_id}/events",
+    response_model=EventsResponse,
+    summary="A customer's stored events, newest first",
+)
+async def list_customer_events(
+    customer_id: int, tenant_id: Tenant, db: Db, limit: Limit = 50, offset: Offset = 0
+) -> EventsResponse:
+    found = await events.list_events(db, tenant_id, customer_id, limit=limit, offset=offset)
+    return EventsResponse(events=found, limit=limit, offset=offset)
+
+
+def _customer_response(state: CustomerSignals | None, what: str) -> CustomerResponse:
+    if state is None:
+        raise ApiError(404, "customer_not_found", f"No customer with {what} in your tenant.")
+    return CustomerResponse(customer=customer_view(state, datetime.now(UTC)))

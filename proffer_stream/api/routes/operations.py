@@ -1,0 +1,53 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proffer_stream.api.deps import Db, Publisher
+from proffer_stream.api.models import Readiness
+from proffer_stream.db.pool import TRANSIENT_ERRORS
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: PostgreSQL and Kafka reachable",
+    responses={503: {"model": Readiness}},
+)
+async def readyz(db: Db, publisher: Publisher) -> JSONResponse:
+    """Which dependency is down, never its internals (those go to the gateway's log)."""
+    checks: dict[str, str] = {"postgres": "ok", "kafka": "ok"}
+    try:
+        await asyncio.wait_for(db.fetchval("SELECT 1"), 2.0)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("readiness: PostgreSQL unavailable: %r", exc)
+        checks["postgres"] = "unavailable"
+    try:
+        await asyncio.wait_for(publisher.check(), 2.0)
+    except (TimeoutError, KafkaError) as exc:
+        log.warning("readiness: Kafka unavailable: %r", exc)
+        checks["kafka"] = "unavailable"
+    ready = all(value == "ok" for value in checks.values())
+    body = Readiness(ready=ready, checks=checks)  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

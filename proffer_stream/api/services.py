@@ -1,0 +1,126 @@
+"""What the request handlers share: the PostgreSQL pool, the Kafka producer, the key cache.
+
+Built once per gateway by the app's lifespan and reached through ``api.deps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from proffer_stream.api.errors import ApiError
+from proffer_stream.core.settings import Settings
+from proffer_stream.db import keys
+from proffer_stream.db.migrations import require_current
+from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
+from proffer_stream.kafka.topics import topics_for
+
+log = logging.getLogger(__name__)
+
+KEY_CACHE_SECONDS = 30.0
+
+
+class EventPublisher:
+    """Puts records on ``proffer.events`` and answers only once Kafka has them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = topics_for(settings).events.name
+        self.timeout = settings.produce_timeout_seconds
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect; the producer needs a running event loop, so it is made here."""
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            acks="all",
+            linger_ms=2,
+            request_timeout_ms=int(self.timeout * 1000),
+            max_request_size=2 * self.settings.max_body_bytes,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "gateway not started"
+        return self._producer
+
+    async def publish(self, key: bytes, value: bytes) -> None:
+        """Put one record on the topic and wait until Kafka has it, or raise a 503."""
+        try:
+            delivery = await self.producer.send(self.topic, value=value, key=key)
+            await asyncio.wait_for(delivery, self.timeout)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("Kafka did not take a record: %r", exc)
+            raise ApiError(
+                503,
+                "broker_unavailable",
+                "The event broker is unavailable; nothing was ingested. "
+                "Retry later (events with an id are counted once).",
+            ) from exc
+
+    async def check(self) -> None:
+        """Ask the brokers for fresh metadata; raises ``KafkaError`` when none answers."""
+        await self.producer.client.fetch_all_metadata()
+
+
+class KeyCache:
+    """API key -> tenant, cached for a short while so each request costs no query."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    async def tenant_for(self, key: str) -> str | None:
+        """The key's tenant, or ``None``; raises a 503 when PostgreSQL cannot say."""
+        cached = self._entries.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            tenant = await keys.tenant_for_key(self.pool, key)
+        except TRANSIENT_ERRORS as exc:
+            raise ApiError(503, "database_unavailable", "Cannot check the API key now.") from exc
+        if tenant is not None:
+            self._entries[key] = (tenant, time.monotonic() + KEY_CACHE_SECONDS)
+        return tenant
+
+
+class Services:
+    """The gateway's connections, started and stopped with the app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.publisher = EventPublisher(settings)
+        self._pool: asyncpg.Pool | None = None
+        self._keys: KeyCache | None = None
+
+    async def start(self) -> None:
+        self._pool = await connect_pool(self.settings.database_url)
+        await require_current(self._pool)
+        self._keys = KeyCache(self._pool)
+        await self.publisher.start()
+        log.info("gateway connected: topic %s", self.publisher.topic)
+
+    async def stop(self) -> None:
+        await self.publisher.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "gateway not started"
+        return self._pool
+
+    @property
+    def keys(self) -> KeyCache:
+        assert self._keys is not None, "gateway not started"
+        return self._keys

@@ -1,0 +1,1 @@
+"""What every package shares: settings, types, ids, errors, retry and metrics. No I/O."""

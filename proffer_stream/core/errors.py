@@ -1,0 +1,38 @@
+"""The exceptions of Proffer Stream: one base, small named subclasses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+DeadLetterReason = Literal[
+    "invalid_json", "invalid_message", "wrong_key", "too_large", "processing_error"
+]
+
+
+class ProfferError(Exception):
+    """Base of every error Proffer Stream raises on purpose."""
+
+
+class BadRecord(ProfferError):
+    """A record that cannot be applied; it belongs on the dead-letter topic."""
+
+    def __init__(self, reason: DeadLetterReason, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason: DeadLetterReason = reason
+        self.error = error
+
+
+class Unavailable(ProfferError, ConnectionError):
+    """A server we depend on (Kafka, PostgreSQL) cannot be reached."""
+
+
+class SchemaBehind(ProfferError):
+    """The database has migrations that are not applied yet."""
+
+    def __init__(self, pending: list[str]) -> None:
+        super().__init__(
+            "the database schema is behind (not applied: "
+            + ", ".join(pending)
+            + "); run `proffer-stream migrate` first"
+        )
+        self.pending = pending

@@ -1,0 +1,39 @@
+"""Ids and keys: how customers, events and Kafka records are named, deterministically.
+
+Everything here is a pure function of its input, so a replayed record gets the same
+ids and lands on the same rows (at-least-once delivery, idempotent effects).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+_CUSTOMER_ID_BITS = 53  # fits a JavaScript number exactly
+
+
+def customer_id(tenant_id: str, external_id: str) -> int:
+    """Proffer's internal customer id: a stable 53-bit hash of tenant and external id.
+
+    Stable ids need no coordination between gateways and survive a replay of the
+    topics into empty tables. Two external ids of one tenant can collide (odds about
+    n^2 / 2^54 for n customers: 1 in 18,000 for a million); the projection then keeps the
+    first customer's row and the sink logs an error for the other.
+    """
+    digest = hashlib.blake2b(f"{tenant_id}\x00{external_id}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> (64 - _CUSTOMER_ID_BITS)) or 1
+
+
+def partition_key(tenant_id: str, external_id: str) -> bytes:
+    """Kafka key of every record about one customer: ``<tenant_id>:<external id>``."""
+    return f"{tenant_id}:{external_id}".encode()
+
+
+def new_request_id() -> str:
+    """A unique id for one HTTP request; its events without ids get ``<id>-<position>``."""
+    return uuid.uuid4().hex
+
+
+def record_event_id(timestamp_ms: int, partition: int, offset: int, index: int) -> str:
+    """The id of an event that came straight from Kafka without one, from its record."""
+    return f"k{timestamp_ms}-{partition}-{offset}-{index}"

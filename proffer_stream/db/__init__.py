@@ -1,0 +1,1 @@
+"""PostgreSQL: the pool, migrations, and queries per aggregate that return models."""

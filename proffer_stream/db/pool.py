@@ -1,0 +1,39 @@
+"""Connecting to PostgreSQL, and which of its errors are worth retrying."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from proffer_stream.core.errors import Unavailable
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timed out (ConnectionError and TimeoutError are OSErrors)
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # e.g. the connection was closed mid-query
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    Unavailable,
+)
+"""Errors of an outage or a lost race: retry these. Anything else is a bug or bad data."""
+
+
+async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool; raises :class:`Unavailable` when the server is unreachable."""
+    try:
+        return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=10)
+    except TRANSIENT_ERRORS as exc:
+        raise Unavailable(f"cannot reach PostgreSQL at {redact(dsn)}: {exc}") from exc
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for logs."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

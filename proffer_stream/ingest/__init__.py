@@ -1,0 +1,1 @@
+"""Ingest: the webhook body, the ``proffer.events`` message, and reading a record. No I/O."""

@@ -1,0 +1,83 @@
+"""Reading a ``proffer.events`` record: validate it, check its key, settle its events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from proffer_stream.core.errors import BadRecord
+from proffer_stream.core.identity import partition_key, record_event_id
+from proffer_stream.core.types import CustomerKey
+from proffer_stream.ingest.models import EventBatch, NormalizedEvent
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A valid ``proffer.events`` record, its events normalised."""
+
+    batch: EventBatch
+    events: list[NormalizedEvent]
+    partition: int
+    offset: int
+
+    @property
+    def customer_key(self) -> CustomerKey:
+        return (self.batch.tenant_id, self.batch.customer.id)
+
+
+def read_event_record(
+    key: bytes | None, value: bytes | None, *, partition: int, offset: int, timestamp_ms: int
+) -> EventRecord:
+    """Validate one ``proffer.events`` record, or raise :class:`BadRecord` saying why."""
+    try:
+        batch = EventBatch.model_validate_json(value or b"")
+    except ValidationError as exc:
+        invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
+        raise BadRecord(
+            "invalid_json" if invalid_json else "invalid_message", describe_errors(exc.errors())
+        ) from None
+    expected = partition_key(batch.tenant_id, batch.customer.id)
+    if key != expected:
+        raise BadRecord(
+            "wrong_key",
+            f"key is {key!r}; it must be {expected!r} (<tenant_id>:<customer.id>) so that"
+            " all of a customer's events share a partition",
+        )
+    events = normalized_events(batch, partition=partition, offset=offset, timestamp_ms=timestamp_ms)
+    return EventRecord(batch, events, partition, offset)
+
+
+def normalized_events(
+    batch: EventBatch, *, partition: int, offset: int, timestamp_ms: int
+) -> list[NormalizedEvent]:
+    """The batch's events with ids and times settled the same way on every replay."""
+    received_at = batch.received_at or datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    return [
+        NormalizedEvent(
+            id=event.id or record_event_id(timestamp_ms, partition, offset, index),
+            type=event.type,
+            data=event.data,
+            occurred_at=event.occurred_at or received_at,
+            received_at=received_at,
+        )
+        for index, event in enumerate(batch.events)
+    ]
+
+
+def error_location(parts: tuple[int | str, ...]) -> str:
+    """Where in the input an error is: ``('events', 1, 'type')`` -> ``events[1].type``."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(body)"
+
+
+def describe_errors(errors: list[Any]) -> str:
+    """Pydantic errors as one line: ``events[0].type: Field required; ...``."""
+    return "; ".join(f"{error_location(tuple(e['loc']))}: {e['msg']}" for e in errors)

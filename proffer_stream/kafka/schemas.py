@@ -1,0 +1,70 @@
+"""The schema registry: JSON Schemas of the topic messages, generated into schemas/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from proffer_stream.core.settings import Settings
+from proffer_stream.ingest.models import EventBatch
+from proffer_stream.kafka.deadletter import DeadLetter
+from proffer_stream.kafka.topics import topics
+from proffer_stream.signals.models import CustomerSignals
+
+Mode = Literal["validation", "serialization"]
+
+
+def _default_topics() -> tuple[str, str, str]:
+    """Topic names with the default prefix and worker id (the files are not per deployment)."""
+    fields = Settings.model_fields
+    names = topics(fields["topic_prefix"].default, fields["worker_id"].default)
+    return names.events.name, names.deadletter.name, names.signals_changelog.name
+
+
+def messages() -> dict[str, tuple[type[BaseModel], str, Mode]]:
+    """File name -> (model, topic it travels on, whether producers write it or we do)."""
+    events, deadletter, changelog = _default_topics()
+    return {
+        "proffer.events.v1.json": (EventBatch, events, "validation"),
+        "proffer.deadletter.v1.json": (DeadLetter, deadletter, "serialization"),
+        "signals-changelog.v1.json": (CustomerSignals, changelog, "serialization"),
+    }
+
+
+def render() -> dict[str, str]:
+    """Each schema file's expected text."""
+    files = {}
+    for name, (model, topic, mode) in messages().items():
+        schema = model.model_json_schema(mode=mode)
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": name,
+            "x-topic": topic,
+            **schema,
+        }
+        files[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return files
+
+
+def write(directory: Path) -> list[str]:
+    """Write every schema into ``directory``; return the files that changed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for name, text in render().items():
+        path = directory / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            changed.append(name)
+    return changed
+
+
+def drifted(directory: Path) -> list[str]:
+    """The schema files that are missing or differ from the models."""
+    return [
+        name
+        for name, text in render().items()
+        if not (directory / name).exists() or (directory / name).read_text() != text
+    ]

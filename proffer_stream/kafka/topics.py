@@ -1,0 +1,157 @@
+"""Every topic of the pipeline: one owner for its name and its config, and its creation.
+
+Changelog topics are always compacted: a table's changelog keeps the latest value per
+key, so recovery reads one record per key instead of every update ever made. Faust
+creates a changelog only when it is missing and never fixes the config of one that
+exists, so the changelog is declared here like every other topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from proffer_stream.core.errors import Unavailable
+from proffer_stream.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPACTED = {"cleanup.policy": "compact"}
+SIGNALS_TABLE = "signals"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic's name and the config it is created with."""
+
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic of the pipeline, with the configured prefix applied."""
+
+    events: TopicSpec
+    offer_requests: TopicSpec
+    offers: TopicSpec
+    deadletter: TopicSpec
+    signals_changelog: TopicSpec
+
+    def all(self) -> list[TopicSpec]:
+        return [
+            self.events,
+            self.offer_requests,
+            self.offers,
+            self.deadletter,
+            self.signals_changelog,
+        ]
+
+
+def worker_app_id(prefix: str, worker_id: str) -> str:
+    """The Faust app id, which is also the worker's consumer group."""
+    return f"{prefix}{worker_id}"
+
+
+def changelog_name(app_id: str, table: str) -> str:
+    """The changelog Faust keeps for ``table``: ``<app id>-<table>-changelog``."""
+    return f"{app_id}-{table}-changelog"
+
+
+def topics(prefix: str, worker_id: str) -> Topics:
+    """The pipeline's topics for a topic prefix and a worker id."""
+    app_id = worker_app_id(prefix, worker_id)
+    return Topics(
+        events=TopicSpec(f"{prefix}proffer.events"),
+        offer_requests=TopicSpec(f"{prefix}proffer.offer-requests"),
+        offers=TopicSpec(f"{prefix}proffer.offers"),
+        deadletter=TopicSpec(f"{prefix}proffer.deadletter"),
+        signals_changelog=TopicSpec(changelog_name(app_id, SIGNALS_TABLE), COMPACTED),
+    )
+
+
+def topics_for(settings: Settings) -> Topics:
+    """The topics these settings name."""
+    return topics(settings.topic_prefix, settings.worker_id)
+
+
+async def wait_for_broker(bootstrap_servers: str, timeout: float = 30.0) -> None:
+    """Wait until the broker answers metadata requests, or raise :class:`Unavailable`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"Kafka at {bootstrap_servers} did not answer: {exc}") from exc
+            await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing topics with their config, and fix the config of existing ones.
+
+    Returns the names created.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        created = []
+        for spec in topics_for(settings).all():
+            if spec.name in existing:
+                await _align_config(admin, spec)
+                continue
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            spec.name,
+                            settings.partitions,
+                            settings.replication_factor,
+                            topic_configs=spec.config,
+                        )
+                    ]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                await _align_config(admin, spec)
+        return created
+    except KafkaConnectionError as exc:
+        raise Unavailable(f"Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    finally:
+        await admin.close()
+
+
+async def topic_config(admin: AIOKafkaAdminClient, name: str) -> dict[str, str]:
+    """The config of an existing topic, as the broker reports it."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, name)
+    responses = await admin.describe_configs([resource])
+    config: dict[str, str] = {}
+    for response in responses:
+        for _code, _message, _type, _name, entries in response.resources:
+            for entry in entries:
+                config[entry[0]] = entry[1]
+    return config
+
+
+async def _align_config(admin: AIOKafkaAdminClient, spec: TopicSpec) -> None:
+    """Set what differs from the spec on a topic that already exists (e.g. compaction)."""
+    if not spec.config:
+        return
+    current = await topic_config(admin, spec.name)
+    wrong = {k: v for k, v in spec.config.items() if current.get(k) != v}
+    if not wrong:
+        return
+    await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, wrong)])
+    log.warning("topic %s existed with other config; set %s", spec.name, wrong)

@@ -1,0 +1,1 @@
+"""Running locally: embedded broker and PostgreSQL, the process supervisor, `up`."""

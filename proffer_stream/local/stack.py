@@ -1,0 +1,257 @@
+"""`proffer-stream up`: broker, PostgreSQL, migrations, then worker, sink and gateway.
+
+Servers named in the settings are used instead of the embedded ones. Children are
+supervised: one that dies is restarted with backoff while the rest keep running. Ctrl-C
+drains: the gateway stops accepting first, the worker and the sink finish what is on
+the topics, then everything stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from proffer_stream.core.settings import Settings
+from proffer_stream.db import keys
+from proffer_stream.db.migrations import migrate
+from proffer_stream.db.pool import connect_pool, redact
+from proffer_stream.kafka.lag import group_lag
+from proffer_stream.kafka.topics import ensure_topics, topics_for, wait_for_broker, worker_app_id
+from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open
+from proffer_stream.local.supervisor import GaveUp, RestartPolicy, Supervisor
+
+log = logging.getLogger(__name__)
+
+LOCAL_TENANT = "local"
+PROCESSES = ("sink", "worker", "gateway")
+DRAIN_SECONDS = 120.0
+
+
+class LocalStack:
+    """Everything in one process tree, for a new user."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.broker: EmbeddedBroker | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self.supervisor = Supervisor(restart=RestartPolicy())
+        self.stopping = False
+
+    def run(self) -> int:
+        """Start everything, print where it is, run until Ctrl-C or a child keeps dying."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._request_stop)
+        settings = self.settings
+        try:
+            settings = self._start_servers()
+            api_key = self._prepare(settings)
+            self._start_processes(settings)
+            if not self._wait_until_serving(settings):
+                return 1
+            print(banner(settings, api_key, embedded_broker=self.broker is not None), flush=True)
+            return self._supervise(settings)
+        finally:
+            self._stop_all(settings)
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            log.info("stopping (%s): draining first...", signal.Signals(signum).name)
+        self.stopping = True
+
+    def _start_servers(self) -> Settings:
+        data_dir = self.settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        dsn = self.settings.database_url
+        if not dsn:
+            self.postgres = EmbeddedPostgres(data_dir / "postgres")
+            dsn = self.postgres.start()
+        bootstrap = self.settings.kafka_bootstrap_servers
+        if not bootstrap:
+            self.broker = EmbeddedBroker(self.settings.embedded_kafka_port, data_dir / "broker.log")
+            bootstrap = self.broker.start()
+        return self.settings.model_copy(
+            update={"database_url": dsn, "kafka_bootstrap_servers": bootstrap}
+        )
+
+    def _prepare(self, settings: Settings) -> str:
+        """Migrations, topics, and the local tenant's key, kept in the data directory."""
+        key_file = settings.data_dir / "local-api-key"
+        known = key_file.read_text().strip() if key_file.exists() else None
+        api_key = asyncio.run(prepare_database_and_topics(settings, known))
+        if api_key != known:
+            key_file.touch(mode=0o600)
+            key_file.write_text(api_key + "\n")
+        return api_key
+
+    def _start_processes(self, settings: Settings) -> None:
+        env = {
+            "PROFFER_DATABASE_URL": settings.database_url,
+            "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        }
+        for name in PROCESSES:
+            self.supervisor.start(name, {**env, **_metrics_env(settings.metrics_port, name)})
+
+    def _wait_until_serving(self, settings: Settings, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.stopping and time.monotonic() < deadline:
+            try:
+                self.supervisor.watch()
+            except GaveUp as exc:
+                log.error("%s", exc)
+                return False
+            if port_is_open(settings.gateway_port, settings.gateway_host):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _supervise(self, settings: Settings) -> int:
+        while not self.stopping:
+            try:
+                self.supervisor.watch()
+            except GaveUp as exc:
+                log.error("%s; stopping everything", exc)
+                return 1
+            self._revive_broker(settings)
+            time.sleep(0.2)
+        return 0
+
+    def _revive_broker(self, settings: Settings) -> None:
+        """The embedded broker died: say so once, start it again, recreate the topics."""
+        if self.broker is None or self.broker.process is None:
+            return
+        code = self.broker.process.poll()
+        if code is None:
+            return
+        log.error(
+            "the embedded broker exited with code %s; what it held in memory and no process"
+            " had consumed yet is lost. Restarting it; the workers restore state from"
+            " PostgreSQL.",
+            code,
+        )
+        self.broker = EmbeddedBroker(self.broker.port, self.broker.log_file)
+        self.broker.start()
+        asyncio.run(ensure_topics(settings))
+        log.warning("the embedded broker is back at %s", self.broker.bootstrap_servers)
+
+    def _stop_all(self, settings: Settings) -> None:
+        if "gateway" in self.supervisor.children:
+            self._stop_child("gateway")
+            self._drain(settings)
+        self.supervisor.stop_all(order=["worker", "sink"])
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        log.info("everything stopped")
+
+    def _stop_child(self, name: str) -> None:
+        try:
+            self.supervisor.stop(name, timeout=20)
+        except TimeoutError as exc:
+            log.warning("%s", exc)
+
+    def _drain(self, settings: Settings) -> None:
+        """Wait until the worker and then the sink have consumed what is on the topics."""
+        if not settings.kafka_bootstrap_servers or self.supervisor.dead():
+            return
+        topics = topics_for(settings)
+        groups = [
+            (
+                "worker",
+                worker_app_id(settings.topic_prefix, settings.worker_id),
+                [topics.events.name],
+            ),
+            ("sink", settings.sink_group, [topics.events.name, topics.signals_changelog.name]),
+        ]
+        deadline = time.monotonic() + DRAIN_SECONDS
+        for name, group, names in groups:
+            lag = _lag(settings, group, names)
+            while lag and time.monotonic() < deadline:
+                log.info("draining: %s has %d records to go", name, lag)
+                time.sleep(1.0)
+                self.supervisor.watch()
+                lag = _lag(settings, group, names)
+            if lag:
+                log.warning("%s still had %d records to go after %.0fs", name, lag, DRAIN_SECONDS)
+
+
+def _lag(settings: Settings, group: str, topics: list[str]) -> int:
+    try:
+        return asyncio.run(group_lag(settings.bootstrap_servers, group, topics))
+    except Exception as exc:  # draining is best effort once Kafka is gone
+        log.warning("cannot read the lag of %s: %r", group, exc)
+        return 0
+
+
+def _metrics_env(port: int, process: str) -> dict[str, str]:
+    """Worker and sink serve /metrics on consecutive ports from PROFFER_METRICS_PORT."""
+    offsets = {"worker": 0, "sink": 1}
+    if not port or process not in offsets:
+        return {}
+    return {"PROFFER_METRICS_PORT": str(port + offsets[process])}
+
+
+async def prepare_database_and_topics(settings: Settings, local_key: str | None = None) -> str:
+    """Migrate and create the topics; return a valid API key of the local tenant.
+
+    That is ``local_key`` when it is still valid, else a new key.
+    """
+    await wait_for_broker(settings.bootstrap_servers)
+    created = await ensure_topics(settings)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    pool = await connect_pool(settings.database_url, max_size=2)
+    try:
+        applied = await migrate(pool)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        if local_key and await keys.tenant_for_key(pool, local_key) == LOCAL_TENANT:
+            return local_key
+        new_key = await keys.create_key(pool, LOCAL_TENANT, "local development")
+        log.info("created an API key for tenant %r", LOCAL_TENANT)
+        return new_key.key
+    finally:
+        await pool.close()
+
+
+def _worker_metrics_note(port: int) -> str:
+    if not port:
+        return ""
+    return f" (worker :{port}/metrics, sink :{port + 1}/metrics)"
+
+
+def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:
+    """What a new user needs to start sending events."""
+    api = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    broker_note = (
+        " (embedded tansu, memory only: a broker crash loses what it holds unconsumed)"
+        if embedded_broker
+        else ""
+    )
+    example = (
+        '{"customer": {"id": "user_001", "email": "alex@startup.com"}, '
+        '"events": [{"type": "page_view", "data": {"page": "/pricing"}}]}'
+    )
+    return "\n".join(
+        [
+            "",
+            "Proffer Stream is up.",
+            f"  API         {api}   (OpenAPI page {api}/docs, spec {api}/openapi.json)",
+            f"  API key     {api_key}   (tenant {LOCAL_TENANT!r})",
+            f"  Kafka       {settings.kafka_bootstrap_servers}{broker_note}",
+            f"  PostgreSQL  {redact(settings.database_url)}",
+            f"  Metrics     {api}/metrics{_worker_metrics_note(settings.metrics_port)}",
+            "",
+            "Send events:",
+            f"  curl -X POST {api}/api/webhook/events -H 'Authorization: Bearer {api_key}' \\",
+            f"       -H 'Content-Type: application/json' -d '{example}'",
+            "See the profile:",
+            f"  curl -H 'Authorization: Bearer {api_key}' {api}/api/customers/external/user_001",
+            "",
+            "Ctrl-C drains and stops everything; the data stays in "
+            + str(settings.data_dir.resolve()),
+            "",
+        ]
+    )

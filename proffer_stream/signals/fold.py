@@ -1,0 +1,154 @@
+"""How events fold into a customer's live profile. Pure functions, ``now`` passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from proffer_stream.core.identity import customer_id
+from proffer_stream.ingest.models import CustomerIn, NormalizedEvent
+from proffer_stream.signals.models import CustomerSignals
+
+HOUR_SECONDS = 3600
+WINDOW_HOURS = {"last_24h": 24, "last_7d": 24 * 7}
+KEPT_HOURS = max(WINDOW_HOURS.values())
+MAX_TRACKED_NAMES = 1000
+"""Most distinct pages (or features) tracked per customer; more are not itemised."""
+
+
+def new_signals(tenant_id: str, external_id: str) -> CustomerSignals:
+    """The empty profile of a customer seen for the first time."""
+    return CustomerSignals(
+        tenant_id=tenant_id,
+        customer_id=customer_id(tenant_id, external_id),
+        external_id=external_id,
+    )
+
+
+def apply_record(
+    state: CustomerSignals,
+    customer: CustomerIn,
+    events: Iterable[NormalizedEvent],
+    *,
+    offset: int,
+    now: datetime,
+    remembered_ids: int,
+) -> int:
+    """Fold one ``proffer.events`` record into ``state``; return how many events counted.
+
+    A record at or below the last offset applied is a replay and changes nothing; an
+    event whose id was applied recently is a re-send and is not counted again.
+    """
+    if offset <= state.source_offset:
+        return 0
+    _merge_profile(state, customer)
+    seen = set(state.recent_event_ids)
+    counted = 0
+    for event in events:
+        if event.id in seen:
+            continue
+        seen.add(event.id)
+        state.recent_event_ids.append(event.id)
+        _count_event(state, event, now)
+        counted += 1
+    del state.recent_event_ids[:-remembered_ids]
+    _forget_old_hours(state, now)
+    state.source_offset = offset
+    state.updated_at = now
+    return counted
+
+
+def _merge_profile(state: CustomerSignals, customer: CustomerIn) -> None:
+    if customer.email is not None:
+        state.email = customer.email
+    if customer.name is not None:
+        state.name = customer.name
+    if customer.metadata:
+        state.metadata.update(customer.metadata)
+
+
+def _count_event(state: CustomerSignals, event: NormalizedEvent, now: datetime) -> None:
+    state.event_count += 1
+    _increment(state.counts_by_type, event.type)
+    at = event.occurred_at
+    if state.first_seen_at is None or at < state.first_seen_at:
+        state.first_seen_at = at
+    if state.last_seen_at is None or at > state.last_seen_at:
+        state.last_seen_at = at
+    _count_in_hour(state, event, now)
+    counter = _TYPE_COUNTERS.get(event.type)
+    if counter is not None:
+        counter(state, event)
+
+
+def _count_page_view(state: CustomerSignals, event: NormalizedEvent) -> None:
+    page = event.data.get("page")
+    if isinstance(page, str):
+        _increment(state.page_views, page, bounded=True)
+
+
+def _count_purchase(state: CustomerSignals, event: NormalizedEvent) -> None:
+    state.purchase_count += 1
+    state.purchase_total += _money(event.data.get("amount"))
+    if state.last_purchase_at is None or event.occurred_at > state.last_purchase_at:
+        state.last_purchase_at = event.occurred_at
+
+
+def _count_cart_abandon(state: CustomerSignals, event: NormalizedEvent) -> None:
+    state.cart_abandon_count += 1
+    state.cart_abandon_total += _money(event.data.get("total"))
+
+
+def _count_feature_use(state: CustomerSignals, event: NormalizedEvent) -> None:
+    feature = event.data.get("feature")
+    if isinstance(feature, str):
+        times = event.data.get("times_used")
+        _increment(state.features_used, feature, times if isinstance(times, int) else 1, True)
+
+
+def _count_signup(state: CustomerSignals, event: NormalizedEvent) -> None:
+    if not state.signed_up or (state.signed_up_at and event.occurred_at < state.signed_up_at):
+        state.signed_up_at = event.occurred_at
+        plan = event.data.get("plan")
+        state.signup_plan = plan if isinstance(plan, str) else state.signup_plan
+    state.signed_up = True
+
+
+_TYPE_COUNTERS = {
+    "page_view": _count_page_view,
+    "purchase": _count_purchase,
+    "cart_abandon": _count_cart_abandon,
+    "feature_use": _count_feature_use,
+    "signup": _count_signup,
+}
+
+
+def _increment(counts: dict[str, int], name: str, by: int = 1, bounded: bool = False) -> None:
+    if bounded and name not in counts and len(counts) >= MAX_TRACKED_NAMES:
+        return
+    counts[name] = counts.get(name, 0) + by
+
+
+def _money(value: object) -> Decimal:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return Decimal(0)
+
+
+def hour_of(at: datetime) -> int:
+    """The epoch hour ``at`` falls in."""
+    return int(at.timestamp()) // HOUR_SECONDS
+
+
+def _count_in_hour(state: CustomerSignals, event: NormalizedEvent, now: datetime) -> None:
+    hour = hour_of(event.occurred_at)
+    if hour <= hour_of(now) - KEPT_HOURS:
+        return
+    _increment(state.hourly_counts.setdefault(hour, {}), event.type)
+
+
+def _forget_old_hours(state: CustomerSignals, now: datetime) -> None:
+    oldest_kept = hour_of(now) - KEPT_HOURS
+    for hour in [h for h in state.hourly_counts if h <= oldest_kept]:
+        del state.hourly_counts[hour]

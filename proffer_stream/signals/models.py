@@ -1,0 +1,87 @@
+"""A customer's signals: the state the signals agent owns, and the views the API shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from proffer_stream.core.types import Money, TenantId, UtcDatetime
+
+
+class Signals(BaseModel):
+    """What the events of a customer add up to: counts, money, pages, features, recency."""
+
+    event_count: int = 0
+    counts_by_type: dict[str, int] = Field(default_factory=dict)
+    first_seen_at: UtcDatetime | None = None
+    last_seen_at: UtcDatetime | None = None
+    purchase_count: int = 0
+    purchase_total: Money = Decimal(0)
+    last_purchase_at: UtcDatetime | None = None
+    page_views: dict[str, int] = Field(default_factory=dict)
+    cart_abandon_count: int = 0
+    cart_abandon_total: Money = Decimal(0)
+    features_used: dict[str, int] = Field(default_factory=dict)
+    signed_up: bool = False
+    signed_up_at: UtcDatetime | None = None
+    signup_plan: str | None = None
+
+
+class CustomerSignals(Signals):
+    """A customer's live profile, owned by the signals agent (one writer per key).
+
+    Kept in the Faust table ``signals`` keyed ``<tenant_id>:<external id>``; each
+    update goes to the table's changelog topic, which the sink projects into PostgreSQL.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = 1
+    tenant_id: TenantId
+    customer_id: int
+    external_id: str
+    email: str | None = None
+    name: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    hourly_counts: dict[int, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Event counts per type in each hour (epoch hour) of the last 7 days.",
+    )
+    recent_event_ids: list[str] = Field(
+        default_factory=list, description="Latest event ids applied, to count re-sends once."
+    )
+    source_offset: int = Field(
+        -1, description="Offset of the last proffer.events record applied (one partition per key)."
+    )
+    updated_at: UtcDatetime | None = None
+
+
+class WindowCounts(BaseModel):
+    """Events in one rolling window, in all and per type."""
+
+    events: int
+    by_type: dict[str, int]
+
+
+class SignalsView(Signals):
+    """The signals as the API shows them, with what is computed at read time."""
+
+    distinct_pages: int
+    windows: dict[str, WindowCounts] = Field(description="Counts in the last 24 hours and 7 days.")
+
+
+class CustomerView(BaseModel):
+    """A customer as the API shows them."""
+
+    id: int
+    external_id: str
+    email: str | None
+    name: str | None
+    metadata: dict[str, Any]
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    signals: SignalsView

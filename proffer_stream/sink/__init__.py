@@ -1,0 +1,1 @@
+"""The sink: projects the topics into PostgreSQL, idempotently. One projection per topic."""

@@ -1,0 +1,79 @@
+"""The worker's composition root: the Faust app, its topics, table, agents and timers."""
+
+from __future__ import annotations
+
+import faust
+
+from proffer_stream.core import metrics
+from proffer_stream.core.settings import Settings
+from proffer_stream.kafka.topics import SIGNALS_TABLE, topics_for, worker_app_id
+from proffer_stream.worker.deadletters import DeadLetters
+from proffer_stream.worker.profiles import ProfileStore
+from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
+from proffer_stream.worker.transport import transport_with_fetch_wait
+
+
+def create_app(settings: Settings) -> faust.App:
+    """The worker's Faust app with its topics, table and signals agent."""
+    topics = topics_for(settings)
+    app = faust.App(
+        worker_app_id(settings.topic_prefix, settings.worker_id),
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port,
+    )
+    app.transport = transport_with_fetch_wait(app, settings.fetch_max_wait_ms)
+    events_topic = app.topic(topics.events.name, key_type=bytes, value_type=bytes)
+    deadletter_topic = app.topic(topics.deadletter.name, key_type=bytes, value_type=bytes)
+    table = app.Table(
+        SIGNALS_TABLE,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        # Writes happen per batch, outside one event's context: let the partitioner
+        # (murmur2 on the same key, as producers use) pick the changelog partition.
+        use_partitioner=True,
+    )
+    agent = SignalsAgent(
+        ProfileStore(table, settings.database_url),
+        DeadLetters(deadletter_topic, STAGE),
+        remembered_ids=settings.recent_event_ids,
+    )
+
+    @app.agent(events_topic, name="signals", concurrency=1)
+    async def signals(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(  # type: ignore[attr-defined]
+            settings.worker_batch_size, within=settings.worker_batch_seconds
+        ):
+            await agent.process(batch)
+
+    @app.timer(10.0)  # type: ignore[untyped-decorator]
+    async def report_progress() -> None:
+        agent.report()
+
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the worker until SIGINT/SIGTERM."""
+    metrics.serve_metrics(settings.metrics_port)
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    # At WARNING and above Faust's progress spinner sets the root logger to DEBUG, so
+    # every library debug call builds a record (3% of a profile of the worker at one
+    # event per record). A service's logs need no spinner.
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -1,0 +1,119 @@
+"""The signals table: reading profiles, restoring lost ones from PostgreSQL, writing back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+from faust.types import TableT
+
+from proffer_stream.core.identity import partition_key
+from proffer_stream.core.retry import retry_transient
+from proffer_stream.core.types import CustomerKey
+from proffer_stream.db.customers import load_signals
+from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
+from proffer_stream.signals.fold import new_signals
+from proffer_stream.signals.models import CustomerSignals
+
+log = logging.getLogger(__name__)
+
+
+class ProfileStore:
+    """Customer profiles in the Faust table ``signals``, keyed ``<tenant>:<external id>``."""
+
+    def __init__(self, table: TableT[bytes, bytes], database_url: str) -> None:
+        self.table = table
+        self.database_url = database_url
+        self._pool: asyncpg.Pool | None = None
+
+    def get(self, key: CustomerKey) -> CustomerSignals | None:
+        """The profile in the table, if any."""
+        stored = self.table.get(partition_key(*key))
+        return None if stored is None else CustomerSignals.model_validate_json(stored)
+
+    async def load(
+        self, keys: Iterable[CustomerKey]
+    ) -> tuple[dict[CustomerKey, CustomerSignals], dict[CustomerKey, Exception]]:
+        """Each customer's profile (from the table, else PostgreSQL, else new).
+
+        Returns the profiles, and the customers whose profile could not be read, with why.
+        """
+        states: dict[CustomerKey, CustomerSignals] = {}
+        missing = []
+        for key in keys:
+            state = self.get(key)
+            if state is None:
+                missing.append(key)
+            else:
+                states[key] = state
+        restored, failed = await self._restore(missing)
+        for key in missing:
+            if key not in failed:
+                states[key] = restored.get(key) or new_signals(*key)
+        return states, failed
+
+    async def save(self, states: Iterable[CustomerSignals]) -> None:
+        """Put profiles in the table and queue their changelog records.
+
+        The same effect as ``table[key] = value`` at a fraction of its cost: Faust's
+        per-key path (future, eager partitioning, callback, sensors) cost ~270 µs a key
+        here, the producer's own ``send`` about a tenth of that. Faust flushes the
+        producer before it commits offsets, so a profile is never behind the committed
+        offset.
+        """
+        producer = self.table.app.producer
+        changelog = self.table.changelog_topic.get_topic_name()
+        for state in states:
+            table_key = partition_key(state.tenant_id, state.external_id)
+            value = state.model_dump_json().encode()
+            self.table.data[table_key] = value
+            await producer.send(changelog, table_key, value, None, None, None)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _restore(
+        self, keys: list[CustomerKey]
+    ) -> tuple[dict[CustomerKey, CustomerSignals], dict[CustomerKey, Exception]]:
+        """Profiles missing from the table but stored in PostgreSQL.
+
+        PostgreSQL only knows a profile through the changelog, so one missing from the
+        table means the changelog was lost (the local broker keeps nothing across
+        restarts): the stored profile is the truth, and its source offset, which
+        counted records of the old log, no longer applies. An outage is waited out; an
+        error that is not an outage fails only the customers it concerns.
+        """
+        if not keys or not self.database_url:
+            return {}, {}
+        try:
+            restored = await self._query(keys)
+            failed: dict[CustomerKey, Exception] = {}
+        except Exception:  # not transient: find the customers it concerns
+            restored, failed = await self._restore_one_by_one(keys)
+        for state in restored.values():
+            state.source_offset = -1
+        if restored:
+            log.info("restored %d customer profiles from PostgreSQL", len(restored))
+        return restored, failed
+
+    async def _restore_one_by_one(
+        self, keys: list[CustomerKey]
+    ) -> tuple[dict[CustomerKey, CustomerSignals], dict[CustomerKey, Exception]]:
+        restored: dict[CustomerKey, CustomerSignals] = {}
+        failed: dict[CustomerKey, Exception] = {}
+        for key in keys:
+            try:
+                restored.update(await self._query([key]))
+            except Exception as exc:  # reported per customer, with its records
+                failed[key] = exc
+        return restored, failed
+
+    async def _query(self, keys: list[CustomerKey]) -> dict[CustomerKey, CustomerSignals]:
+        async def query() -> dict[CustomerKey, CustomerSignals]:
+            if self._pool is None:
+                self._pool = await connect_pool(self.database_url, max_size=2)
+            return await load_signals(self._pool, keys)
+
+        return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")

@@ -1,0 +1,225 @@
+"""The gateway in-process, against the real broker and PostgreSQL."""
+
+import json
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from proffer_stream.api.app import create_app
+from proffer_stream.core.identity import customer_id
+from proffer_stream.db import keys
+from proffer_stream.kafka.topics import ensure_topics, topics_for
+from proffer_stream.local.embedded import EmbeddedBroker, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def client_for(settings):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@pytest.fixture
+async def api_key(db):
+    return (await keys.create_key(db, "acme", "test")).key
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def read_records(settings, count, timeout_ms=10_000):
+    consumer = AIOKafkaConsumer(
+        topics_for(settings).events.name,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        records = []
+        while len(records) < count:
+            fetched = await consumer.getmany(timeout_ms=timeout_ms)
+            if not fetched:
+                break
+            records += [r for batch in fetched.values() for r in batch]
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def test_a_webhook_call_becomes_one_keyed_record(settings, api_key):
+    body = {
+        "customer": {"id": "user_001", "email": "alex@startup.com", "name": "Alex Rivera"},
+        "events": [
+            {"type": "page_view", "data": {"page": "/pricing"}},
+            {"id": "evt-1", "type": "click", "data": {"element": "start_trial"}},
+            {"type": "feature_use", "data": {"feature": "reports", "times_used": 8}},
+        ],
+    }
+    async with client_for(settings) as client:
+        response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "success": True,
+        "customer_id": customer_id("acme", "user_001"),
+        "events_ingested": 3,
+        "message": "Events ingested successfully",
+    }
+    [record] = await read_records(settings, 1)
+    assert record.key == b"acme:user_001"
+    value = json.loads(record.value)
+    assert value["tenant_id"] == "acme"
+    assert [e["type"] for e in value["events"]] == ["page_view", "click", "feature_use"]
+    assert value["events"][1]["id"] == "evt-1"
+    assert all(e["id"] and e["occurred_at"] for e in value["events"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "missing_api_key"),
+        ({"Authorization": "Bearer pk_wrong"}, "invalid_api_key"),
+        ({"Authorization": "Basic abc"}, "missing_api_key"),
+    ],
+)
+async def test_requests_without_a_valid_key_get_401(settings, headers, code):
+    async with client_for(settings) as client:
+        response = await client.post(
+            "/api/webhook/events",
+            json={"customer": {"id": "u"}, "events": [{"type": "x"}]},
+            headers=headers,
+        )
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == code
+        assert (await client.get("/api/customers/1", headers=headers)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "loc", "words"),
+    [
+        (b'{"customer": {"id": "u"}, "events": [', 400, "invalid_json", "(body)", "JSON"),
+        (b'{"events": [{"type": "x"}]}', 422, "validation_error", "customer", "required"),
+        (
+            b'{"customer": {}, "events": [{"type": "x"}]}',
+            422,
+            "validation_error",
+            "customer.id",
+            "required",
+        ),
+        (
+            b'{"customer": {"id": "u"}, "events": [{"type": "x"}, {"type": 7}]}',
+            422,
+            "validation_error",
+            "events[1].type",
+            "string",
+        ),
+        (
+            b'{"customer": {"id": "u"}, "events": [{"type": "purchase", "data": {"amount": "9"}}]}',
+            422,
+            "validation_error",
+            "events[0].data.amount",
+            "valid number",
+        ),
+        (b'{"customer": {"id": "u"}, "events": []}', 422, "validation_error", "events", "1 item"),
+    ],
+)
+async def test_bad_input_gets_a_4xx_naming_the_field_and_nothing_is_ingested(
+    settings, api_key, body, status, code, loc, words
+):
+    async with client_for(settings) as client:
+        response = await client.post(
+            "/api/webhook/events",
+            content=body,
+            headers={**auth(api_key), "Content-Type": "application/json"},
+        )
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert any(d["loc"] == loc and words in d["message"] for d in error["details"]), error
+    assert await read_records(settings, 1, timeout_ms=500) == []
+
+
+async def test_too_many_events_or_too_large_a_body_gets_413(settings, api_key):
+    small = settings.model_copy(update={"max_events_per_request": 3, "max_body_bytes": 2000})
+    async with client_for(small) as client:
+        many = {"customer": {"id": "u"}, "events": [{"type": "x"}] * 4}
+        response = await client.post("/api/webhook/events", json=many, headers=auth(api_key))
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "too_many_events"
+        large = {"customer": {"id": "u"}, "events": [{"type": "x", "data": {"s": "y" * 3000}}]}
+        response = await client.post("/api/webhook/events", json=large, headers=auth(api_key))
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "body_too_large"
+    assert await read_records(settings, 1, timeout_ms=500) == []
+
+
+async def test_broker_down_gives_503_not_500_nor_a_hang(settings, api_key):
+    broker = EmbeddedBroker(free_port())
+    broker.start()
+    try:
+        own = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": broker.bootstrap_servers,
+                "produce_timeout_seconds": 2,
+            }
+        )
+        await ensure_topics(own)
+        body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
+        async with client_for(own) as client:
+            assert (
+                await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+            ).status_code == 200
+            broker.kill()
+            response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+            assert response.status_code == 503
+            assert response.json()["error"]["code"] == "broker_unavailable"
+            assert response.headers["Retry-After"]
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+    finally:
+        broker.stop()
+
+
+async def test_keys_created_over_http_belong_to_the_callers_tenant(settings, api_key, db):
+    async with client_for(settings) as client:
+        response = await client.post("/api/keys", json={"name": "My Key"}, headers=auth(api_key))
+        assert response.status_code == 201
+        created = response.json()
+        assert created["tenant_id"] == "acme" and created["name"] == "My Key"
+        assert await keys.tenant_for_key(db, created["key"]) == "acme"
+        assert (await client.post("/api/keys")).status_code == 401
+
+
+async def test_openapi_docs_and_metrics_are_served(settings):
+    async with client_for(settings) as client:
+        spec = (await client.get("/openapi.json")).json()
+        assert "/api/webhook/events" in spec["paths"]
+        assert "/api/customers/{customer_id}" in spec["paths"]
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get("/readyz")).json()["ready"] is True
+        assert (await client.get("/api/customers/1")).status_code == 401
+        metrics = (await client.get("/metrics")).text
+        # Labelled by route template and status, so a dashboard can group them.
+        assert 'proffer_http_requests_total{method="GET",route="/readyz",status="200"}' in metrics
+        assert (
+            'proffer_http_requests_total{method="GET",route="/api/customers/{customer_id}",'
+            'status="401"}' in metrics
+        )
+        assert 'proffer_http_request_seconds_count{method="GET",route="/readyz"}' in metrics
+
+
+async def test_unknown_customer_is_a_json_404(settings, api_key):
+    async with client_for(settings) as client:
+        response = await client.get("/api/customers/123", headers=auth(api_key))
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "customer_not_found"
+        response = await client.get("/api/customers/abc", headers=auth(api_key))
+        assert response.status_code == 422
+        assert response.json()["error"]["details"][0]["loc"] == "path.customer_id"
