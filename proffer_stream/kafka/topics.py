@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from proffer_stream.core.errors import Unavailable
 from proffer_stream.core.settings import Settings
+from proffer_stream.kafka.alter_configs import set_topic_config
 
 log = logging.getLogger(__name__)
 
@@ -153,5 +154,5 @@ async def _align_config(admin: AIOKafkaAdminClient, spec: TopicSpec) -> None:
     wrong = {k: v for k, v in spec.config.items() if current.get(k) != v}
     if not wrong:
         return
-    await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, wrong)])
+    await set_topic_config(admin, spec.name, wrong)
     log.warning("topic %s existed with other config; set %s", spec.name, wrong)

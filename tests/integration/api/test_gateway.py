@@ -183,6 +183,11 @@ async def test_broker_down_gives_503_not_500_nor_a_hang(settings, api_key):
             assert response.headers["Retry-After"]
             ready = await client.get("/readyz")
             assert ready.status_code == 503
+            # Which dependency is down, never its internals, to an unauthenticated caller.
+            assert ready.json() == {
+                "ready": False,
+                "checks": {"postgres": "ok", "kafka": "unavailable"},
+            }
     finally:
         broker.stop()
 
@@ -197,9 +202,23 @@ async def test_keys_created_over_http_belong_to_the_callers_tenant(settings, api
         assert (await client.post("/api/keys")).status_code == 401
 
 
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
 async def test_openapi_docs_and_metrics_are_served(settings):
     async with client_for(settings) as client:
         spec = (await client.get("/openapi.json")).json()
+        defined = {f"#/components/schemas/{name}" for name in spec["components"]["schemas"]}
+        assert set(_refs(spec)) <= defined, "the spec references undefined schemas"
         assert "/api/webhook/events" in spec["paths"]
         assert "/api/customers/{customer_id}" in spec["paths"]
         assert (await client.get("/docs")).status_code == 200

@@ -1,0 +1,94 @@
+"""Only `migrate` and `up` change the schema; other commands say when it is behind."""
+
+import subprocess
+import sys
+import uuid
+
+import asyncpg
+import pytest
+from support import database_dsn
+
+from proffer_stream.core.errors import SchemaBehind
+from proffer_stream.core.settings import Settings
+from proffer_stream.db.migrations import migrate, pending, require_current
+from proffer_stream.db.pool import connect_pool
+from proffer_stream.worker.profiles import ProfileStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def empty_database(postgres_url):
+    name = "e" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return database_dsn(postgres_url, name)
+
+
+async def tables(dsn):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+    finally:
+        await conn.close()
+
+
+def cli(dsn, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "proffer_stream", *args],
+        env={"PROFFER_DATABASE_URL": dsn, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "command", [["keys", "list"], ["keys", "create", "--tenant", "acme"], ["keys", "revoke", "1"]]
+)
+async def test_key_commands_never_migrate_and_say_the_schema_is_behind(empty_database, command):
+    result = cli(empty_database, *command)
+    assert result.returncode == 1
+    assert "schema is behind" in result.stderr and "proffer-stream migrate" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert await tables(empty_database) == set()
+
+
+async def test_migrate_then_keys_work(empty_database):
+    assert "applied: 001_initial.sql" in cli(empty_database, "migrate").stdout
+    created = cli(empty_database, "keys", "create", "--tenant", "acme")
+    assert created.returncode == 0 and created.stdout.startswith("pk_")
+    assert "acme" in cli(empty_database, "keys", "list").stdout
+
+
+async def test_pending_reads_without_writing(empty_database):
+    pool = await connect_pool(empty_database, max_size=1)
+    try:
+        assert await pending(pool) == ["001_initial.sql"]
+        with pytest.raises(SchemaBehind):
+            await require_current(pool)
+        assert await tables(empty_database) == set()
+        await migrate(pool)
+        assert await pending(pool) == []
+    finally:
+        await pool.close()
+
+
+async def test_a_query_error_is_not_mistaken_for_an_outage(empty_database):
+    """The worker's restore used to retry any PostgreSQL error for ever."""
+    store = ProfileStore(
+        table=None, database_url=Settings(database_url=empty_database).database_url
+    )
+    try:
+        restored, failed = await store._restore([("acme", "u1"), ("acme", "u2")])
+    finally:
+        await store.close()
+    assert restored == {}
+    assert set(failed) == {("acme", "u1"), ("acme", "u2")}
+    assert all(isinstance(e, asyncpg.UndefinedTableError) for e in failed.values())
