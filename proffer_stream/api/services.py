@@ -22,7 +22,8 @@ from proffer_stream.kafka.topics import topics_for
 
 log = logging.getLogger(__name__)
 
-KEY_CACHE_SECONDS = 30.0
+KEY_CACHE_SECONDS = 1.0
+"""How long a key's tenant is cached: a revoked key stops working within this."""
 
 
 class EventPublisher:
@@ -55,10 +56,18 @@ class EventPublisher:
         return self._producer
 
     async def publish(self, key: bytes, value: bytes) -> None:
-        """Put one record on the topic and wait until Kafka has it, or raise a 503."""
-        try:
+        """Put one record on the topic and wait until Kafka has it, or raise a 503.
+
+        One deadline covers both the wait for metadata (``send``) and the delivery, so
+        an outage is answered within the produce timeout, not twice it.
+        """
+
+        async def deliver() -> None:
             delivery = await self.producer.send(self.topic, value=value, key=key)
-            await asyncio.wait_for(delivery, self.timeout)
+            await delivery
+
+        try:
+            await asyncio.wait_for(deliver(), self.timeout)
         except (TimeoutError, KafkaError) as exc:
             log.warning("Kafka did not take a record: %r", exc)
             raise ApiError(

@@ -27,6 +27,10 @@ EVENTS_NOT_COUNTED = Counter(
     "proffer_signals_events_not_counted_total",
     "Events seen again (replayed record or re-sent event id) and not counted twice.",
 )
+RECORDS_REROUTED = Counter(
+    "proffer_signals_records_rerouted_total",
+    "proffer.events records found on a partition their key does not hash to, and moved.",
+)
 DEAD_LETTERS = Counter(
     "proffer_deadletter_total", "Records sent to the dead-letter topic.", ["stage", "reason"]
 )

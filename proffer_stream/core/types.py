@@ -8,12 +8,17 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from proffer_stream.core.limits import in_range, no_nul
+
 
 def as_utc(value: datetime) -> datetime:
     """Read a naive timestamp as UTC; keep aware ones as given, converted to UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is past the last datetime
+        raise ValueError("is out of range") from None
 
 
 def _id_to_str(value: Any) -> Any:
@@ -24,8 +29,16 @@ def _id_to_str(value: Any) -> Any:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
-ExternalId = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=256)]
-EventId = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=200)]
+SaneDatetime = Annotated[datetime, AfterValidator(as_utc), AfterValidator(in_range)]
+"""A timestamp we accept from clients: in UTC, between 1970 and 2100."""
+Text = Annotated[str, AfterValidator(no_nul)]
+"""A string PostgreSQL can store."""
+ExternalId = Annotated[
+    str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=256), AfterValidator(no_nul)
+]
+EventId = Annotated[
+    str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=200), AfterValidator(no_nul)
+]
 TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]

@@ -11,17 +11,23 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import to_json
 
+from proffer_stream.core.limits import LARGEST_NUMBER, check_json
 from proffer_stream.core.types import (
     EventId,
     EventType,
     ExternalId,
+    SaneDatetime,
     StrictModel,
     TenantId,
-    UtcDatetime,
+    Text,
 )
 
-StrictNumber = Annotated[float, Field(strict=True, ge=0)]
+MAX_METADATA_BYTES = 8192
+"""Largest customer metadata in one message, as JSON (a profile keeps at most 64 KiB)."""
+
+StrictNumber = Annotated[float, Field(strict=True, ge=0, le=LARGEST_NUMBER)]
 
 
 # --- Well-known event types: the data fields we read for signals must have the right type.
@@ -79,9 +85,20 @@ class CustomerIn(StrictModel):
     """The customer an event batch is about, identified by the business's own id."""
 
     id: ExternalId = Field(description="Your external customer id (required).")
-    email: Annotated[str, Field(max_length=320)] | None = None
-    name: Annotated[str, Field(max_length=256)] | None = None
-    metadata: dict[str, Any] | None = Field(None, description="Any extra context.")
+    email: Annotated[Text, Field(max_length=320)] | None = None
+    name: Annotated[Text, Field(max_length=256)] | None = None
+    metadata: dict[str, Any] | None = Field(
+        None, description=f"Any extra context (at most {MAX_METADATA_BYTES} bytes as JSON)."
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_fits(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        if metadata is not None:
+            check_json(metadata)
+            if len(to_json(metadata)) > MAX_METADATA_BYTES:
+                raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        return metadata
 
 
 class EventIn(StrictModel):
@@ -92,7 +109,9 @@ class EventIn(StrictModel):
     )
     type: EventType = Field(description="page_view, purchase, click, feature_use, ... or your own.")
     data: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: UtcDatetime | None = Field(None, description="When it happened; default: now.")
+    occurred_at: SaneDatetime | None = Field(
+        None, description="When it happened (1970-2100); default: now."
+    )
 
     @field_validator("data")
     @classmethod
@@ -103,6 +122,7 @@ class EventIn(StrictModel):
         model's core validator: about a third of the cost of a model validator that
         builds the known model, and pydantic nests its errors under ``data``.
         """
+        check_json(data)
         schema = KNOWN_EVENT_DATA.get(info.data.get("type", ""))
         if schema is not None:
             schema.__pydantic_validator__.validate_python(data)
@@ -128,7 +148,7 @@ class EventBatch(StrictModel):
     tenant_id: TenantId
     customer: CustomerIn
     events: list[EventIn] = Field(min_length=1)
-    received_at: UtcDatetime | None = None
+    received_at: SaneDatetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,9 @@ from pydantic import BaseModel, Field
 from proffer_stream.core.errors import BadRecord, DeadLetterReason
 from proffer_stream.core.types import UtcDatetime
 
+KEPT_BYTES = 65_536
+"""Most bytes of the original key or value a dead letter carries (a record may be 1 MB)."""
+
 
 class DeadLetter(BaseModel):
     """Value of a ``proffer.deadletter`` message: what could not be processed, and why."""
@@ -25,7 +28,11 @@ class DeadLetter(BaseModel):
     offset: int
     timestamp_ms: int | None = None
     key_b64: str | None = Field(None, description="The original key, base64.")
-    value_b64: str = Field(description="The original value bytes, base64.")
+    value_b64: str = Field(
+        description=f"The original value bytes, base64 (the first {KEPT_BYTES} when larger)."
+    )
+    value_size: int = Field(0, description="Size of the original value in bytes.")
+    truncated: bool = Field(False, description="Whether key_b64 or value_b64 is a prefix.")
     failed_at: UtcDatetime
 
 
@@ -51,7 +58,13 @@ def dead_letter(error: BadRecord, *, stage: str, record: SourceRecord) -> DeadLe
         partition=record.partition,
         offset=record.offset,
         timestamp_ms=record.timestamp_ms,
-        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-        value_b64=base64.b64encode(record.value or b"").decode(),
+        key_b64=_b64(record.key) if record.key is not None else None,
+        value_b64=_b64(record.value or b""),
+        value_size=len(record.value or b""),
+        truncated=max(len(record.key or b""), len(record.value or b"")) > KEPT_BYTES,
         failed_at=datetime.now(UTC),
     )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data[:KEPT_BYTES]).decode()

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from pydantic_core import to_json
+
 from proffer_stream.core.identity import customer_id
 from proffer_stream.ingest.models import CustomerIn, NormalizedEvent
 from proffer_stream.signals.models import CustomerSignals
@@ -15,6 +17,13 @@ WINDOW_HOURS = {"last_24h": 24, "last_7d": 24 * 7}
 KEPT_HOURS = max(WINDOW_HOURS.values())
 MAX_TRACKED_NAMES = 1000
 """Most distinct pages (or features) tracked per customer; more are not itemised."""
+MAX_NAME_LENGTH = 200
+"""Longest page or feature name itemised; longer ones are counted, not itemised."""
+MAX_PROFILE_METADATA_BYTES = 65_536
+"""Most customer metadata a profile keeps, as JSON; updates that would outgrow it are dropped.
+
+With the bounds above, a profile stays well under Kafka's 1 MB record limit.
+"""
 
 
 def new_signals(tenant_id: str, external_id: str) -> CustomerSignals:
@@ -65,7 +74,9 @@ def _merge_profile(state: CustomerSignals, customer: CustomerIn) -> None:
     if customer.name is not None:
         state.name = customer.name
     if customer.metadata:
-        state.metadata.update(customer.metadata)
+        merged = {**state.metadata, **customer.metadata}
+        if len(to_json(merged)) <= MAX_PROFILE_METADATA_BYTES:
+            state.metadata = merged
 
 
 def _count_event(state: CustomerSignals, event: NormalizedEvent, now: datetime) -> None:
@@ -125,7 +136,11 @@ _TYPE_COUNTERS = {
 
 
 def _increment(counts: dict[str, int], name: str, by: int = 1, bounded: bool = False) -> None:
-    if bounded and name not in counts and len(counts) >= MAX_TRACKED_NAMES:
+    if (
+        bounded
+        and name not in counts
+        and (len(counts) >= MAX_TRACKED_NAMES or len(name) > MAX_NAME_LENGTH)
+    ):
         return
     counts[name] = counts.get(name, 0) + by
 

@@ -9,6 +9,7 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.kafka.topics import SIGNALS_TABLE, topics_for, worker_app_id
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.profiles import ProfileStore
+from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
 from proffer_stream.worker.transport import transport_with_fetch_wait
 
@@ -49,6 +50,9 @@ def create_app(settings: Settings) -> faust.App:
     agent = SignalsAgent(
         ProfileStore(table, settings.database_url),
         DeadLetters(deadletter_topic, STAGE),
+        Rerouter(
+            app, topics.events.name, lambda: app.consumer.topic_partitions(topics.events.name)
+        ),
         remembered_ids=settings.recent_event_ids,
     )
 

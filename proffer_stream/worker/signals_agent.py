@@ -23,6 +23,7 @@ from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.progress import Progress
+from proffer_stream.worker.reroute import Rerouter
 
 STAGE = "signals-agent"
 
@@ -31,18 +32,31 @@ class SignalsAgent:
     """Applies batches of ``proffer.events`` records to the profiles they concern."""
 
     def __init__(
-        self, profiles: ProfileStore, dead_letters: DeadLetters, *, remembered_ids: int
+        self,
+        profiles: ProfileStore,
+        dead_letters: DeadLetters,
+        rerouter: Rerouter,
+        *,
+        remembered_ids: int,
     ) -> None:
         self.profiles = profiles
         self.dead_letters = dead_letters
+        self.rerouter = rerouter
         self.remembered_ids = remembered_ids
         self.progress = Progress()
 
     async def process(self, batch: Sequence[EventT[bytes]]) -> None:
         """Apply a batch; what cannot be applied is dead-lettered, never stops the rest."""
         sources = [source_record(event) for event in batch]
-        records = [(source, await self._read(source)) for source in sources]
-        readable = [(source, record) for source, record in records if record is not None]
+        readable = []
+        for source in sources:
+            record = await self._read(source)
+            if record is None:
+                continue
+            if self.rerouter.misplaced(source):
+                await self.rerouter.move(source, record)
+                continue
+            readable.append((source, record))
         states, failed = await self.profiles.load({record.customer_key for _, record in readable})
         now = datetime.now(UTC)
         applied: dict[CustomerKey, list[EventRecord]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from proffer_stream.api.deps import Db, Tenant
 from proffer_stream.api.errors import ApiError
@@ -22,7 +22,11 @@ from proffer_stream.signals.views import customer_view
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+CustomerId = Annotated[int, Path(ge=1, lt=2**53, description="Proffer's internal customer id.")]
+ExternalId = Annotated[
+    str, Path(min_length=1, max_length=256, pattern=r"^[^\x00]*$", description="Your own id.")
+]
 
 
 @router.get("", response_model=CustomersResponse, summary="List customers")
@@ -44,7 +48,7 @@ async def list_customers(
     responses={404: {"model": ErrorResponse}},
 )
 async def get_customer_by_external_id(
-    external_id: str, tenant_id: Tenant, db: Db
+    external_id: ExternalId, tenant_id: Tenant, db: Db
 ) -> CustomerResponse:
     state = await customers.get_customer_by_external_id(db, tenant_id, external_id)
     return _customer_response(state, f"external id {external_id!r}")
@@ -56,7 +60,7 @@ async def get_customer_by_external_id(
     summary="A customer and their signals, by internal id",
     responses={404: {"model": ErrorResponse}},
 )
-async def get_customer(customer_id: int, tenant_id: Tenant, db: Db) -> CustomerResponse:
+async def get_customer(customer_id: CustomerId, tenant_id: Tenant, db: Db) -> CustomerResponse:
     state = await customers.get_customer(db, tenant_id, customer_id)
     return _customer_response(state, f"id {customer_id}")
 
@@ -67,7 +71,7 @@ async def get_customer(customer_id: int, tenant_id: Tenant, db: Db) -> CustomerR
     summary="A customer's stored events, newest first",
 )
 async def list_customer_events(
-    customer_id: int, tenant_id: Tenant, db: Db, limit: Limit = 50, offset: Offset = 0
+    customer_id: CustomerId, tenant_id: Tenant, db: Db, limit: Limit = 50, offset: Offset = 0
 ) -> EventsResponse:
     found = await events.list_events(db, tenant_id, customer_id, limit=limit, offset=offset)
     return EventsResponse(events=found, limit=limit, offset=offset)

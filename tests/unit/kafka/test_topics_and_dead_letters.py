@@ -43,3 +43,12 @@ def test_a_dead_letter_keeps_the_reason_position_and_original_bytes():
     assert base64.b64decode(letter.value_b64) == b"\x00not json"
     assert base64.b64decode(letter.key_b64) == b"k"
     assert json.loads(letter.model_dump_json())["failed_at"].endswith("Z")
+
+
+def test_a_record_too_large_to_carry_keeps_its_position_size_and_a_prefix():
+    value = b"x" * 900_000
+    record = SourceRecord("proffer.events", 0, 7, None, b"k", value)
+    letter = dead_letter(BadRecord("too_large", "900000 bytes"), stage="test", record=record)
+    assert letter.truncated and letter.value_size == 900_000
+    assert base64.b64decode(letter.value_b64) == value[:65_536]
+    assert len(letter.model_dump_json()) < 100_000
