@@ -1,6 +1,8 @@
 """The gateway in-process, against the real broker and PostgreSQL."""
 
+import asyncio
 import json
+import time
 from contextlib import asynccontextmanager
 
 import httpx
@@ -242,3 +244,71 @@ async def test_unknown_customer_is_a_json_404(settings, api_key):
         response = await client.get("/api/customers/abc", headers=auth(api_key))
         assert response.status_code == 422
         assert response.json()["error"]["details"][0]["loc"] == "path.customer_id"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/customers/{2**63}",
+        "/api/customers/0",
+        "/api/customers/-5",
+        f"/api/customers/1/events?offset={2**63}",
+        "/api/customers/1/events?limit=0",
+        f"/api/customers?limit={2**70}",
+        "/api/customers/external/bad%00id",
+    ],
+)
+async def test_out_of_range_paths_and_queries_are_422_not_500(settings, api_key, path):
+    async with client_for(settings) as client:
+        response = await client.get(path, headers=auth(api_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_reads_while_postgres_is_down_are_json_503(settings, api_key):
+    async with client_for(settings) as client:
+        assert (await client.get("/api/customers", headers=auth(api_key))).status_code == 200
+        await client._transport.app.state.services.pool.close()
+        await asyncio.sleep(1.1)  # past the key cache
+        for path in ("/api/customers", "/api/customers/1", "/api/customers/external/u"):
+            response = await client.get(path, headers=auth(api_key))
+            assert response.status_code == 503, (path, response.text)
+            assert response.json()["error"]["code"] == "database_unavailable"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["postgres"] == "unavailable"
+
+
+async def test_a_revoked_key_stops_working_within_a_second(settings, db):
+    created = await keys.create_key(db, "acme", "soon revoked")
+    async with client_for(settings) as client:
+        assert (await client.get("/api/customers", headers=auth(created.key))).status_code == 200
+        assert await keys.revoke_key(db, created.id)
+        await asyncio.sleep(1.05)
+        assert (await client.get("/api/customers", headers=auth(created.key))).status_code == 401
+
+
+async def test_a_broker_outage_is_answered_within_the_produce_timeout(settings, api_key):
+    broker = EmbeddedBroker(free_port())
+    broker.start()
+    try:
+        own = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": broker.bootstrap_servers,
+                "produce_timeout_seconds": 2,
+            }
+        )
+        await ensure_topics(own)
+        body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
+        async with client_for(own) as client:
+            broker.kill()
+            for customer in ("never-seen-1", "never-seen-2"):  # needs metadata, then delivery
+                started = time.monotonic()
+                body["customer"]["id"] = customer
+                response = await client.post(
+                    "/api/webhook/events", json=body, headers=auth(api_key)
+                )
+                assert response.status_code == 503
+                assert time.monotonic() - started < 2.5
+    finally:
+        broker.stop()
