@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -10,7 +14,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from proffer_stream.core.settings import Settings
-from proffer_stream.local.embedded import port_is_open
+from proffer_stream.local.embedded import free_port, port_is_open
 from proffer_stream.local.supervisor import Supervisor
 
 T = TypeVar("T")
@@ -92,3 +96,43 @@ class Processes:
 
     def logs(self, tail: int = 60) -> str:
         return self.supervisor.logs(tail)
+
+
+# --- `proffer-stream up` as a user runs it -------------------------------------------
+
+
+def start_up(tmp_path, gateway_port, kafka_port, metrics_port):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PROFFER_")},
+        "PROFFER_DATA_DIR": str(tmp_path / "data"),
+        "PROFFER_GATEWAY_PORT": str(gateway_port),
+        "PROFFER_EMBEDDED_KAFKA_PORT": str(kafka_port),
+        "PROFFER_WORKER_WEB_PORT": str(free_port()),
+        "PROFFER_METRICS_PORT": str(metrics_port),
+    }
+    log = open(tmp_path / f"up-{time.monotonic_ns()}.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proffer_stream", "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while "Proffer Stream is up." not in (tmp_path / log.name).read_text():
+        assert process.poll() is None, (tmp_path / log.name).read_text()[-3000:]
+        assert time.monotonic() < deadline, (tmp_path / log.name).read_text()[-3000:]
+        time.sleep(0.2)
+    return process, (tmp_path / log.name)
+
+
+def api_key_from(log_path):
+    line = next(x for x in log_path.read_text().splitlines() if x.strip().startswith("API key"))
+    return line.split()[2]
+
+
+def stop(process, log_path):
+    """Ctrl-C: SIGINT to the whole process group, as a terminal sends it."""
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(60) == 0, log_path.read_text()[-3000:]

@@ -9,7 +9,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 async def group_lag(bootstrap_servers: str, group: str, topics: list[str]) -> int:
     """Records on ``topics`` that ``group`` has not committed yet (all partitions)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
     await admin.start()
     await consumer.start()
     try:
@@ -20,7 +22,7 @@ async def group_lag(bootstrap_servers: str, group: str, topics: list[str]) -> in
             for p in sorted(consumer.partitions_for_topic(topic) or [])
         ]
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        ends = await consumer.end_offsets(partitions)
+        ends = await log_ends(consumer, partitions)
         return sum(
             max(ends[tp] - max(committed[tp].offset if tp in committed else 0, 0), 0)
             for tp in partitions
@@ -28,3 +30,20 @@ async def group_lag(bootstrap_servers: str, group: str, topics: list[str]) -> in
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def log_ends(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Each partition's end offset, checked against the high watermark of a real fetch.
+
+    The local broker (tansu 0.6) answers ListOffsets with the last batch's base offset
+    plus one, short of the true end by that batch's size less one; the high watermark
+    it returns with fetched data is right.
+    """
+    reported: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+    consumer.assign(partitions)
+    for tp in partitions:
+        consumer.seek(tp, max(reported[tp] - 1, 0))
+    await consumer.getmany(timeout_ms=200)
+    return {tp: max(reported[tp], consumer.highwater(tp) or 0) for tp in partitions}

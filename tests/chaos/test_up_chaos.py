@@ -1,0 +1,145 @@
+"""`proffer-stream up` under load: a child killed, Ctrl-C; accepted = stored = counted."""
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from support import api_key_from, start_up, stop
+
+from proffer_stream.local.embedded import free_port
+
+pytestmark = pytest.mark.chaos
+
+CUSTOMERS = 10
+PER_POST = 20
+
+
+class Load:
+    """Posts events with ids in a thread until stopped; remembers what was answered 200."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        self.accepted = 0
+        self.refused = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Load":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.thread.join(30)
+        self.client.close()
+
+    def _run(self) -> None:
+        post = 0
+        while not self.stopping.is_set():
+            customer = f"load-{post % CUSTOMERS}"
+            events = [
+                {"id": f"{post}-{n}", "type": "purchase", "data": {"amount": 1}}
+                for n in range(PER_POST)
+            ]
+            try:
+                response = self.client.post(
+                    "/api/webhook/events", json={"customer": {"id": customer}, "events": events}
+                )
+                if response.status_code == 200:
+                    self.accepted += PER_POST
+                else:
+                    self.refused += 1
+            except httpx.HTTPError:
+                self.refused += 1
+                time.sleep(0.05)
+            post += 1
+
+
+def child_pid(parent: int, command: str) -> int:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(fields[1]) == parent and command.encode() in cmdline:
+            return int(stat.parent.name)
+    raise AssertionError(f"no {command} child of {parent}")
+
+
+def dsn_from(log_path: Path) -> str:
+    line = next(x for x in log_path.read_text().splitlines() if x.strip().startswith("PostgreSQL"))
+    return line.split()[1]
+
+
+async def totals(dsn: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM events) AS stored,"
+            " (SELECT coalesce(sum(event_count), 0) FROM customers) AS counted"
+        )
+        return int(row["stored"]), int(row["counted"])
+    finally:
+        await conn.close()
+
+
+def wait_for_totals(dsn: str, expected: int, timeout: float = 90) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = asyncio.run(totals(dsn))
+        if found == (expected, expected) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_a_worker_killed_under_up_is_restarted_and_nothing_is_lost(tmp_path):
+    ports = free_port(), free_port(), free_port()
+    process, log_path = start_up(tmp_path, *ports)
+    try:
+        with Load(ports[0], api_key_from(log_path)) as load:
+            time.sleep(3)
+            worker = child_pid(process.pid, "worker")
+            os.kill(worker, signal.SIGKILL)
+            time.sleep(3)
+            sink = child_pid(process.pid, "sink")
+            os.kill(sink, signal.SIGKILL)
+            time.sleep(4)
+        assert load.accepted > 0 and process.poll() is None
+        assert child_pid(process.pid, "worker") != worker, "the worker was restarted"
+        assert wait_for_totals(dsn_from(log_path), load.accepted) == (
+            load.accepted,
+            load.accepted,
+        )
+        assert "restarting in" in log_path.read_text()
+    finally:
+        stop(process, log_path)
+
+
+def test_ctrl_c_under_load_drains_then_a_restart_has_everything(tmp_path):
+    ports = free_port(), free_port(), free_port()
+    process, log_path = start_up(tmp_path, *ports)
+    key = api_key_from(log_path)
+    with Load(ports[0], key) as load:
+        time.sleep(4)
+        stop(process, log_path)  # Ctrl-C while the load goes on
+    assert load.accepted > 0
+    assert "draining" in log_path.read_text() or "everything stopped" in log_path.read_text()
+    process, log_path = start_up(tmp_path, *ports)
+    try:
+        assert wait_for_totals(dsn_from(log_path), load.accepted) == (
+            load.accepted,
+            load.accepted,
+        )
+    finally:
+        stop(process, log_path)
