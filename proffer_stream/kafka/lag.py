@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -22,7 +24,7 @@ async def group_lag(bootstrap_servers: str, group: str, topics: list[str]) -> in
             for p in sorted(consumer.partitions_for_topic(topic) or [])
         ]
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        ends = await log_ends(consumer, partitions)
+        ends = await log_ends(consumer, await consumer.end_offsets(partitions))
         return sum(
             max(ends[tp] - max(committed[tp].offset if tp in committed else 0, 0), 0)
             for tp in partitions
@@ -33,17 +35,34 @@ async def group_lag(bootstrap_servers: str, group: str, topics: list[str]) -> in
 
 
 async def log_ends(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    consumer: AIOKafkaConsumer, reported: Mapping[TopicPartition, int]
 ) -> dict[TopicPartition, int]:
     """Each partition's end offset, checked against the high watermark of a real fetch.
 
     The local broker (tansu 0.6) answers ListOffsets with the last batch's base offset
     plus one, short of the true end by that batch's size less one; the high watermark
-    it returns with fetched data is right.
+    it returns with fetched data is right. ``consumer`` must have no group and is left
+    assigned to the partitions.
     """
-    reported: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+    partitions = list(reported)
     consumer.assign(partitions)
     for tp in partitions:
         consumer.seek(tp, max(reported[tp] - 1, 0))
-    await consumer.getmany(timeout_ms=200)
+    await consumer.getmany(timeout_ms=500)
     return {tp: max(reported[tp], consumer.highwater(tp) or 0) for tp in partitions}
+
+
+async def fetched_log_ends(
+    bootstrap_servers: str, reported: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """:func:`log_ends` with a consumer of its own."""
+    if not reported:
+        return {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        return await log_ends(consumer, reported)
+    finally:
+        await consumer.stop()

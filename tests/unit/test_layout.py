@@ -69,11 +69,12 @@ def _normal(distribution: str) -> str:
 
 def _third_party(paths: list[Path]) -> dict[str, str]:
     """Top-level third-party modules imported -> a file that imports each."""
+    local = {path.stem for path in paths} | {"proffer_stream"}
     found = {}
     for path in paths:
         for name in imports_of(path):
             top = name.split(".")[0]
-            if top not in sys.stdlib_module_names and top not in ("proffer_stream", "support"):
+            if top not in sys.stdlib_module_names and top not in local:
                 found.setdefault(top, str(path.relative_to(ROOT)))
     return found
 
