@@ -10,13 +10,13 @@ prefix and its own database, so tests never see each other's data.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from support import Processes, database_dsn, wait_for
+from support import Processes, new_database, wait_for
 
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.migrations import migrate
@@ -78,15 +78,11 @@ async def settings(
     kafka_bootstrap: str, postgres_url: str, tmp_path: Path
 ) -> AsyncIterator[Settings]:
     """Settings for one test: its own topics (by prefix), database and ports; migrated."""
-    name = "t" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    dsn = await new_database(postgres_url)
+    name = urlsplit(dsn).path.lstrip("/")
     test_settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=database_dsn(postgres_url, name),
+        database_url=dsn,
         data_dir=tmp_path / "data",
         topic_prefix=f"{name}.",
         partitions=4,

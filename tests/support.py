@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from proffer_stream.core.settings import Settings
 from proffer_stream.local.embedded import free_port, port_is_open
@@ -24,6 +27,17 @@ def database_dsn(server_dsn: str, database: str) -> str:
     """``server_dsn`` pointed at another database on the same server."""
     parts = urlsplit(server_dsn)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def new_database(server_dsn: str) -> str:
+    """Create an empty database with a unique name on the server; return its DSN."""
+    name = "t" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return database_dsn(server_dsn, name)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

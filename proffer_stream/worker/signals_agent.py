@@ -78,7 +78,11 @@ class SignalsAgent:
         self.progress.report()
 
     def _apply(self, state: CustomerSignals, record: EventRecord, now: datetime) -> None:
-        counted = apply_record(
+        counted = self._fold(state, record, now)
+        self.progress.record_applied(len(record.events), counted)
+
+    def _fold(self, state: CustomerSignals, record: EventRecord, now: datetime) -> int:
+        return apply_record(
             state,
             record.batch.customer,
             record.events,
@@ -86,7 +90,6 @@ class SignalsAgent:
             now=now,
             remembered_ids=self.remembered_ids,
         )
-        self.progress.record_applied(len(record.events), counted)
 
     async def _replay(
         self, key: CustomerKey, records: list[EventRecord], now: datetime
@@ -99,14 +102,7 @@ class SignalsAgent:
         states, _ = await self.profiles.load([key])
         state = states[key]
         for record in records:
-            apply_record(
-                state,
-                record.batch.customer,
-                record.events,
-                offset=record.offset,
-                now=now,
-                remembered_ids=self.remembered_ids,
-            )
+            self._fold(state, record, now)
         return state
 
     async def _read(self, source: SourceRecord) -> EventRecord | None:

@@ -162,36 +162,38 @@ async def test_too_many_events_or_too_large_a_body_gets_413(settings, api_key):
     assert await read_records(settings, 1, timeout_ms=500) == []
 
 
-async def test_broker_down_gives_503_not_500_nor_a_hang(settings, api_key):
+@pytest.fixture
+async def own_broker(settings):
+    """A broker of the test's own, to kill, and settings that point at it."""
     broker = EmbeddedBroker(free_port())
     broker.start()
-    try:
-        own = settings.model_copy(
-            update={
-                "kafka_bootstrap_servers": broker.bootstrap_servers,
-                "produce_timeout_seconds": 2,
-            }
-        )
-        await ensure_topics(own)
-        body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
-        async with client_for(own) as client:
-            assert (
-                await client.post("/api/webhook/events", json=body, headers=auth(api_key))
-            ).status_code == 200
-            broker.kill()
-            response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
-            assert response.status_code == 503
-            assert response.json()["error"]["code"] == "broker_unavailable"
-            assert response.headers["Retry-After"]
-            ready = await client.get("/readyz")
-            assert ready.status_code == 503
-            # Which dependency is down, never its internals, to an unauthenticated caller.
-            assert ready.json() == {
-                "ready": False,
-                "checks": {"postgres": "ok", "kafka": "unavailable"},
-            }
-    finally:
-        broker.stop()
+    own = settings.model_copy(
+        update={"kafka_bootstrap_servers": broker.bootstrap_servers, "produce_timeout_seconds": 2}
+    )
+    await ensure_topics(own)
+    yield broker, own
+    broker.stop()
+
+
+async def test_broker_down_gives_503_not_500_nor_a_hang(own_broker, api_key):
+    broker, own = own_broker
+    body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
+    async with client_for(own) as client:
+        assert (
+            await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+        ).status_code == 200
+        broker.kill()
+        response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "broker_unavailable"
+        assert response.headers["Retry-After"]
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        # Which dependency is down, never its internals, to an unauthenticated caller.
+        assert ready.json() == {
+            "ready": False,
+            "checks": {"postgres": "ok", "kafka": "unavailable"},
+        }
 
 
 async def test_keys_created_over_http_belong_to_the_callers_tenant(settings, api_key, db):
@@ -288,27 +290,14 @@ async def test_a_revoked_key_stops_working_within_a_second(settings, db):
         assert (await client.get("/api/customers", headers=auth(created.key))).status_code == 401
 
 
-async def test_a_broker_outage_is_answered_within_the_produce_timeout(settings, api_key):
-    broker = EmbeddedBroker(free_port())
-    broker.start()
-    try:
-        own = settings.model_copy(
-            update={
-                "kafka_bootstrap_servers": broker.bootstrap_servers,
-                "produce_timeout_seconds": 2,
-            }
-        )
-        await ensure_topics(own)
-        body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
-        async with client_for(own) as client:
-            broker.kill()
-            for customer in ("never-seen-1", "never-seen-2"):  # needs metadata, then delivery
-                started = time.monotonic()
-                body["customer"]["id"] = customer
-                response = await client.post(
-                    "/api/webhook/events", json=body, headers=auth(api_key)
-                )
-                assert response.status_code == 503
-                assert time.monotonic() - started < 2.5
-    finally:
-        broker.stop()
+async def test_a_broker_outage_is_answered_within_the_produce_timeout(own_broker, api_key):
+    broker, own = own_broker
+    body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
+    async with client_for(own) as client:
+        broker.kill()
+        for customer in ("never-seen-1", "never-seen-2"):  # needs metadata, then delivery
+            started = time.monotonic()
+            body["customer"]["id"] = customer
+            response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+            assert response.status_code == 503
+            assert time.monotonic() - started < 2.5

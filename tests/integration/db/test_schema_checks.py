@@ -2,11 +2,10 @@
 
 import subprocess
 import sys
-import uuid
 
 import asyncpg
 import pytest
-from support import database_dsn
+from support import new_database
 
 from proffer_stream.core.errors import SchemaBehind
 from proffer_stream.core.settings import Settings
@@ -19,13 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def empty_database(postgres_url):
-    name = "e" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return database_dsn(postgres_url, name)
+    return await new_database(postgres_url)
 
 
 async def tables(dsn):
