@@ -18,10 +18,22 @@ MAX_NESTING = 20
 
 
 def no_nul(value: str) -> str:
-    """PostgreSQL text and jsonb cannot hold NUL characters."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters (\\u0000)")
+    """A string PostgreSQL can store: no NUL characters, and valid UTF-8."""
+    problem = _unstorable(value)
+    if problem:
+        raise ValueError(problem)
     return value
+
+
+def _unstorable(value: str) -> str | None:
+    if "\x00" in value:
+        return "must not contain NUL characters (\\u0000)"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "must be valid UTF-8 (no lone surrogates such as \\ud800)"
+    return None
 
 
 def in_range(value: datetime) -> datetime:
@@ -38,8 +50,9 @@ def check_json(value: Any, where: str = "", depth: int = 0) -> None:
     :data:`LARGEST_NUMBER`, and nesting deeper than :data:`MAX_NESTING`.
     """
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where or 'value'}: must not contain NUL characters (\\u0000)")
+        problem = _unstorable(value)
+        if problem:
+            raise ValueError(f"{where or 'value'}: {problem}")
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int | float):
