@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from proffer_stream.core.types import StrictModel
+from proffer_stream.core.types import StrictModel, Text
 from proffer_stream.db.keys import NewApiKey
 from proffer_stream.ingest.models import NormalizedEvent
 from proffer_stream.signals.models import CustomerView
@@ -55,7 +55,7 @@ class EventsResponse(BaseModel):
 
 
 class ApiKeyCreate(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=100)] = "API key"
+    name: Annotated[Text, Field(min_length=1, max_length=100)] = "API key"
 
 
 class ApiKeyCreated(NewApiKey):

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter
 
 from proffer_stream.api.deps import Db, Tenant
-from proffer_stream.api.models import ApiKeyCreate, ApiKeyCreated
+from proffer_stream.api.models import ApiKeyCreate, ApiKeyCreated, ErrorResponse
 from proffer_stream.db import keys
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api/keys", tags=["keys"])
     response_model=ApiKeyCreated,
     status_code=201,
     summary="Create another API key for your tenant",
+    responses={400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON"}},
 )
 async def create_key(tenant_id: Tenant, db: Db, body: ApiKeyCreate | None = None) -> ApiKeyCreated:
     """The key is shown once in the answer; only its hash is stored."""
