@@ -29,7 +29,13 @@ def _id_to_str(value: Any) -> Any:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
-SaneDatetime = Annotated[datetime, AfterValidator(as_utc), AfterValidator(in_range)]
+
+
+def _sane_utc(value: datetime) -> datetime:
+    return in_range(as_utc(value))
+
+
+SaneDatetime = Annotated[datetime, AfterValidator(_sane_utc)]
 """A timestamp we accept from clients: in UTC, between 1970 and 2100."""
 Text = Annotated[str, AfterValidator(no_nul)]
 """A string PostgreSQL can store."""

@@ -153,9 +153,11 @@ class LocalStack:
             log.warning("%s", exc)
 
     def _drain(self, settings: Settings) -> None:
-        """Wait until the worker and then the sink have consumed what is on the topics."""
-        if not settings.kafka_bootstrap_servers or self.supervisor.dead():
-            return
+        """Wait until the worker and then the sink have consumed what is on the topics.
+
+        A child that died meanwhile is restarted to finish; one that keeps dying ends
+        the wait (what it left stays on the topics).
+        """
         topics = topics_for(settings)
         groups = [
             (
@@ -171,7 +173,11 @@ class LocalStack:
             while lag and time.monotonic() < deadline:
                 log.info("draining: %s has %d records to go", name, lag)
                 time.sleep(1.0)
-                self.supervisor.watch()
+                try:
+                    self.supervisor.watch()
+                except GaveUp as exc:
+                    log.error("stopped draining: %s", exc)
+                    return
                 lag = _lag(settings, group, names)
             if lag:
                 log.warning("%s still had %d records to go after %.0fs", name, lag, DRAIN_SECONDS)
