@@ -11,22 +11,29 @@ from proffer_stream.api.errors import ApiError
 from proffer_stream.api.services import EventPublisher, Services
 from proffer_stream.core.settings import Settings
 
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain
+# ``def`` dependency in a thread pool, a thread hop per dependency per request.
 
-def _services(request: Request) -> Services:
+
+def _services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    return _services(request).pool
+async def _services(request: Request) -> Services:
+    return _services_of(request)
 
 
-def _publisher(request: Request) -> EventPublisher:
-    return _services(request).publisher
+async def _pool(request: Request) -> asyncpg.Pool:
+    return _services_of(request).pool
 
 
-def _settings(request: Request) -> Settings:
-    return _services(request).settings
+async def _publisher(request: Request) -> EventPublisher:
+    return _services_of(request).publisher
+
+
+async def _settings(request: Request) -> Settings:
+    return _services_of(request).settings
 
 
 async def require_tenant(request: Request) -> str:
@@ -35,7 +42,7 @@ async def require_tenant(request: Request) -> str:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "missing_api_key", "Send 'Authorization: Bearer <your API key>'.")
-    found = await _services(request).keys.tenant_for(key.strip())
+    found = await _services_of(request).keys.tenant_for(key.strip())
     if found is None:
         raise ApiError(401, "invalid_api_key", "The API key is not valid or was revoked.")
     return found
