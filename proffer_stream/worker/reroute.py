@@ -10,6 +10,7 @@ the second copy's events are known by id and counted once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -24,8 +25,12 @@ from proffer_stream.kafka.deadletter import SourceRecord
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=65_536)
 def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for ``key`` (murmur2)."""
+    """The partition Kafka's default partitioner picks for ``key`` (murmur2).
+
+    Cached: aiokafka's murmur2 is pure Python, and it runs for every record.
+    """
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
