@@ -64,6 +64,7 @@ class ApiKeyCreated(NewApiKey):
 
 class Readiness(BaseModel):
     ready: bool
-    checks: dict[str, Literal["ok", "unavailable"]] = Field(
-        description="Each dependency: ok or unavailable (details are in the gateway's log)."
+    checks: dict[str, Literal["ok", "unavailable", "stalled"]] = Field(
+        description="Each dependency: ok, unavailable, or (worker, sink) stalled: it has lag"
+        " and has committed nothing for PROFFER_STALL_SECONDS. Details are in the log."
     )

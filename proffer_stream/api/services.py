@@ -18,7 +18,8 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.db import keys
 from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
-from proffer_stream.kafka.topics import topics_for
+from proffer_stream.kafka.progress import GroupWatch, ProgressWatch
+from proffer_stream.kafka.topics import topics_for, worker_app_id
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.publisher = EventPublisher(settings)
+        self.progress = _progress_watch(settings)
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None
 
@@ -121,6 +123,7 @@ class Services:
 
     async def stop(self) -> None:
         await self.publisher.stop()
+        await self.progress.stop()
         if self._pool is not None:
             await self._pool.close()
 
@@ -133,3 +136,17 @@ class Services:
     def keys(self) -> KeyCache:
         assert self._keys is not None, "gateway not started"
         return self._keys
+
+
+def _progress_watch(settings: Settings) -> ProgressWatch:
+    """The consumers the gateway's readiness depends on: the worker and the sink."""
+    topics = topics_for(settings)
+    worker = worker_app_id(settings.topic_prefix, settings.worker_id)
+    return ProgressWatch(
+        settings.bootstrap_servers,
+        [
+            GroupWatch("worker", worker, [topics.events.name]),
+            GroupWatch("sink", settings.sink_group, [topics.events.name]),
+        ],
+        settings.stall_seconds,
+    )

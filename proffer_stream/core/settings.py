@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     sink_group: str = Field("proffer-sink", description="Consumer group of the PostgreSQL sink.")
     sink_batch_size: int = Field(5000, description="Most records the sink writes in one go.")
     metrics_port: int = Field(0, description="Port for /metrics of worker and sink; 0 is off.")
+    stall_seconds: float = Field(
+        30.0,
+        description="/readyz says a consumer (worker, sink) is stalled when it has lag and"
+        " has committed nothing for this long.",
+    )
 
     recent_event_ids: int = Field(
         500, description="Event ids remembered per customer to count a re-sent event once."

@@ -133,7 +133,15 @@ class LocalStack:
         self.broker = EmbeddedBroker(self.broker.port, self.broker.log_file)
         self.broker.start()
         asyncio.run(ensure_topics(settings))
-        log.warning("the embedded broker is back at %s", self.broker.bootstrap_servers)
+        # A new memory broker is a new cluster: its groups, offsets and changelogs are
+        # gone, and a Faust worker does not recover from that on its own (seen: it
+        # rejoined, then consumed nothing). Consumers start afresh against it.
+        for name in ("worker", "sink"):
+            self.supervisor.respawn(name)
+        log.warning(
+            "the embedded broker is back at %s; worker and sink restarted",
+            self.broker.bootstrap_servers,
+        )
 
     def _stop_all(self, settings: Settings) -> None:
         if "gateway" in self.supervisor.children:

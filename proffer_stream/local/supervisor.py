@@ -107,6 +107,12 @@ class Supervisor:
             child.restart_at = now + delay
             log.error("%s exited with code %s; restarting in %.1fs", child.name, code, delay)
 
+    def respawn(self, name: str, timeout: float = 10.0) -> None:
+        """Stop a child (SIGTERM, SIGKILL after ``timeout``) and start it again at once."""
+        child = self.children[name]
+        self._terminate([child], timeout)
+        self._respawn(child)
+
     def kill(self, name: str) -> None:
         """SIGKILL, as a crash would; the child is no longer supervised."""
         child = self.children.pop(name)

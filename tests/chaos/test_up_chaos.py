@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -21,9 +22,16 @@ PER_POST = 20
 
 
 class Load:
-    """Posts events with ids in a thread until stopped; remembers what was answered 200."""
+    """Posts events with ids in a thread until stopped; remembers what was answered 200.
 
-    def __init__(self, port: int, key: str) -> None:
+    With ``retry``, a post that got no 200 is sent again with the same event ids, as a
+    client should: one the gateway wrote to Kafka but could not answer (it was killed)
+    is then counted once, so accepted = stored = counted holds exactly.
+    """
+
+    def __init__(self, port: int, key: str, retry: bool = False) -> None:
+        self.retry = retry
+        self.prefix = uuid.uuid4().hex[:8]  # event ids never repeat another load's
         self.client = httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
             headers={"Authorization": f"Bearer {key}"},
@@ -45,24 +53,28 @@ class Load:
 
     def _run(self) -> None:
         post = 0
-        while not self.stopping.is_set():
+        unanswered = False  # with retry, the last post must get its 200 before we stop
+        while unanswered or not self.stopping.is_set():
             customer = f"load-{post % CUSTOMERS}"
             events = [
-                {"id": f"{post}-{n}", "type": "purchase", "data": {"amount": 1}}
+                {"id": f"{self.prefix}-{post}-{n}", "type": "purchase", "data": {"amount": 1}}
                 for n in range(PER_POST)
             ]
             try:
                 response = self.client.post(
                     "/api/webhook/events", json={"customer": {"id": customer}, "events": events}
                 )
-                if response.status_code == 200:
-                    self.accepted += PER_POST
-                else:
-                    self.refused += 1
+                ok = response.status_code == 200
             except httpx.HTTPError:
+                ok = False
+            if ok:
+                self.accepted += PER_POST
+            else:
                 self.refused += 1
                 time.sleep(0.05)
-            post += 1
+            unanswered = self.retry and not ok
+            if not unanswered:
+                post += 1
 
 
 def child_pid(parent: int, command: str) -> int:
@@ -103,20 +115,24 @@ def wait_for_totals(dsn: str, expected: int, timeout: float = 90) -> tuple[int, 
         time.sleep(0.5)
 
 
-def test_a_worker_killed_under_up_is_restarted_and_nothing_is_lost(tmp_path):
+def test_worker_sink_and_gateway_killed_under_up_are_restarted_and_nothing_is_lost(tmp_path):
     ports = free_port(), free_port(), free_port()
     process, log_path = start_up(tmp_path, *ports)
     try:
-        with Load(ports[0], api_key_from(log_path)) as load:
+        with Load(ports[0], api_key_from(log_path), retry=True) as load:
             time.sleep(3)
             worker = child_pid(process.pid, "worker")
             os.kill(worker, signal.SIGKILL)
             time.sleep(3)
             sink = child_pid(process.pid, "sink")
             os.kill(sink, signal.SIGKILL)
-            time.sleep(4)
+            time.sleep(3)
+            gateway = child_pid(process.pid, "gateway")
+            os.kill(gateway, signal.SIGKILL)  # a request in flight may be on Kafka unanswered
+            time.sleep(5)
         assert load.accepted > 0 and process.poll() is None
         assert child_pid(process.pid, "worker") != worker, "the worker was restarted"
+        assert child_pid(process.pid, "gateway") != gateway, "the gateway was restarted"
         assert wait_for_totals(dsn_from(log_path), load.accepted) == (
             load.accepted,
             load.accepted,
@@ -141,5 +157,32 @@ def test_ctrl_c_under_load_drains_then_a_restart_has_everything(tmp_path):
             load.accepted,
             load.accepted,
         )
+    finally:
+        stop(process, log_path)
+
+
+def test_the_embedded_broker_killed_under_up_is_restarted_and_events_flow_again(tmp_path):
+    """What the broker held was consumed first: a memory-only broker loses only the rest."""
+    ports = free_port(), free_port(), free_port()
+    process, log_path = start_up(tmp_path, *ports)
+    try:
+        key = api_key_from(log_path)
+        with Load(ports[0], key) as load:
+            time.sleep(3)
+        dsn = dsn_from(log_path)
+        assert wait_for_totals(dsn, load.accepted) == (load.accepted, load.accepted)
+        before = load.accepted
+        os.kill(child_pid(process.pid, "broker"), signal.SIGKILL)
+        with Load(ports[0], key) as load:
+            deadline = time.monotonic() + 60
+            while load.accepted < 200 and time.monotonic() < deadline:
+                time.sleep(0.5)
+        assert load.accepted >= 200, "events are accepted again after the broker restart"
+        expected = before + load.accepted
+        assert wait_for_totals(dsn, expected, timeout=120) == (expected, expected)
+        text = log_path.read_text()
+        assert text.count("the embedded broker exited") == 1
+        assert "the embedded broker is back" in text
+        assert process.poll() is None
     finally:
         stop(process, log_path)

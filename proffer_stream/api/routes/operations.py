@@ -10,8 +10,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from proffer_stream.api.deps import Db, Publisher
+from proffer_stream.api.deps import Db, Publisher, ServicesDep
 from proffer_stream.api.models import Readiness
+from proffer_stream.api.services import Services
 from proffer_stream.db.pool import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,11 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Readiness: PostgreSQL and Kafka reachable",
+    summary="Readiness: PostgreSQL and Kafka reachable, worker and sink keeping up",
     responses={503: {"model": Readiness}},
 )
-async def readyz(db: Db, publisher: Publisher) -> JSONResponse:
-    """Which dependency is down, never its internals (those go to the gateway's log)."""
+async def readyz(db: Db, publisher: Publisher, services: ServicesDep) -> JSONResponse:
+    """Which dependency is down or stalled, never its internals (those go to the log)."""
     checks: dict[str, str] = {"postgres": "ok", "kafka": "ok"}
     try:
         await asyncio.wait_for(db.fetchval("SELECT 1"), 2.0)
@@ -43,9 +44,24 @@ async def readyz(db: Db, publisher: Publisher) -> JSONResponse:
     except (TimeoutError, KafkaError) as exc:
         log.warning("readiness: Kafka unavailable: %r", exc)
         checks["kafka"] = "unavailable"
+    if checks["kafka"] == "ok":
+        checks.update(await _consumers(services))
     ready = all(value == "ok" for value in checks.values())
     body = Readiness(ready=ready, checks=checks)  # type: ignore[arg-type]
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _consumers(services: Services) -> dict[str, str]:
+    """The worker's and the sink's progress: ok, or stalled with lag."""
+    try:
+        stalled = await asyncio.wait_for(services.progress.stalled(), 2.0)
+    except (TimeoutError, KafkaError) as exc:
+        log.warning("readiness: cannot read consumer progress: %r", exc)
+        return {}
+    for name, is_stalled in stalled.items():
+        if is_stalled:
+            log.warning("readiness: the %s has lag and made no progress", name)
+    return {name: "stalled" if is_stalled else "ok" for name, is_stalled in stalled.items()}
 
 
 @router.get("/metrics", summary="Prometheus metrics")

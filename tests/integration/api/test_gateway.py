@@ -301,3 +301,25 @@ async def test_a_broker_outage_is_answered_within_the_produce_timeout(own_broker
             response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
             assert response.status_code == 503
             assert time.monotonic() - started < 2.5
+
+
+async def test_readyz_is_not_ready_while_the_worker_has_lag_and_makes_no_progress(
+    settings, api_key
+):
+    """No worker or sink runs here: the events wait on the topic and nothing commits."""
+    own = settings.model_copy(update={"stall_seconds": 1.0})
+    async with client_for(own) as client:
+        body = {"customer": {"id": "u"}, "events": [{"type": "x"}]}
+        assert (await client.get("/readyz")).status_code == 200  # no lag yet
+        response = await client.post("/api/webhook/events", json=body, headers=auth(api_key))
+        assert response.status_code == 200
+        assert (await client.get("/readyz")).status_code == 200  # lag, but just seen
+        await asyncio.sleep(1.5)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {
+            "postgres": "ok",
+            "kafka": "ok",
+            "worker": "stalled",
+            "sink": "stalled",
+        }
