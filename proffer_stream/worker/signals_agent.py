@@ -71,7 +71,8 @@ class SignalsAgent:
                 states[key] = await self._replay(key, applied.get(key, []), now)
                 await self._reject(source, BadRecord("processing_error", _why(exc)))
                 continue
-            applied.setdefault(key, []).append(record)
+            if states[key].source_offset == record.offset:  # applied, not a replay
+                applied.setdefault(key, []).append(record)
         await self.profiles.save(states[key] for key in applied)
 
     def report(self) -> None:
