@@ -65,13 +65,14 @@ class SignalsAgent:
             if key in failed:
                 await self._reject(source, BadRecord("processing_error", _why(failed[key])))
                 continue
+            replay = record.offset <= states[key].source_offset
             try:
                 self._apply(states[key], record, now)
             except Exception as exc:  # this record only; the batch goes on
                 states[key] = await self._replay(key, applied.get(key, []), now)
                 await self._reject(source, BadRecord("processing_error", _why(exc)))
                 continue
-            if states[key].source_offset == record.offset:  # applied, not a replay
+            if not replay:
                 applied.setdefault(key, []).append(record)
         await self.profiles.save(states[key] for key in applied)
 

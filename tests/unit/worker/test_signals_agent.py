@@ -1,0 +1,108 @@
+"""The signals agent without a broker: each record on its own, bad ones dead-lettered."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from proffer_stream.signals.fold import new_signals
+from proffer_stream.worker import signals_agent
+from proffer_stream.worker.signals_agent import SignalsAgent
+
+pytestmark = pytest.mark.unit
+
+
+class FakeProfiles:
+    def __init__(self):
+        self.stored = {}
+        self.saved = []
+        self.failing = set()
+
+    async def load(self, keys):
+        states = {k: self.stored.get(k) or new_signals(*k) for k in keys if k not in self.failing}
+        return states, {k: RuntimeError("bad data") for k in keys if k in self.failing}
+
+    async def save(self, states):
+        self.saved.extend(states)
+
+
+class FakeDeadLetters:
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, source, error):
+        self.sent.append((source.offset, error.reason))
+
+
+class NoReroute:
+    def misplaced(self, source):
+        return False
+
+
+def event(offset, customer, events, key=None):
+    value = {"tenant_id": "acme", "customer": {"id": customer}, "events": events}
+    message = SimpleNamespace(
+        topic="proffer.events",
+        partition=0,
+        offset=offset,
+        timestamp=1_700_000_000.0,
+        key=key if key is not None else f"acme:{customer}".encode(),
+        value=json.dumps(value).encode(),
+    )
+    return SimpleNamespace(message=message)
+
+
+def agent():
+    profiles, letters = FakeProfiles(), FakeDeadLetters()
+    return SignalsAgent(profiles, letters, NoReroute(), remembered_ids=500), profiles, letters
+
+
+async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_applied():
+    under_test, profiles, letters = agent()
+    batch = [
+        event(0, "a", [{"type": "click"}]),
+        event(1, "b", [{"type": "click"}], key=b"acme:wrong"),
+        event(2, "a", [{"type": "click"}]),
+    ]
+    await under_test.process(batch)
+    assert letters.sent == [(1, "wrong_key")]
+    assert [(s.external_id, s.event_count) for s in profiles.saved] == [("a", 2)]
+
+
+async def test_a_record_that_raises_leaves_no_half_effect(monkeypatch):
+    real = signals_agent.apply_record
+
+    def explode_on_boom(state, customer, events, **kwargs):
+        result = real(state, customer, events, **kwargs)
+        if any(e.type == "boom" for e in events):
+            raise ValueError("boom")  # after half its effect
+        return result
+
+    monkeypatch.setattr(signals_agent, "apply_record", explode_on_boom)
+    under_test, profiles, letters = agent()
+    batch = [
+        event(0, "a", [{"type": "click"}]),
+        event(1, "a", [{"type": "boom"}]),
+        event(2, "a", [{"type": "click"}]),
+    ]
+    await under_test.process(batch)
+    assert letters.sent == [(1, "processing_error")]
+    [saved] = profiles.saved
+    assert saved.counts_by_type == {"click": 2} and saved.source_offset == 2
+
+
+async def test_a_customer_whose_profile_cannot_be_read_fails_only_its_records():
+    under_test, profiles, letters = agent()
+    profiles.failing.add(("acme", "b"))
+    await under_test.process([event(0, "b", [{"type": "x"}]), event(1, "a", [{"type": "x"}])])
+    assert letters.sent == [(0, "processing_error")]
+    assert [s.external_id for s in profiles.saved] == ["a"]
+
+
+async def test_a_replayed_record_writes_nothing():
+    under_test, profiles, _ = agent()
+    state = new_signals("acme", "a")
+    state.source_offset = 5
+    profiles.stored[("acme", "a")] = state
+    await under_test.process([event(5, "a", [{"type": "click"}])])
+    assert profiles.saved == []
