@@ -17,21 +17,36 @@ async def group_lag(bootstrap_servers: str, group: str, topics: list[str]) -> in
     await admin.start()
     await consumer.start()
     try:
-        await consumer.topics()  # loads the metadata partitions_for_topic reads
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        partitions = await topic_partitions(consumer, topics)
+        committed = await committed_offsets(admin, group, partitions)
         ends = await log_ends(consumer, await consumer.end_offsets(partitions))
-        return sum(
-            max(ends[tp] - max(committed[tp].offset if tp in committed else 0, 0), 0)
-            for tp in partitions
-        )
+        return lag(ends, committed)
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, from fresh metadata."""
+    await consumer.topics()  # loads the metadata partitions_for_topic reads
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(consumer.partitions_for_topic(topic) or [])
+    ]
+
+
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The offsets ``group`` committed on ``partitions`` (0 where it committed none)."""
+    offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    return {tp: max(offsets[tp].offset, 0) if tp in offsets else 0 for tp in partitions}
+
+
+def lag(ends: Mapping[TopicPartition, int], committed: Mapping[TopicPartition, int]) -> int:
+    """Records between the committed offsets and the ends of their partitions."""
+    return sum(max(end - committed.get(tp, 0), 0) for tp, end in ends.items())
 
 
 async def log_ends(

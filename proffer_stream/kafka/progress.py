@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+
+from proffer_stream.kafka.lag import committed_offsets, lag, topic_partitions
 
 
 @dataclass
@@ -42,13 +43,11 @@ class ProgressWatch:
         now = time.monotonic()
         answer = {}
         for watch in self.groups:
-            partitions = await _partitions(consumer, watch.topics)
-            offsets = await admin.list_consumer_group_offsets(watch.group, partitions=partitions)
-            committed = {tp: max(meta.offset, 0) for tp, meta in offsets.items()}
-            ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
-            lag = sum(max(ends[tp] - committed.get(tp, 0), 0) for tp in partitions)
+            partitions = await topic_partitions(consumer, watch.topics)
+            committed = await committed_offsets(admin, watch.group, partitions)
+            behind = lag(await consumer.end_offsets(partitions), committed)
             total = sum(committed.values())
-            if total != watch.committed or not lag:
+            if total != watch.committed or not behind:
                 watch.committed, watch.moved_at = total, now
             answer[watch.name] = now - watch.moved_at > self.stall_seconds
         return answer
@@ -68,12 +67,3 @@ class ProgressWatch:
             await self._admin.start()
             await self._consumer.start()
         return self._admin, self._consumer
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    await consumer.topics()
-    return [
-        TopicPartition(topic, p)
-        for topic in topics
-        for p in sorted(consumer.partitions_for_topic(topic) or [])
-    ]
