@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,11 +72,24 @@ class Settings(BaseSettings):
         " has committed nothing for this long.",
     )
 
-    recent_event_ids: int = Field(
-        500, description="Event ids remembered per customer to count a re-sent event once."
+    dedup_days: int = Field(
+        7,
+        ge=1,
+        le=90,
+        description="Days an event id is remembered, so that a re-sent event counts once.",
+    )
+    event_id_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where the worker keeps the remembered event ids: rocksdb on disk under"
+        " the data dir (memory bounded), or memory (all of them in RAM).",
     )
 
     log_level: str = "INFO"
+
+    @property
+    def worker_data_dir(self) -> Path:
+        """Where the worker's Faust app keeps its local table stores."""
+        return self.data_dir / "faust"
 
     @property
     def bootstrap_servers(self) -> str:

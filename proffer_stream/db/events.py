@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 from pydantic_core import to_json
 
+from proffer_stream.core.types import CustomerKey
 from proffer_stream.ingest.models import NormalizedEvent
+from proffer_stream.signals.models import CustomerSignals
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,32 @@ async def list_events(
         )
         for row in rows
     ]
+
+
+async def counted_event_ids(
+    pool: asyncpg.Pool, profiles: Sequence[CustomerSignals], since: datetime
+) -> dict[CustomerKey, list[str]]:
+    """The ids of the events received since ``since`` that these stored profiles counted.
+
+    A row stands for an event the profile counted when it was received before the
+    profile's last update: the sink may store rows ahead of the worker, not behind it.
+    """
+    if not profiles:
+        return {}
+    rows = await pool.fetch(
+        """
+        SELECT k.i, e.id FROM events e
+        JOIN unnest($1::text[], $2::bigint[], $3::timestamptz[]) WITH ORDINALITY AS k(t, c, u, i)
+          ON e.tenant_id = k.t AND e.customer_id = k.c
+        WHERE e.received_at >= $4 AND e.received_at <= k.u
+        """,
+        [p.tenant_id for p in profiles],
+        [p.customer_id for p in profiles],
+        [p.updated_at for p in profiles],
+        since,
+    )
+    ids: dict[CustomerKey, list[str]] = {}
+    for row in rows:
+        profile = profiles[row["i"] - 1]
+        ids.setdefault((profile.tenant_id, profile.external_id), []).append(row["id"])
+    return ids

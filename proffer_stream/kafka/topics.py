@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 COMPACTED = {"cleanup.policy": "compact"}
 SIGNALS_TABLE = "signals"
+EVENT_IDS_TABLE = "event-ids"
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Topics:
     offers: TopicSpec
     deadletter: TopicSpec
     signals_changelog: TopicSpec
+    event_ids_changelog: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [
@@ -52,6 +55,7 @@ class Topics:
             self.offers,
             self.deadletter,
             self.signals_changelog,
+            self.event_ids_changelog,
         ]
 
 
@@ -65,21 +69,30 @@ def changelog_name(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
-def topics(prefix: str, worker_id: str) -> Topics:
-    """The pipeline's topics for a topic prefix and a worker id."""
+def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
+    """The pipeline's topics for a topic prefix, a worker id and the days ids are kept.
+
+    The event-ids changelog is compacted and also deletes what is older than the window
+    (plus a day), so days no customer came back to do not stay for ever.
+    """
     app_id = worker_app_id(prefix, worker_id)
+    event_ids_retention = {"retention.ms": str((dedup_days + 1) * DAY_MS)}
     return Topics(
         events=TopicSpec(f"{prefix}proffer.events"),
         offer_requests=TopicSpec(f"{prefix}proffer.offer-requests"),
         offers=TopicSpec(f"{prefix}proffer.offers"),
         deadletter=TopicSpec(f"{prefix}proffer.deadletter"),
         signals_changelog=TopicSpec(changelog_name(app_id, SIGNALS_TABLE), COMPACTED),
+        event_ids_changelog=TopicSpec(
+            changelog_name(app_id, EVENT_IDS_TABLE),
+            {"cleanup.policy": "compact,delete", **event_ids_retention},
+        ),
     )
 
 
 def topics_for(settings: Settings) -> Topics:
     """The topics these settings name."""
-    return topics(settings.topic_prefix, settings.worker_id)
+    return topics(settings.topic_prefix, settings.worker_id, settings.dedup_days)
 
 
 async def wait_for_broker(bootstrap_servers: str, timeout: float = 30.0) -> None:

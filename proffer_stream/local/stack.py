@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 import time
 
@@ -90,6 +91,8 @@ class LocalStack:
             "PROFFER_DATABASE_URL": settings.database_url,
             "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         }
+        if self.broker is not None:
+            forget_worker_state(settings)
         for name in PROCESSES:
             self.supervisor.start(name, {**env, **_metrics_env(settings.metrics_port, name)})
 
@@ -136,8 +139,8 @@ class LocalStack:
         # A new memory broker is a new cluster: its groups, offsets and changelogs are
         # gone, and a Faust worker does not recover from that on its own (seen: it
         # rejoined, then consumed nothing). Consumers start afresh against it.
-        for name in ("worker", "sink"):
-            self.supervisor.respawn(name)
+        self.supervisor.respawn("worker", before=lambda: forget_worker_state(settings))
+        self.supervisor.respawn("sink")
         log.warning(
             "the embedded broker is back at %s; worker and sink restarted",
             self.broker.bootstrap_servers,
@@ -234,6 +237,15 @@ def _worker_metrics_note(port: int) -> str:
     if not port:
         return ""
     return f" (worker :{port}/metrics, sink :{port + 1}/metrics)"
+
+
+def forget_worker_state(settings: Settings) -> None:
+    """Drop the worker's local table stores, which belong to a broker that is gone.
+
+    A memory broker starts empty, so the remembered event ids on disk name offsets of a
+    log that no longer exists; the profiles come back from PostgreSQL.
+    """
+    shutil.rmtree(settings.worker_data_dir, ignore_errors=True)
 
 
 def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:

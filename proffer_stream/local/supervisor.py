@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -107,10 +107,14 @@ class Supervisor:
             child.restart_at = now + delay
             log.error("%s exited with code %s; restarting in %.1fs", child.name, code, delay)
 
-    def respawn(self, name: str, timeout: float = 10.0) -> None:
-        """Stop a child (SIGTERM, SIGKILL after ``timeout``) and start it again at once."""
+    def respawn(
+        self, name: str, timeout: float = 10.0, before: Callable[[], None] | None = None
+    ) -> None:
+        """Stop a child (SIGTERM, SIGKILL after ``timeout``), run ``before``, start it again."""
         child = self.children[name]
         self._terminate([child], timeout)
+        if before is not None:
+            before()
         self._respawn(child)
 
     def kill(self, name: str) -> None:

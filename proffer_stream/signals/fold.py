@@ -11,6 +11,7 @@ from pydantic_core import to_json
 from proffer_stream.core.identity import customer_id
 from proffer_stream.ingest.models import CustomerIn, NormalizedEvent
 from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.seen_ids import SeenIds
 
 HOUR_SECONDS = 3600
 WINDOW_HOURS = {"last_24h": 24, "last_7d": 24 * 7}
@@ -42,30 +43,28 @@ def apply_record(
     *,
     offset: int,
     now: datetime,
-    remembered_ids: int,
+    seen: SeenIds,
 ) -> int:
     """Fold one ``proffer.events`` record into ``state``; return how many events counted.
 
     A record at or below the last offset applied is a replay and changes nothing; an
-    event whose id was applied recently is a re-send and is not counted again.
+    event whose id ``seen`` remembers is a re-send and is not counted again.
     """
     if offset <= state.source_offset:
         return 0
     _merge_profile(state, customer)
-    seen = set(state.recent_event_ids)
-    counted = 0
+    counted_here: set[str] = set()
     for event in events:
-        if event.id in seen:
+        if event.id in counted_here or not seen.first_sighting(
+            event.id, offset, state.source_offset
+        ):
             continue
-        seen.add(event.id)
-        state.recent_event_ids.append(event.id)
+        counted_here.add(event.id)
         _count_event(state, event, now)
-        counted += 1
-    del state.recent_event_ids[:-remembered_ids]
     _forget_old_hours(state, now)
     state.source_offset = offset
     state.updated_at = now
-    return counted
+    return len(counted_here)
 
 
 def _merge_profile(state: CustomerSignals, customer: CustomerIn) -> None:

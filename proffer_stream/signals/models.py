@@ -51,9 +51,6 @@ class CustomerSignals(Signals):
         default_factory=dict,
         description="Event counts per type in each hour (epoch hour) of the last 7 days.",
     )
-    recent_event_ids: list[str] = Field(
-        default_factory=list, description="Latest event ids applied, to count re-sends once."
-    )
     source_offset: int = Field(
         -1, description="Offset of the last proffer.events record applied (one partition per key)."
     )

@@ -9,10 +9,16 @@ import faust
 
 from proffer_stream.core import metrics
 from proffer_stream.core.settings import Settings
-from proffer_stream.kafka.topics import SIGNALS_TABLE, topics_for, worker_app_id
+from proffer_stream.kafka.topics import (
+    EVENT_IDS_TABLE,
+    SIGNALS_TABLE,
+    topics_for,
+    worker_app_id,
+)
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import Rerouter
+from proffer_stream.worker.seen_ids import SeenIdStore
 from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
 from proffer_stream.worker.transport import worker_transport
 
@@ -26,7 +32,7 @@ def create_app(settings: Settings) -> faust.App:
         worker_app_id(settings.topic_prefix, settings.worker_id),
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         store="memory://",
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(settings.worker_data_dir),
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -52,13 +58,23 @@ def create_app(settings: Settings) -> faust.App:
         # (murmur2 on the same key, as producers use) pick the changelog partition.
         use_partitioner=True,
     )
+    event_ids = app.Table(
+        EVENT_IDS_TABLE,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        store=f"{settings.event_id_store}:{EVENT_IDS_TABLE}",
+        # RocksDB's TTL: buckets older than the window (plus a day) go at compaction.
+        options={"ttl": (settings.dedup_days + 1) * 86_400},
+    )
     agent = SignalsAgent(
-        ProfileStore(table, settings.database_url),
+        ProfileStore(table, settings.database_url, settings.dedup_days),
         DeadLetters(deadletter_topic, STAGE),
         Rerouter(
             app, topics.events.name, lambda: app.consumer.topic_partitions(topics.events.name)
         ),
-        remembered_ids=settings.recent_event_ids,
+        SeenIdStore(event_ids, settings.dedup_days),
     )
 
     @app.agent(events_topic, name="signals", concurrency=1)
@@ -96,7 +112,7 @@ def stop_without_acking(exc: Exception) -> None:
 def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM."""
     metrics.serve_metrics(settings.metrics_port)
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    (settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG, so

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from faust.types import TableT
@@ -12,6 +14,7 @@ from proffer_stream.core.identity import partition_key
 from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.db.customers import load_signals
+from proffer_stream.db.events import counted_event_ids
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
@@ -19,12 +22,26 @@ from proffer_stream.signals.models import CustomerSignals
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Loaded:
+    """Profiles read for a batch.
+
+    ``failed``: customers whose profile could not be read, with why. ``counted_ids``:
+    for profiles restored from PostgreSQL, the ids of the events they counted lately.
+    """
+
+    states: dict[CustomerKey, CustomerSignals] = field(default_factory=dict)
+    failed: dict[CustomerKey, Exception] = field(default_factory=dict)
+    counted_ids: dict[CustomerKey, list[str]] = field(default_factory=dict)
+
+
 class ProfileStore:
     """Customer profiles in the Faust table ``signals``, keyed ``<tenant>:<external id>``."""
 
-    def __init__(self, table: TableT[bytes, bytes], database_url: str) -> None:
+    def __init__(self, table: TableT[bytes, bytes], database_url: str, dedup_days: int = 7) -> None:
         self.table = table
         self.database_url = database_url
+        self.dedup_days = dedup_days
         self._pool: asyncpg.Pool | None = None
 
     def get(self, key: CustomerKey) -> CustomerSignals | None:
@@ -32,26 +49,22 @@ class ProfileStore:
         stored = self.table.get(partition_key(*key))
         return None if stored is None else CustomerSignals.model_validate_json(stored)
 
-    async def load(
-        self, keys: Iterable[CustomerKey]
-    ) -> tuple[dict[CustomerKey, CustomerSignals], dict[CustomerKey, Exception]]:
-        """Each customer's profile (from the table, else PostgreSQL, else new).
-
-        Returns the profiles, and the customers whose profile could not be read, with why.
-        """
-        states: dict[CustomerKey, CustomerSignals] = {}
+    async def load(self, keys: Iterable[CustomerKey]) -> Loaded:
+        """Each customer's profile (from the table, else PostgreSQL, else new)."""
+        loaded = Loaded()
         missing = []
         for key in keys:
             state = self.get(key)
             if state is None:
                 missing.append(key)
             else:
-                states[key] = state
-        restored, failed = await self._restore(missing)
+                loaded.states[key] = state
+        restored = await self._restore(missing)
         for key in missing:
-            if key not in failed:
-                states[key] = restored.get(key) or new_signals(*key)
-        return states, failed
+            if key not in restored.failed:
+                loaded.states[key] = restored.states.get(key) or new_signals(*key)
+        loaded.failed, loaded.counted_ids = restored.failed, restored.counted_ids
+        return loaded
 
     async def save(self, states: Iterable[CustomerSignals]) -> None:
         """Put profiles in the table and queue their changelog records.
@@ -74,46 +87,48 @@ class ProfileStore:
         if self._pool is not None:
             await self._pool.close()
 
-    async def _restore(
-        self, keys: list[CustomerKey]
-    ) -> tuple[dict[CustomerKey, CustomerSignals], dict[CustomerKey, Exception]]:
-        """Profiles missing from the table but stored in PostgreSQL.
+    async def _restore(self, keys: list[CustomerKey]) -> Loaded:
+        """Profiles missing from the table but stored in PostgreSQL, with their event ids.
 
         PostgreSQL only knows a profile through the changelog, so one missing from the
         table means the changelog was lost (the local broker keeps nothing across
         restarts): the stored profile is the truth, and its source offset, which
-        counted records of the old log, no longer applies. An outage is waited out; an
-        error that is not an outage fails only the customers it concerns.
+        counted records of the old log, no longer applies; the stored events' ids say
+        what it counted. An outage is waited out; an error that is not an outage fails
+        only the customers it concerns.
         """
         if not keys or not self.database_url:
-            return {}, {}
+            return Loaded()
         try:
             restored = await self._query(keys)
-            failed: dict[CustomerKey, Exception] = {}
         except Exception:  # not transient: find the customers it concerns
-            restored, failed = await self._restore_one_by_one(keys)
-        for state in restored.values():
+            restored = await self._restore_one_by_one(keys)
+        for state in restored.states.values():
             state.source_offset = -1
-        if restored:
-            log.info("restored %d customer profiles from PostgreSQL", len(restored))
-        return restored, failed
+        if restored.states:
+            log.info("restored %d customer profiles from PostgreSQL", len(restored.states))
+        return restored
 
-    async def _restore_one_by_one(
-        self, keys: list[CustomerKey]
-    ) -> tuple[dict[CustomerKey, CustomerSignals], dict[CustomerKey, Exception]]:
-        restored: dict[CustomerKey, CustomerSignals] = {}
-        failed: dict[CustomerKey, Exception] = {}
+    async def _restore_one_by_one(self, keys: list[CustomerKey]) -> Loaded:
+        restored = Loaded()
         for key in keys:
             try:
-                restored.update(await self._query([key]))
+                one = await self._query([key])
             except Exception as exc:  # reported per customer, with its records
-                failed[key] = exc
-        return restored, failed
+                restored.failed[key] = exc
+                continue
+            restored.states.update(one.states)
+            restored.counted_ids.update(one.counted_ids)
+        return restored
 
-    async def _query(self, keys: list[CustomerKey]) -> dict[CustomerKey, CustomerSignals]:
-        async def query() -> dict[CustomerKey, CustomerSignals]:
+    async def _query(self, keys: list[CustomerKey]) -> Loaded:
+        since = datetime.now(UTC) - timedelta(days=self.dedup_days)
+
+        async def query() -> Loaded:
             if self._pool is None:
                 self._pool = await connect_pool(self.database_url, max_size=2)
-            return await load_signals(self._pool, keys)
+            states = await load_signals(self._pool, keys)
+            ids = await counted_event_ids(self._pool, list(states.values()), since)
+            return Loaded(states=states, counted_ids=ids)
 
         return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")

@@ -2,7 +2,8 @@
 
 Exactness under at-least-once delivery: a customer's records all live in one
 partition, so each profile remembers the offset of the last record it applied and
-skips anything at or below it on a replay; recent event ids catch client re-sends.
+skips anything at or below it on a replay; the ids it counted in the last days (the
+``event-ids`` table) catch client re-sends.
 Each record stands on its own: one that cannot be read or applied goes to the
 dead-letter topic with its reason and position, and the rest of the batch is applied.
 """
@@ -20,10 +21,12 @@ from proffer_stream.ingest.records import EventRecord, read_event_record
 from proffer_stream.kafka.deadletter import SourceRecord
 from proffer_stream.signals.fold import apply_record
 from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.seen_ids import SeenIds
 from proffer_stream.worker.deadletters import DeadLetters, source_record
-from proffer_stream.worker.profiles import ProfileStore
+from proffer_stream.worker.profiles import Loaded, ProfileStore
 from proffer_stream.worker.progress import Progress
 from proffer_stream.worker.reroute import Rerouter
+from proffer_stream.worker.seen_ids import SeenIdStore
 
 STAGE = "signals-agent"
 
@@ -36,20 +39,20 @@ class SignalsAgent:
         profiles: ProfileStore,
         dead_letters: DeadLetters,
         rerouter: Rerouter,
-        *,
-        remembered_ids: int,
+        seen_ids: SeenIdStore,
     ) -> None:
         self.profiles = profiles
         self.dead_letters = dead_letters
         self.rerouter = rerouter
-        self.remembered_ids = remembered_ids
+        self.seen_ids = seen_ids
         self.progress = Progress()
 
     async def process(self, batch: Sequence[EventT[bytes]]) -> None:
         """Apply a batch; what cannot be applied is dead-lettered, never stops the rest."""
-        sources = [source_record(event) for event in batch]
         readable = []
-        for source in sources:
+        origin: dict[CustomerKey, EventT[bytes]] = {}
+        for event in batch:
+            source = source_record(event)
             record = await self._read(source)
             if record is None:
                 continue
@@ -57,8 +60,11 @@ class SignalsAgent:
                 await self.rerouter.move(source, record)
                 continue
             readable.append((source, record))
-        states, failed = await self.profiles.load({record.customer_key for _, record in readable})
+            origin[record.customer_key] = event
+        loaded = await self.profiles.load(origin.keys())
+        states, failed = loaded.states, loaded.failed
         now = datetime.now(UTC)
+        seen = {key: self._seen_ids(key, now, origin[key], loaded) for key in states}
         applied: dict[CustomerKey, list[EventRecord]] = {}
         for source, record in readable:
             key = record.customer_key
@@ -67,45 +73,53 @@ class SignalsAgent:
                 continue
             replay = record.offset <= states[key].source_offset
             try:
-                self._apply(states[key], record, now)
+                self._apply(states[key], record, now, seen[key])
             except Exception as exc:  # this record only; the batch goes on
-                states[key] = await self._replay(key, applied.get(key, []), now)
+                states[key], seen[key] = await self._replay(
+                    key, applied.get(key, []), now, origin[key]
+                )
                 await self._reject(source, BadRecord("processing_error", _why(exc)))
                 continue
             if not replay:
                 applied.setdefault(key, []).append(record)
+        for key in applied:
+            await self.seen_ids.save(key, seen[key], origin[key])
         await self.profiles.save(states[key] for key in applied)
 
     def report(self) -> None:
         self.progress.report()
 
-    def _apply(self, state: CustomerSignals, record: EventRecord, now: datetime) -> None:
-        counted = self._fold(state, record, now)
+    def _apply(
+        self, state: CustomerSignals, record: EventRecord, now: datetime, seen: SeenIds
+    ) -> None:
+        counted = _fold(state, record, now, seen)
         self.progress.record_applied(len(record.events), counted)
 
-    def _fold(self, state: CustomerSignals, record: EventRecord, now: datetime) -> int:
-        return apply_record(
-            state,
-            record.batch.customer,
-            record.events,
-            offset=record.offset,
-            now=now,
-            remembered_ids=self.remembered_ids,
-        )
-
     async def _replay(
-        self, key: CustomerKey, records: list[EventRecord], now: datetime
-    ) -> CustomerSignals:
-        """The customer's profile before a failed record: as loaded, plus the good records.
+        self,
+        key: CustomerKey,
+        records: list[EventRecord],
+        now: datetime,
+        origin: EventT[bytes],
+    ) -> tuple[CustomerSignals, SeenIds]:
+        """The customer's profile and ids before a failed record: as loaded, plus the good
+        records.
 
         ``apply_record`` works in place, so a record that raised may have left half its
-        effect; what the profile was loaded from (written once per batch) is untouched.
+        effect; what they were loaded from (written once per batch) is untouched.
         """
-        states, _ = await self.profiles.load([key])
-        state = states[key]
+        loaded = await self.profiles.load([key])
+        state, seen = loaded.states[key], self._seen_ids(key, now, origin, loaded)
         for record in records:
-            self._fold(state, record, now)
-        return state
+            _fold(state, record, now, seen)
+        return state, seen
+
+    def _seen_ids(
+        self, key: CustomerKey, now: datetime, origin: EventT[bytes], loaded: Loaded
+    ) -> SeenIds:
+        seen = self.seen_ids.load(key, now, origin)
+        seen.add_counted(loaded.counted_ids.get(key, ()))
+        return seen
 
     async def _read(self, source: SourceRecord) -> EventRecord | None:
         try:
@@ -123,6 +137,12 @@ class SignalsAgent:
     async def _reject(self, source: SourceRecord, error: BadRecord) -> None:
         await self.dead_letters.send(source, error)
         self.progress.dead_lettered()
+
+
+def _fold(state: CustomerSignals, record: EventRecord, now: datetime, seen: SeenIds) -> int:
+    return apply_record(
+        state, record.batch.customer, record.events, offset=record.offset, now=now, seen=seen
+    )
 
 
 def _why(exc: Exception) -> str:

@@ -126,6 +126,32 @@ async def test_an_empty_broker_after_restart_restores_profiles_from_postgres(
         broker.stop()
 
 
+def clicks(customer, ids):
+    return {
+        "tenant_id": "acme",
+        "customer": {"id": customer},
+        "events": [{"id": event_id, "type": "click"} for event_id in ids],
+    }
+
+
+async def test_a_resent_request_counts_once_after_many_events_and_a_kill(
+    settings, db, processes
+):
+    """Issue 7, item 6: ids are remembered for days, not as the last few hundred."""
+    processes.start_pipeline(settings)
+    request = clicks("u1", [f"r{i}" for i in range(1000)])
+    others = [clicks("u1", [f"o{n}-{i}" for i in range(500)]) for n in range(4)]
+    await produce_records(settings, [request, *others])
+    await wait_for(lambda: totals(db), lambda t: t["counted"] == 3000, what="first 3,000")
+    processes.kill("worker")
+    processes.start("worker", settings)
+    await produce_records(settings, [request, clicks("u1", ["last"])])
+    expected = {"counted": 3001, "spent": 0, "stored": 3001}
+    await wait_for(lambda: totals(db), lambda t: t == expected, what="the re-send counted once")
+    await asyncio.sleep(2)
+    assert await totals(db) == expected
+
+
 async def produce_records(settings, values):
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
     await producer.start()

@@ -79,9 +79,9 @@ async def test_a_query_error_is_not_mistaken_for_an_outage(empty_database):
         table=None, database_url=Settings(database_url=empty_database).database_url
     )
     try:
-        restored, failed = await store._restore([("acme", "u1"), ("acme", "u2")])
+        restored = await store._restore([("acme", "u1"), ("acme", "u2")])
     finally:
         await store.close()
-    assert restored == {}
-    assert set(failed) == {("acme", "u1"), ("acme", "u2")}
-    assert all(isinstance(e, asyncpg.UndefinedTableError) for e in failed.values())
+    assert restored.states == {}
+    assert set(restored.failed) == {("acme", "u1"), ("acme", "u2")}
+    assert all(isinstance(e, asyncpg.UndefinedTableError) for e in restored.failed.values())

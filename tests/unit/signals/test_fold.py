@@ -7,6 +7,7 @@ import pytest
 
 from proffer_stream.ingest.models import CustomerIn, NormalizedEvent
 from proffer_stream.signals.fold import MAX_TRACKED_NAMES, apply_record, new_signals
+from proffer_stream.signals.seen_ids import SeenIds, day_of
 from proffer_stream.signals.views import signals_view
 
 pytestmark = pytest.mark.unit
@@ -18,14 +19,18 @@ def event(type_: str, data: dict | None = None, *, id_: str, at: datetime = NOW)
     return NormalizedEvent(id=id_, type=type_, data=data or {}, occurred_at=at, received_at=NOW)
 
 
-def apply(state, events, offset, customer=None):
+def no_ids():
+    return SeenIds(day_of(NOW), [])
+
+
+def apply(state, events, offset, customer=None, seen=None):
     return apply_record(
         state,
         customer or CustomerIn(id=state.external_id),
         events,
         offset=offset,
         now=NOW,
-        remembered_ids=500,
+        seen=seen if seen is not None else no_ids(),
     )
 
 
@@ -70,9 +75,9 @@ def test_a_replayed_record_changes_nothing():
 
 
 def test_a_resent_event_id_counts_once_but_moves_the_offset():
-    state = new_signals("acme", "u1")
-    apply(state, [event("purchase", {"amount": 5}, id_="order-1")], offset=1)
-    assert apply(state, [event("purchase", {"amount": 5}, id_="order-1")], offset=2) == 0
+    state, seen = new_signals("acme", "u1"), no_ids()
+    apply(state, [event("purchase", {"amount": 5}, id_="order-1")], offset=1, seen=seen)
+    assert apply(state, [event("purchase", {"amount": 5}, id_="order-1")], offset=2, seen=seen) == 0
     assert state.purchase_count == 1
     assert state.source_offset == 2
 
@@ -82,17 +87,13 @@ def test_same_id_twice_in_one_record_counts_once():
     assert apply(state, [event("click", id_="x"), event("click", id_="x")], offset=0) == 1
 
 
-def test_remembered_ids_are_bounded():
-    state = new_signals("acme", "u1")
-    apply_record(
-        state,
-        CustomerIn(id="u1"),
-        [event("click", id_=str(i)) for i in range(20)],
-        offset=0,
-        now=NOW,
-        remembered_ids=5,
-    )
-    assert state.recent_event_ids == ["15", "16", "17", "18", "19"]
+def test_a_resent_request_counts_once_however_large():
+    state, seen = new_signals("acme", "u1"), no_ids()
+    request = [event("click", id_=str(i)) for i in range(1000)]
+    assert apply(state, request, offset=0, seen=seen) == 1000
+    assert apply(state, [event("click", id_="other")], offset=1, seen=seen) == 1
+    assert apply(state, request, offset=2, seen=seen) == 0
+    assert state.event_count == 1001
 
 
 def test_rolling_windows_are_computed_at_read_time():

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import pytest
 
 from proffer_stream.signals.fold import new_signals
+from proffer_stream.signals.seen_ids import SeenIds, day_of
 from proffer_stream.worker import signals_agent
+from proffer_stream.worker.profiles import Loaded
 from proffer_stream.worker.signals_agent import SignalsAgent
 
 pytestmark = pytest.mark.unit
@@ -20,7 +22,8 @@ class FakeProfiles:
 
     async def load(self, keys):
         states = {k: self.stored.get(k) or new_signals(*k) for k in keys if k not in self.failing}
-        return states, {k: RuntimeError("bad data") for k in keys if k in self.failing}
+        failed = {k: RuntimeError("bad data") for k in keys if k in self.failing}
+        return Loaded(states=states, failed=failed)
 
     async def save(self, states):
         self.saved.extend(states)
@@ -32,6 +35,20 @@ class FakeDeadLetters:
 
     async def send(self, source, error):
         self.sent.append((source.offset, error.reason))
+
+
+class FakeSeenIds:
+    """The ids store as a dict of saved ``SeenIds`` per customer (one day)."""
+
+    def __init__(self):
+        self.saved = {}
+
+    def load(self, key, now, source):
+        buckets = [(day_of(now), 0, entries) for entries in self.saved.get(key, {}).values()]
+        return SeenIds(day_of(now), buckets)
+
+    async def save(self, key, seen, source):
+        self.saved.setdefault(key, {}).update(seen.changed())
 
 
 class NoReroute:
@@ -54,7 +71,7 @@ def event(offset, customer, events, key=None):
 
 def agent():
     profiles, letters = FakeProfiles(), FakeDeadLetters()
-    return SignalsAgent(profiles, letters, NoReroute(), remembered_ids=500), profiles, letters
+    return SignalsAgent(profiles, letters, NoReroute(), FakeSeenIds()), profiles, letters
 
 
 async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_applied():
@@ -106,3 +123,34 @@ async def test_a_replayed_record_writes_nothing():
     profiles.stored[("acme", "a")] = state
     await under_test.process([event(5, "a", [{"type": "click"}])])
     assert profiles.saved == []
+
+
+async def test_a_resent_request_counts_once_across_batches():
+    under_test, profiles, _ = agent()
+    request = [{"type": "click", "id": f"e{i}"} for i in range(1000)]
+    profiles_after = []
+    for offset, events in enumerate([request, [{"type": "click", "id": "other"}], request]):
+        await under_test.process([event(offset, "a", events)])
+        profiles.stored[("acme", "a")] = profiles.saved[-1]
+        profiles_after.append(profiles.saved[-1].event_count)
+    assert profiles_after == [1000, 1001, 1001]
+
+
+async def test_the_ids_of_a_record_that_raised_are_not_remembered(monkeypatch):
+    real = signals_agent.apply_record
+
+    def explode_on_boom(state, customer, events, **kwargs):
+        result = real(state, customer, events, **kwargs)
+        if any(e.type == "boom" for e in events):
+            raise ValueError("boom")
+        return result
+
+    monkeypatch.setattr(signals_agent, "apply_record", explode_on_boom)
+    under_test, profiles, _ = agent()
+    batch = [
+        event(0, "a", [{"type": "boom", "id": "x"}]),
+        event(1, "a", [{"type": "click", "id": "y"}]),
+        event(2, "a", [{"type": "click", "id": "x"}]),
+    ]
+    await under_test.process(batch)
+    assert profiles.saved[-1].counts_by_type == {"click": 2}

@@ -1,0 +1,74 @@
+"""The event ids each customer's profile has counted, in the Faust table ``event-ids``.
+
+Keyed ``<tenant>:<external id>\\0<day>.<chunk>``; a value is a packed day bucket (see
+:mod:`proffer_stream.signals.seen_ids`). The table lives in RocksDB by default, so days
+of ids take disk, not memory; RocksDB drops buckets older than the window on compaction
+(its TTL), and the changelog deletes them after the same time.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from faust.streams import _current_event
+from faust.types import EventT, TableT
+
+from proffer_stream.core.identity import partition_key
+from proffer_stream.core.types import CustomerKey
+from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, pack, unpack
+
+
+def bucket_key(customer: CustomerKey, day: int, chunk: int) -> bytes:
+    """The table key of one chunk of a customer's day bucket."""
+    return partition_key(*customer) + f"\x00{day}.{chunk}".encode()
+
+
+class SeenIdStore:
+    """Reads a customer's remembered ids for a batch, and writes back what it added."""
+
+    def __init__(self, table: TableT[bytes, bytes], days: int) -> None:
+        self.table = table
+        self.days = days
+
+    def load(self, customer: CustomerKey, now: datetime, source: EventT[bytes]) -> SeenIds:
+        """The ids remembered for ``customer`` in the window that ends ``now``.
+
+        ``source`` is a record of the customer's, for the partition to read.
+        """
+        buckets = []
+        with _in_partition_of(source):
+            for day in days_kept(now, self.days):
+                chunk = 0
+                while (value := self.table.data.get(bucket_key(customer, day, chunk))) is not None:
+                    buckets.append((day, chunk, unpack(value)))
+                    chunk += 1
+        return SeenIds(day_of(now), buckets)
+
+    async def save(self, customer: CustomerKey, seen: SeenIds, source: EventT[bytes]) -> None:
+        """Write the chunks ``seen`` changed, on the partition of the customer's events."""
+        producer = self.table.app.producer
+        changelog = self.table.changelog_topic.get_topic_name()
+        partition = source.message.partition
+        for chunk, entries in seen.changed().items():
+            key, value = bucket_key(customer, seen.today, chunk), pack(entries)
+            with _in_partition_of(source):
+                self.table.data[key] = value
+            await producer.send(changelog, key, value, partition, None, None)
+
+
+@contextmanager
+def _in_partition_of(source: EventT[bytes]) -> Iterator[None]:
+    """Make ``source`` the current event, which tells RocksDB the partition to use.
+
+    Faust's RocksDB store reads and writes the database of the current event's
+    partition; work done once per batch has no current event (or another record's), so
+    it names the record it is for.
+    """
+    token = _current_event.set(weakref.ref(source))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
