@@ -48,7 +48,15 @@ async def require_tenant(request: Request) -> str:
     return found
 
 
+async def tenant_or_signup(request: Request) -> str | None:
+    """The caller's tenant; None for a caller without a key where sign-up is on."""
+    if not request.headers.get("authorization") and _services_of(request).settings.signup_enabled:
+        return None
+    return await require_tenant(request)
+
+
 Tenant = Annotated[str, Depends(require_tenant)]
+OptionalTenant = Annotated[str | None, Depends(tenant_or_signup)]
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Publisher = Annotated[EventPublisher, Depends(_publisher)]
 AppSettings = Annotated[Settings, Depends(_settings)]

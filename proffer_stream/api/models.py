@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from proffer_stream.core.types import StrictModel, Text
+from proffer_stream.core.types import ExternalId, StrictModel, Text
 from proffer_stream.db.keys import NewApiKey
 from proffer_stream.ingest.models import NormalizedEvent
+from proffer_stream.offers.models import DecisionTrace, Offer
 from proffer_stream.signals.models import CustomerView
 
 
@@ -68,3 +70,71 @@ class Readiness(BaseModel):
         description="Each dependency: ok, unavailable, or (worker, sink) stalled: it has lag"
         " and has committed nothing for PROFFER_STALL_SECONDS. Details are in the log."
     )
+
+
+class GenerateOffer(StrictModel):
+    """Whom to make an offer for: Proffer's customer id, or your own (one of the two)."""
+
+    customer_id: int | None = Field(None, ge=1, lt=2**53)
+    external_customer_id: ExternalId | None = None
+
+    @model_validator(mode="after")
+    def _one_of_the_two(self) -> GenerateOffer:
+        if (self.customer_id is None) == (self.external_customer_id is None):
+            raise ValueError("give either customer_id or external_customer_id")
+        return self
+
+
+class OfferResponse(BaseModel):
+    success: Literal[True] = True
+    offer: Offer
+
+
+class OfferPending(BaseModel):
+    """The request is on its way; poll ``poll_url`` for the offer."""
+
+    success: Literal[True] = True
+    status: Literal["pending"] = "pending"
+    request_id: str
+    poll_url: str
+
+
+class GenerateBatch(StrictModel):
+    min_events: int = Field(1, ge=0, le=1_000_000_000)
+    limit: int = Field(10, ge=1, le=50)
+
+
+class BatchRequested(BaseModel):
+    success: Literal[True] = True
+    requested: int
+    request_ids: list[str]
+
+
+class OffersResponse(BaseModel):
+    success: Literal[True] = True
+    offers: list[Offer]
+    total: int
+    limit: int
+    offset: int
+
+
+class DecisionView(BaseModel):
+    """What became of one offer request, and why."""
+
+    request_id: str
+    outcome: Literal["offer", "suppressed"]
+    offer_id: int | None
+    decided_at: datetime
+    trace: DecisionTrace
+
+
+class TraceResponse(BaseModel):
+    success: Literal[True] = True
+    decision: DecisionView
+
+
+class DecisionsResponse(BaseModel):
+    success: Literal[True] = True
+    decisions: list[DecisionView]
+    limit: int
+    offset: int

@@ -56,15 +56,16 @@ class EventPublisher:
         assert self._producer is not None, "gateway not started"
         return self._producer
 
-    async def publish(self, key: bytes, value: bytes) -> None:
-        """Put one record on the topic and wait until Kafka has it, or raise a 503.
+    async def publish(self, key: bytes, value: bytes, topic: str | None = None) -> None:
+        """Put one record on ``topic`` (``proffer.events`` by default) and wait until Kafka
+        has it, or raise a 503.
 
         One deadline covers both the wait for metadata (``send``) and the delivery, so
         an outage is answered within the produce timeout, not twice it.
         """
 
         async def deliver() -> None:
-            delivery = await self.producer.send(self.topic, value=value, key=key)
+            delivery = await self.producer.send(topic or self.topic, value=value, key=key)
             await delivery
 
         try:
@@ -74,7 +75,7 @@ class EventPublisher:
             raise ApiError(
                 503,
                 "broker_unavailable",
-                "The event broker is unavailable; nothing was ingested. "
+                "The event broker is unavailable; nothing was accepted. "
                 "Retry later (events with an id are counted once).",
             ) from exc
 

@@ -12,6 +12,11 @@ import uuid
 _CUSTOMER_ID_BITS = 53  # fits a JavaScript number exactly
 
 
+def _id53(text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> (64 - _CUSTOMER_ID_BITS)) or 1
+
+
 def customer_id(tenant_id: str, external_id: str) -> int:
     """Proffer's internal customer id: a stable 53-bit hash of tenant and external id.
 
@@ -20,8 +25,23 @@ def customer_id(tenant_id: str, external_id: str) -> int:
     n^2 / 2^54 for n customers: 1 in 18,000 for a million); the projection then keeps the
     first customer's row and the sink logs an error for the other.
     """
-    digest = hashlib.blake2b(f"{tenant_id}\x00{external_id}".encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") >> (64 - _CUSTOMER_ID_BITS)) or 1
+    return _id53(f"{tenant_id}\x00{external_id}")
+
+
+def offer_id(tenant_id: str, request_id: str) -> int:
+    """The id of the offer a request yields: a replayed request can never make a second one.
+
+    53 bits, like customer ids; collisions within a tenant: about n^2 / 2^54 for n offers.
+    """
+    return _id53(f"offer\x00{tenant_id}\x00{request_id}")
+
+
+def rule_request_id(tenant_id: str, external_id: str, rule_id: str, offset: int) -> str:
+    """The id of the request a rule makes when a record (at ``offset``) fires it."""
+    digest = hashlib.blake2b(
+        f"{tenant_id}\x00{external_id}\x00{rule_id}\x00{offset}".encode(), digest_size=12
+    )
+    return f"rule-{digest.hexdigest()}"
 
 
 def partition_key(tenant_id: str, external_id: str) -> bytes:

@@ -34,6 +34,12 @@ RECORDS_REROUTED = Counter(
 DEAD_LETTERS = Counter(
     "proffer_deadletter_total", "Records sent to the dead-letter topic.", ["stage", "reason"]
 )
+OFFER_REQUESTS = Counter(
+    "proffer_offer_requests_total", "Offer requests made by trigger rules.", ["rule"]
+)
+OFFER_DECISIONS = Counter(
+    "proffer_offer_decisions_total", "Offer requests decided, by outcome.", ["outcome"]
+)
 SINK_ROWS = Counter("proffer_sink_rows_total", "Rows written by the sink.", ["table"])
 SINK_BATCH_SECONDS = Histogram(
     "proffer_sink_batch_seconds", "Time to write one batch to PostgreSQL."

@@ -84,6 +84,23 @@ class Settings(BaseSettings):
         " the data dir (memory bounded), or memory (all of them in RAM).",
     )
 
+    rules_file: Path | None = Field(
+        None,
+        description="JSON file of trigger rules, every tenant's default; unset: the built-in"
+        " set. A bad file stops the worker at start, naming the rule and the field.",
+    )
+    offer_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="How long POST /api/offers/generate waits for the offer before a 202.",
+    )
+    signup_enabled: bool = Field(
+        False,
+        description="POST /api/keys without a key creates a new tenant and its first key"
+        " (self-service sign-up; `proffer-stream up` turns it on).",
+    )
+
     log_level: str = "INFO"
 
     @property

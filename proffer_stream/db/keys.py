@@ -32,6 +32,11 @@ class NewApiKey(BaseModel):
     created_at: UtcDatetime
 
 
+def new_tenant_id() -> str:
+    """A fresh tenant id for a self-service sign-up."""
+    return f"t{secrets.token_hex(8)}"
+
+
 def hash_key(key: str) -> str:
     """How a key is stored: its SHA-256 (keys are random, 256 bits, so no slow hash needed)."""
     return hashlib.sha256(key.encode()).hexdigest()

@@ -11,26 +11,36 @@ from pydantic import BaseModel
 from proffer_stream.core.settings import Settings
 from proffer_stream.ingest.models import EventBatch
 from proffer_stream.kafka.deadletter import DeadLetter
-from proffer_stream.kafka.topics import topics
+from proffer_stream.kafka.topics import Topics, topics
+from proffer_stream.offers.models import OfferEvent, OfferRequest
 from proffer_stream.signals.models import CustomerSignals
 
 Mode = Literal["validation", "serialization"]
 
 
-def _default_topics() -> tuple[str, str, str]:
+def _default_topics() -> Topics:
     """Topic names with the default prefix and worker id (the files are not per deployment)."""
     fields = Settings.model_fields
-    names = topics(fields["topic_prefix"].default, fields["worker_id"].default)
-    return names.events.name, names.deadletter.name, names.signals_changelog.name
+    return topics(fields["topic_prefix"].default, fields["worker_id"].default)
 
 
 def messages() -> dict[str, tuple[type[BaseModel], str, Mode]]:
     """File name -> (model, topic it travels on, whether producers write it or we do)."""
-    events, deadletter, changelog = _default_topics()
+    names = _default_topics()
     return {
-        "proffer.events.v1.json": (EventBatch, events, "validation"),
-        "proffer.deadletter.v1.json": (DeadLetter, deadletter, "serialization"),
-        "signals-changelog.v1.json": (CustomerSignals, changelog, "serialization"),
+        "proffer.events.v1.json": (EventBatch, names.events.name, "validation"),
+        "proffer.deadletter.v1.json": (DeadLetter, names.deadletter.name, "serialization"),
+        "signals-changelog.v1.json": (
+            CustomerSignals,
+            names.signals_changelog.name,
+            "serialization",
+        ),
+        "proffer.offer-requests.v1.json": (
+            OfferRequest,
+            names.offer_requests.name,
+            "validation",
+        ),
+        "proffer.offers.v1.json": (OfferEvent, names.offers.name, "serialization"),
     }
 
 

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 COMPACTED = {"cleanup.policy": "compact"}
 SIGNALS_TABLE = "signals"
 EVENT_IDS_TABLE = "event-ids"
+OFFERS_TABLE = "offers"
 DAY_MS = 86_400_000
 
 
@@ -47,6 +48,7 @@ class Topics:
     deadletter: TopicSpec
     signals_changelog: TopicSpec
     event_ids_changelog: TopicSpec
+    offers_changelog: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [
@@ -56,6 +58,7 @@ class Topics:
             self.deadletter,
             self.signals_changelog,
             self.event_ids_changelog,
+            self.offers_changelog,
         ]
 
 
@@ -87,6 +90,7 @@ def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
             changelog_name(app_id, EVENT_IDS_TABLE),
             {"cleanup.policy": "compact,delete", **event_ids_retention},
         ),
+        offers_changelog=TopicSpec(changelog_name(app_id, OFFERS_TABLE), COMPACTED),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import signal
 import time
@@ -90,6 +91,8 @@ class LocalStack:
         env = {
             "PROFFER_DATABASE_URL": settings.database_url,
             "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            # Self-service sign-up (POST /api/keys without a key), as in the quick start.
+            "PROFFER_SIGNUP_ENABLED": os.environ.get("PROFFER_SIGNUP_ENABLED", "true"),
         }
         if self.broker is not None:
             forget_worker_state(settings)

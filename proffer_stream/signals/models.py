@@ -51,6 +51,10 @@ class CustomerSignals(Signals):
         default_factory=dict,
         description="Event counts per type in each hour (epoch hour) of the last 7 days.",
     )
+    rules_fired_at: dict[str, UtcDatetime] = Field(
+        default_factory=dict, description="When each trigger rule last asked for an offer."
+    )
+    last_offer_requested_at: UtcDatetime | None = None
     source_offset: int = Field(
         -1, description="Offset of the last proffer.events record applied (one partition per key)."
     )

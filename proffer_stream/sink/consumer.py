@@ -31,6 +31,7 @@ from proffer_stream.kafka.topics import topics_for
 from proffer_stream.sink.projections import (
     CustomersProjection,
     EventsProjection,
+    OffersProjection,
     Projection,
     Record,
 )
@@ -50,6 +51,7 @@ class Sink:
         self.projections: dict[str, Projection] = {
             topics.events.name: EventsProjection(topics.events.name),
             topics.signals_changelog.name: CustomersProjection(topics.signals_changelog.name),
+            topics.offers.name: OffersProjection(topics.offers.name),
         }
         self.stopping = asyncio.Event()
         self.rows_written: dict[str, int] = defaultdict(int)

@@ -14,7 +14,9 @@ from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import EventRow, insert_events
+from proffer_stream.db.offers import apply_offer_events
 from proffer_stream.ingest.records import describe_errors, read_event_record
+from proffer_stream.offers.models import OfferEvent
 from proffer_stream.signals.models import CustomerSignals
 
 log = logging.getLogger(__name__)
@@ -93,5 +95,28 @@ def _snapshot(record: Record) -> CustomerSignals | None:
         return None
     try:
         return CustomerSignals.model_validate_json(record.value)
+    except ValidationError as exc:
+        raise BadRecord("invalid_message", describe_errors(exc.errors())) from None
+
+
+class OffersProjection:
+    """``proffer.offers`` -> ``offers``, ``offer_events`` and ``decisions``.
+
+    Idempotent and version-ordered: each event and decision once, each offer at its
+    highest version.
+    """
+
+    table = "offer_events"
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
+        return await apply_offer_events(conn, [_offer_event(record) for record in records])
+
+
+def _offer_event(record: Record) -> OfferEvent:
+    try:
+        return OfferEvent.model_validate_json(record.value or b"")
     except ValidationError as exc:
         raise BadRecord("invalid_message", describe_errors(exc.errors())) from None

@@ -8,14 +8,22 @@ import os
 import faust
 
 from proffer_stream.core import metrics
+from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.kafka.topics import (
     EVENT_IDS_TABLE,
+    OFFERS_TABLE,
     SIGNALS_TABLE,
     topics_for,
     worker_app_id,
 )
+from proffer_stream.offers.models import OfferEvent
+from proffer_stream.offers.policy import Policy
+from proffer_stream.offers.rules import DEFAULT_RULES, RuleSet, load_rules
 from proffer_stream.worker.deadletters import DeadLetters
+from proffer_stream.worker.offer_trigger import OfferTrigger
+from proffer_stream.worker.offers_agent import STAGE as OFFERS_STAGE
+from proffer_stream.worker.offers_agent import BuiltinWriter, OffersAgent, OffersStore
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.seen_ids import SeenIdStore
@@ -68,13 +76,42 @@ def create_app(settings: Settings) -> faust.App:
         # RocksDB's TTL: buckets older than the window (plus a day) go at compaction.
         options={"ttl": (settings.dedup_days + 1) * 86_400},
     )
+    offers_table = app.Table(
+        OFFERS_TABLE,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        use_partitioner=True,
+    )
+    requests_topic = app.topic(topics.offer_requests.name, key_type=bytes, value_type=bytes)
+    offers_topic = app.topic(topics.offers.name, key_type=bytes, value_type=bytes)
+    rules, policy = load_offer_rules(settings), Policy()
+    profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
     agent = SignalsAgent(
-        ProfileStore(table, settings.database_url, settings.dedup_days),
+        profiles,
         DeadLetters(deadletter_topic, STAGE),
         Rerouter(
             app, topics.events.name, lambda: app.consumer.topic_partitions(topics.events.name)
         ),
         SeenIdStore(event_ids, settings.dedup_days),
+        OfferTrigger(requests_topic, rules, policy),
+    )
+
+    async def publish(event: OfferEvent) -> None:
+        await offers_topic.send(
+            key=partition_key(event.tenant_id, event.external_customer_id),
+            value=event.model_dump_json().encode(),
+        )
+
+    offers_agent = OffersAgent(
+        OffersStore(offers_table),
+        profiles,
+        BuiltinWriter(),
+        DeadLetters(deadletter_topic, OFFERS_STAGE),
+        publish,
+        rules=rules,
+        policy=policy,
     )
 
     @app.agent(events_topic, name="signals", concurrency=1)
@@ -87,11 +124,31 @@ def create_app(settings: Settings) -> faust.App:
             except Exception as exc:  # not CancelledError: shutdown commits what is acked
                 stop_without_acking(exc)
 
+    @app.agent(requests_topic, name="offers", concurrency=1)
+    async def offers(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(  # type: ignore[attr-defined]
+            settings.worker_batch_size, within=settings.worker_batch_seconds
+        ):
+            try:
+                await offers_agent.process(batch)
+            except Exception as exc:  # not CancelledError: shutdown commits what is acked
+                stop_without_acking(exc)
+
     @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report_progress() -> None:
         agent.report()
 
     return app
+
+
+def load_offer_rules(settings: Settings) -> RuleSet:
+    """The trigger rules: the file ``PROFFER_RULES_FILE`` names, else the built-in set.
+
+    A bad file stops the worker at start with a message naming the rule and the field.
+    """
+    if settings.rules_file is None:
+        return DEFAULT_RULES
+    return load_rules(settings.rules_file.read_text(), str(settings.rules_file))
 
 
 def stop_without_acking(exc: Exception) -> None:
@@ -104,7 +161,7 @@ def stop_without_acking(exc: Exception) -> None:
     failure). Exiting leaves the commit before the batch; a supervisor (`up`, or your
     orchestrator) restarts the worker, which applies the batch again.
     """
-    log.critical("the signals agent failed; exiting without acking the batch", exc_info=exc)
+    log.critical("an agent failed; exiting without acking the batch", exc_info=exc)
     logging.shutdown()
     os._exit(70)
 

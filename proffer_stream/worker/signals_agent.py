@@ -23,6 +23,7 @@ from proffer_stream.signals.fold import apply_record
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.signals.seen_ids import SeenIds
 from proffer_stream.worker.deadletters import DeadLetters, source_record
+from proffer_stream.worker.offer_trigger import OfferTrigger
 from proffer_stream.worker.profiles import Loaded, ProfileStore
 from proffer_stream.worker.progress import Progress
 from proffer_stream.worker.reroute import Rerouter
@@ -40,11 +41,13 @@ class SignalsAgent:
         dead_letters: DeadLetters,
         rerouter: Rerouter,
         seen_ids: SeenIdStore,
+        trigger: OfferTrigger | None = None,
     ) -> None:
         self.profiles = profiles
         self.dead_letters = dead_letters
         self.rerouter = rerouter
         self.seen_ids = seen_ids
+        self.trigger = trigger
         self.progress = Progress()
 
     async def process(self, batch: Sequence[EventT[bytes]]) -> None:
@@ -83,6 +86,8 @@ class SignalsAgent:
             if not replay:
                 applied.setdefault(key, []).append(record)
         for key in applied:
+            if self.trigger is not None:
+                await self.trigger.after_update(states[key], now)
             await self.seen_ids.save(key, seen[key], origin[key])
         await self.profiles.save(states[key] for key in applied)
 

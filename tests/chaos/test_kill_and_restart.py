@@ -134,9 +134,7 @@ def clicks(customer, ids):
     }
 
 
-async def test_a_resent_request_counts_once_after_many_events_and_a_kill(
-    settings, db, processes
-):
+async def test_a_resent_request_counts_once_after_many_events_and_a_kill(settings, db, processes):
     """Issue 7, item 6: ids are remembered for days, not as the last few hundred."""
     processes.start_pipeline(settings)
     request = clicks("u1", [f"r{i}" for i in range(1000)])

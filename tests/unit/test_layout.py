@@ -12,7 +12,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "proffer_stream"
-DOMAIN = ("core", "ingest", "signals")
+DOMAIN = ("core", "ingest", "signals", "offers")
 IO = ("kafka", "worker", "sink", "db", "api", "local", "cli")
 IO_LIBRARIES = (
     "aiokafka",

@@ -12,10 +12,12 @@ from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import (
     CustomerResponse,
     CustomersResponse,
+    DecisionsResponse,
     ErrorResponse,
     EventsResponse,
 )
-from proffer_stream.db import customers, events
+from proffer_stream.api.routes.offers import decision_view
+from proffer_stream.db import customers, events, offers
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.signals.views import customer_view
 
@@ -75,6 +77,20 @@ async def list_customer_events(
 ) -> EventsResponse:
     found = await events.list_events(db, tenant_id, customer_id, limit=limit, offset=offset)
     return EventsResponse(events=found, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{customer_id}/decisions",
+    response_model=DecisionsResponse,
+    summary="A customer's offer decisions, newest first, with why no offer was made",
+)
+async def list_customer_decisions(
+    customer_id: CustomerId, tenant_id: Tenant, db: Db, limit: Limit = 50, offset: Offset = 0
+) -> DecisionsResponse:
+    found = await offers.list_decisions(db, tenant_id, customer_id, limit=limit, offset=offset)
+    return DecisionsResponse(
+        decisions=[decision_view(d) for d in found], limit=limit, offset=offset
+    )
 
 
 def _customer_response(state: CustomerSignals | None, what: str) -> CustomerResponse:

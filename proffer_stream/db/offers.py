@@ -1,0 +1,226 @@
+"""Offers, their events and the decisions behind them: writes for the sink, reads for the API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from pydantic_core import to_json
+
+from proffer_stream.offers.models import DecisionTrace, Offer, OfferEvent
+
+
+async def apply_offer_events(conn: asyncpg.Connection, events: Sequence[OfferEvent]) -> int:
+    """Project offer events: each event once, each offer at its highest version, each
+    decision once. A re-delivered or older event never moves an offer back."""
+    if not events:
+        return 0
+    await _insert_events(conn, events)
+    await _insert_decisions(conn, [e for e in events if e.trace is not None])
+    latest: dict[tuple[str, int], Offer] = {}
+    for event in events:
+        offer = event.offer
+        if offer is None:
+            continue
+        known = latest.get((offer.tenant_id, offer.id))
+        if known is None or known.version < offer.version:
+            latest[(offer.tenant_id, offer.id)] = offer
+    await _upsert_offers(conn, list(latest.values()))
+    return len(events)
+
+
+async def _insert_events(conn: asyncpg.Connection, events: Sequence[OfferEvent]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO offer_events (tenant_id, event_id, offer_id, event_type, version,
+                                  occurred_at, cause, event)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[],
+                             $6::timestamptz[], $7::text[], $8::jsonb[])
+        ON CONFLICT DO NOTHING
+        """,
+        [e.tenant_id for e in events],
+        [e.event_id for e in events],
+        [e.offer_id for e in events],
+        [e.event_type for e in events],
+        [e.version for e in events],
+        [e.occurred_at for e in events],
+        [e.cause for e in events],
+        [e.model_dump_json(exclude={"trace"}) for e in events],
+    )
+
+
+async def _insert_decisions(conn: asyncpg.Connection, events: Sequence[OfferEvent]) -> None:
+    if not events:
+        return
+    await conn.execute(
+        """
+        INSERT INTO decisions (tenant_id, request_id, customer_id, offer_id, outcome,
+                               decided_at, trace)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
+                             $6::timestamptz[], $7::jsonb[])
+        ON CONFLICT DO NOTHING
+        """,
+        [e.tenant_id for e in events],
+        [e.request_id for e in events],
+        [e.customer_id for e in events],
+        [e.offer_id for e in events],
+        ["offer" if e.offer is not None else "suppressed" for e in events],
+        [e.occurred_at for e in events],
+        [to_json(e.trace).decode() for e in events],
+    )
+
+
+async def _upsert_offers(conn: asyncpg.Connection, offers: Sequence[Offer]) -> None:
+    if not offers:
+        return
+    await conn.execute(
+        """
+        INSERT INTO offers AS o (tenant_id, id, customer_id, external_customer_id, status,
+                                 channel, offer_type, rule_id, request_id, version,
+                                 generated_at, expires_at, offer)
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::text[], $9::text[], $10::int[],
+                             $11::timestamptz[], $12::timestamptz[], $13::jsonb[])
+        ON CONFLICT (tenant_id, id) DO UPDATE SET
+            status = EXCLUDED.status, channel = EXCLUDED.channel, version = EXCLUDED.version,
+            expires_at = EXCLUDED.expires_at, offer = EXCLUDED.offer
+        WHERE o.version < EXCLUDED.version
+        """,
+        [o.tenant_id for o in offers],
+        [o.id for o in offers],
+        [o.customer_id for o in offers],
+        [o.external_customer_id for o in offers],
+        [o.status for o in offers],
+        [o.channel for o in offers],
+        [o.offer_type for o in offers],
+        [o.rule_id for o in offers],
+        [o.request_id for o in offers],
+        [o.version for o in offers],
+        [o.generated_at for o in offers],
+        [o.expires_at for o in offers],
+        [o.model_dump_json() for o in offers],
+    )
+
+
+async def get_offer(pool: asyncpg.Pool, tenant_id: str, offer_id: int) -> Offer | None:
+    """One offer of the tenant."""
+    value = await pool.fetchval(
+        "SELECT offer FROM offers WHERE tenant_id = $1 AND id = $2", tenant_id, offer_id
+    )
+    return None if value is None else Offer.model_validate_json(value)
+
+
+@dataclass(frozen=True)
+class OfferPage:
+    """A page of offers, newest first, with how many match in all."""
+
+    offers: list[Offer]
+    total: int
+
+
+async def list_offers(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    *,
+    status: str | None,
+    channel: str | None,
+    customer_id: int | None,
+    limit: int,
+    offset: int,
+) -> OfferPage:
+    """The tenant's offers matching the filters, newest first."""
+    where = """
+        WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+          AND ($3::text IS NULL OR channel = $3) AND ($4::bigint IS NULL OR customer_id = $4)
+    """
+    args = (tenant_id, status, channel, customer_id)
+    rows = await pool.fetch(
+        f"SELECT offer FROM offers {where} ORDER BY generated_at DESC, id DESC LIMIT $5 OFFSET $6",
+        *args,
+        limit,
+        offset,
+    )
+    total = await pool.fetchval(f"SELECT count(*) FROM offers {where}", *args)
+    return OfferPage([Offer.model_validate_json(r["offer"]) for r in rows], total)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What became of an offer request."""
+
+    request_id: str
+    offer_id: int | None
+    outcome: str
+    decided_at: datetime
+    trace: DecisionTrace
+
+
+async def get_decision(pool: asyncpg.Pool, tenant_id: str, request_id: str) -> Decision | None:
+    """The decision on one request, once the sink has it."""
+    row = await pool.fetchrow(
+        "SELECT request_id, offer_id, outcome, decided_at, trace FROM decisions"
+        " WHERE tenant_id = $1 AND request_id = $2",
+        tenant_id,
+        request_id,
+    )
+    return None if row is None else _decision(row)
+
+
+async def get_offer_decision(pool: asyncpg.Pool, tenant_id: str, offer_id: int) -> Decision | None:
+    """The decision that made an offer."""
+    row = await pool.fetchrow(
+        "SELECT request_id, offer_id, outcome, decided_at, trace FROM decisions"
+        " WHERE tenant_id = $1 AND offer_id = $2",
+        tenant_id,
+        offer_id,
+    )
+    return None if row is None else _decision(row)
+
+
+async def list_decisions(
+    pool: asyncpg.Pool, tenant_id: str, customer_id: int, *, limit: int, offset: int
+) -> list[Decision]:
+    """A customer's decisions, newest first, those that made no offer included."""
+    rows = await pool.fetch(
+        "SELECT request_id, offer_id, outcome, decided_at, trace FROM decisions"
+        " WHERE tenant_id = $1 AND customer_id = $2"
+        " ORDER BY decided_at DESC, request_id LIMIT $3 OFFSET $4",
+        tenant_id,
+        customer_id,
+        limit,
+        offset,
+    )
+    return [_decision(row) for row in rows]
+
+
+def _decision(row: asyncpg.Record) -> Decision:
+    return Decision(
+        request_id=row["request_id"],
+        offer_id=row["offer_id"],
+        outcome=row["outcome"],
+        decided_at=row["decided_at"],
+        trace=DecisionTrace.model_validate_json(row["trace"]),
+    )
+
+
+async def customers_due_an_offer(
+    pool: asyncpg.Pool, tenant_id: str, *, min_events: int, since: datetime, limit: int
+) -> list[str]:
+    """External ids of customers with ``min_events`` events and no offer since ``since``,
+    most recently active first."""
+    rows = await pool.fetch(
+        """
+        SELECT c.external_id FROM customers c
+        WHERE c.tenant_id = $1 AND c.event_count >= $2
+          AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.tenant_id = c.tenant_id
+                          AND o.customer_id = c.id AND o.generated_at > $3)
+        ORDER BY c.last_seen_at DESC NULLS LAST, c.id LIMIT $4
+        """,
+        tenant_id,
+        min_events,
+        since,
+        limit,
+    )
+    return [row["external_id"] for row in rows]

@@ -1,0 +1,1 @@
+"""Offers: requests, drafts, offers; trigger rules; writers; policy (pure)."""

@@ -1,0 +1,192 @@
+"""The offers agent's core: from (a customer's offers, a request, now) to one decision. Pure.
+
+A decision is made in two steps around the writer, which may be a model that takes
+seconds: :func:`suppression` says whether to write at all, :func:`conclude` judges the
+draft and makes the offer, or records why none was made. Either way the outcome is one
+:class:`OfferEvent`, and the customer's state remembers the request so that a replay
+decides nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from proffer_stream.core.identity import customer_id, offer_id
+from proffer_stream.offers.models import (
+    DecisionTrace,
+    Offer,
+    OfferDraft,
+    OfferEvent,
+    OfferRequest,
+    WriterTrace,
+)
+from proffer_stream.offers.policy import Policy, judge, reachable_channels
+from proffer_stream.offers.rules import TriggerRule
+from proffer_stream.signals.models import CustomerSignals
+
+MAX_KEPT_OFFERS = 100
+"""Most offers the agent keeps per customer (the newest); older ones live in PostgreSQL."""
+MAX_REMEMBERED_REQUESTS = 1000
+"""Most request ids remembered per customer, to decide a re-sent request once."""
+
+
+class CustomerOffers(BaseModel):
+    """What the offers agent owns for one customer: their offers and the requests decided."""
+
+    schema_version: Literal[1] = 1
+    tenant_id: str
+    external_customer_id: str
+    offers: dict[int, Offer] = Field(default_factory=dict)
+    decided: list[str] = Field(default_factory=list)
+    last_offer_at: datetime | None = None
+    source_offset: int = -1
+
+
+def already_decided(state: CustomerOffers, request: OfferRequest, offset: int) -> bool:
+    """A replayed record (at or below the last offset) or a request decided before."""
+    return offset <= state.source_offset or request.request_id in state.decided
+
+
+def suppression(
+    state: CustomerOffers,
+    request: OfferRequest,
+    signals: CustomerSignals | None,
+    policy: Policy,
+    now: datetime,
+) -> list[str]:
+    """Why no offer should be written for this request; empty when one should."""
+    if signals is None:
+        return ["unknown customer: no events seen for this customer id"]
+    reasons = []
+    cooldown = timedelta(hours=policy.offer_cooldown_hours)
+    automatic = request.source != "api"
+    if automatic and state.last_offer_at is not None and now - state.last_offer_at < cooldown:
+        reasons.append(
+            f"cooldown: an offer was made at {state.last_offer_at.isoformat()},"
+            f" within {policy.offer_cooldown_hours:g} hours"
+        )
+    return reasons
+
+
+def conclude(
+    state: CustomerOffers,
+    request: OfferRequest,
+    offset: int,
+    *,
+    signals: CustomerSignals | None,
+    rule: TriggerRule | None,
+    policy: Policy,
+    now: datetime,
+    suppressed: list[str],
+    written: tuple[OfferDraft, WriterTrace] | None,
+) -> OfferEvent:
+    """Judge the draft (if any), update ``state``, and return the decision's event."""
+    trace = DecisionTrace(
+        request_id=request.request_id,
+        source=request.source,
+        rule_id=request.rule_id,
+        rule_version=request.rule_version,
+        signals=signals,
+    )
+    offer = None
+    if written is not None and signals is not None and not suppressed:
+        offer = _offer(request, signals, rule, policy, now, written, trace)
+        if offer is None:
+            suppressed = ["rejected by policy: " + "; ".join(_rejections(trace))]
+    trace.suppressed = suppressed
+    _remember(state, request, offset, offer, now)
+    return _event(request, signals, offer, trace, now)
+
+
+def _offer(
+    request: OfferRequest,
+    signals: CustomerSignals,
+    rule: TriggerRule | None,
+    policy: Policy,
+    now: datetime,
+    written: tuple[OfferDraft, WriterTrace],
+    trace: DecisionTrace,
+) -> Offer | None:
+    draft, writer = written
+    trace.writer, trace.draft = writer, draft
+    new_id = offer_id(request.tenant_id, request.request_id)
+    judged = judge(
+        draft,
+        policy,
+        reachable=reachable_channels(signals),
+        hints=rule.hints if rule else None,
+        offer_id=new_id,
+    )
+    trace.verdicts = judged.verdicts
+    if judged.draft is None:
+        return None
+    final = judged.draft
+    return Offer(
+        id=new_id,
+        customer_id=signals.customer_id,
+        external_customer_id=signals.external_id,
+        tenant_id=request.tenant_id,
+        headline=final.headline,
+        body_copy=final.body_copy,
+        offer_type=final.offer_type,
+        offer_terms=final.offer_terms,
+        channel=final.channel,
+        ai_reasoning=final.reasoning,
+        expires_at=now + timedelta(days=final.offer_terms.valid_days),
+        generated_at=now,
+        request_id=request.request_id,
+        rule_id=request.rule_id,
+        rule_version=request.rule_version,
+        writer=writer.model or writer.kind,
+    )
+
+
+def _rejections(trace: DecisionTrace) -> list[str]:
+    return [f"{v.check}: {v.detail}" for v in trace.verdicts if v.outcome == "rejected"]
+
+
+def _remember(
+    state: CustomerOffers,
+    request: OfferRequest,
+    offset: int,
+    offer: Offer | None,
+    now: datetime,
+) -> None:
+    state.decided.append(request.request_id)
+    del state.decided[:-MAX_REMEMBERED_REQUESTS]
+    state.source_offset = max(state.source_offset, offset)
+    if offer is None:
+        return
+    state.offers[offer.id] = offer
+    state.last_offer_at = now
+    for old in sorted(state.offers, key=lambda i: state.offers[i].generated_at)[:-MAX_KEPT_OFFERS]:
+        del state.offers[old]
+
+
+def _event(
+    request: OfferRequest,
+    signals: CustomerSignals | None,
+    offer: Offer | None,
+    trace: DecisionTrace,
+    now: datetime,
+) -> OfferEvent:
+    customer = customer_id(request.tenant_id, request.external_customer_id)
+    cause = request.requested_by or (f"rule {request.rule_id}" if request.rule_id else "batch")
+    return OfferEvent(
+        event_id=f"{request.request_id}:decided",
+        event_type="offer.generated" if offer else "offer.suppressed",
+        tenant_id=request.tenant_id,
+        customer_id=customer,
+        external_customer_id=request.external_customer_id,
+        request_id=request.request_id,
+        offer_id=offer.id if offer else None,
+        status=offer.status if offer else None,
+        version=offer.version if offer else 0,
+        occurred_at=now,
+        cause=cause,
+        offer=offer,
+        trace=trace,
+    )

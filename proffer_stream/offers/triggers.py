@@ -1,0 +1,45 @@
+"""When a customer's updated profile asks for an offer. Pure; runs after every update."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from proffer_stream.core.identity import rule_request_id
+from proffer_stream.offers.models import OfferRequest
+from proffer_stream.offers.policy import Policy
+from proffer_stream.offers.rules import RuleSet, firing_rule
+from proffer_stream.signals.models import CustomerSignals
+
+
+def triggered_request(
+    state: CustomerSignals, rules: RuleSet, policy: Policy, now: datetime
+) -> OfferRequest | None:
+    """The request a rule makes for this profile, if one fires; ``state`` records it.
+
+    The request id follows from the record that fired the rule, so a replay of that
+    record makes the same request, which the offers agent decides once.
+    """
+    rule = firing_rule(
+        rules,
+        state,
+        now,
+        fired_at=state.rules_fired_at,
+        last_offer_at=state.last_offer_requested_at,
+        offer_cooldown=timedelta(hours=policy.offer_cooldown_hours),
+    )
+    if rule is None:
+        return None
+    state.rules_fired_at[rule.id] = now
+    state.last_offer_requested_at = now
+    return OfferRequest(
+        request_id=rule_request_id(
+            state.tenant_id, state.external_id, rule.id, state.source_offset
+        ),
+        tenant_id=state.tenant_id,
+        external_customer_id=state.external_id,
+        source="rule",
+        rule_id=rule.id,
+        rule_version=rule.version,
+        requested_at=now,
+        signals=state.model_copy(deep=True),
+    )
