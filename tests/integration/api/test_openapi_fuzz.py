@@ -48,7 +48,17 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 ]
-EXCLUDED = {("GET", "/metrics")}
+EXCLUDED = {
+    ("GET", "/metrics"),
+    # Offers (issue 8, first slice): not fuzzed yet; their e2e tests cover them.
+    ("POST", "/api/offers/generate"),
+    ("GET", "/api/offers/requests/{request_id}"),
+    ("POST", "/api/offers/generate-batch"),
+    ("GET", "/api/offers"),
+    ("GET", "/api/offers/{offer_id}"),
+    ("GET", "/api/offers/{offer_id}/trace"),
+    ("GET", "/api/customers/{customer_id}/decisions"),
+}
 # No invalid input exists for these (no parameters, no body), or schemathesis cannot make
 # one (an external id is any non-empty string without NUL, and a path segment is a string).
 NO_NEGATIVE_CASES = {
