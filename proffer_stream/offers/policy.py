@@ -1,5 +1,9 @@
-"""Policy judges every draft, whoever wrote it: it corrects what has one clear fix and
-rejects the rest, and records each verdict. Pure."""
+"""Policy judges every draft, whoever wrote it. Pure.
+
+Each check is a :class:`Verdict`: passed, corrected (what has one clear fix: a discount
+too high, a channel unreachable, copy too long or with markup) or rejected (the rest).
+A draft is issued only when no check rejected it.
+"""
 
 from __future__ import annotations
 
@@ -15,35 +19,51 @@ from proffer_stream.offers.models import (
     OFFER_TYPES,
     Channel,
     OfferDraft,
+    OfferTerms,
     OfferType,
     Verdict,
 )
 from proffer_stream.offers.rules import WriterHints
 from proffer_stream.signals.models import CustomerSignals
 
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols, no 0/O or 1/I
-_MARKUP = re.compile(r"<[^>]*>|\[([^\]]*)\]\([^)]*\)|[*_`#~]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_REASONING_CHARS = 2000
+MAX_CONDITIONS_CHARS = 500
+
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Crockford's base 32: no I, L, O or U, so a code read aloud is not misread."""
+OFFER_CODE = re.compile(r"^([A-Z0-9]{1,12})-([0-9A-HJKMNP-TV-Z]{6})$")
+"""What :func:`offer_code` makes: a prefix, a dash and six base-32 characters."""
+_SUFFIX_BITS = 30
+_SUFFIX_MASK = (1 << _SUFFIX_BITS) - 1
+
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
+)
+"""Control characters (not tabs and newlines), bidi overrides and lone surrogates."""
+_TAG = re.compile(r"<[^>]*>")
+_ANGLE = re.compile(r"[<>]")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_HEADER = re.compile(r"^[ \t]*#{1,6}(?=[ \t]|$)", re.MULTILINE)
+_EMPHASIS = re.compile(r"[*`]+|~~+|(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")
 
 
 class Policy(StrictModel):
     """A tenant's limits on what any writer may issue."""
 
     max_discount_percent: int = Field(30, ge=0, le=100)
-    min_valid_days: int = Field(1, ge=1, le=365)
-    max_valid_days: int = Field(30, ge=1, le=365)
+    min_valid_days: int = Field(1, ge=0, le=365)
+    max_valid_days: int = Field(30, ge=0, le=365)
     offer_types: list[OfferType] = Field(default_factory=lambda: list(OFFER_TYPES), min_length=1)
     channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), min_length=1)
     max_headline_chars: int = Field(120, ge=10, le=500)
-    max_body_chars: int = Field(1000, ge=20, le=5000)
+    max_body_chars: int = Field(1000, ge=10, le=5000)
     auto_approve: bool = False
-    offer_cooldown_hours: float = Field(24, ge=0)
+    offer_cooldown_hours: float = Field(24, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
-    def _bounds_in_order(self) -> Policy:
+    def _days_in_order(self) -> Policy:
         if self.min_valid_days > self.max_valid_days:
-            raise ValueError("min_valid_days is above max_valid_days")
+            raise ValueError("min_valid_days must not be above max_valid_days")
         return self
 
 
@@ -57,7 +77,7 @@ class Judgement:
 
 
 def reachable_channels(signals: CustomerSignals) -> list[Channel]:
-    """The channels we can reach this customer on: in_app always, others when known."""
+    """The channels this customer can be reached on: in_app always, the others when known."""
     channels: list[Channel] = []
     if signals.email:
         channels.append("email")
@@ -69,17 +89,67 @@ def reachable_channels(signals: CustomerSignals) -> list[Channel]:
     return channels
 
 
-def offer_code(prefix: str, offer_id: int) -> str:
-    """A code unique per offer id within a tenant, by construction.
+def _filled(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
-    The suffix is the low 30 bits of a bijective mix of the id in base 32: ids that
-    differ in those bits never share a code; others collide with odds 1 in 2^30.
+
+def code_prefix(text: str) -> str:
+    """The part of an offer code before the dash: A-Z and 0-9 of ``text``, at most 12."""
+    return "".join(c for c in text.upper() if "A" <= c <= "Z" or "0" <= c <= "9")[:12]
+
+
+def offer_code(prefix: str, offer_id: int) -> str:
+    """An offer's code, e.g. ``SARAH-7KQ2MX``: unique per offer id within a tenant.
+
+    The suffix is a bijective mix of the id's low 30 bits in base 32, so any 2^30
+    consecutive ids have distinct codes; two arbitrary ids share a suffix with odds of
+    1 in 2^30 (about 1 in a billion), only when their ids differ by a multiple of 2^30.
+    Not a secret: it only tells offers apart.
     """
-    cleaned = re.sub(r"[^A-Z0-9]", "", prefix.upper())[:12] or "OFFER"
-    mixed = (offer_id * 0x9E3779B97F4A7C15) & ((1 << 64) - 1)
-    mixed ^= mixed >> 29
-    suffix = "".join(_CODE_ALPHABET[(mixed >> (5 * i)) & 31] for i in range(6))
-    return f"{cleaned}-{suffix}"
+    mixed = _mix30(offer_id & _SUFFIX_MASK)
+    suffix = "".join(CODE_ALPHABET[(mixed >> shift) & 31] for shift in range(25, -1, -5))
+    return f"{code_prefix(prefix) or 'OFFER'}-{suffix}"
+
+
+def _mix30(value: int) -> int:
+    """A bijection of 30-bit numbers (xor-shifts and odd multipliers), scattering neighbours."""
+    value ^= value >> 15
+    value = (value * 0x2C1B3C6D) & _SUFFIX_MASK
+    value ^= value >> 13
+    value = (value * 0x297A2D39) & _SUFFIX_MASK
+    return value ^ (value >> 16)
+
+
+def clean_text(text: str, max_chars: int) -> str:
+    """Plain text: no tags, markdown or control characters, spaces collapsed, at most
+    ``max_chars`` long (cut at a word boundary, ending in "…")."""
+    return _shorten(_plain(text), max_chars)
+
+
+def _plain(text: str) -> str:
+    """Strip until nothing changes: removing markup can reveal more (``[[a](b)](c)``)."""
+    while True:
+        plain = _strip_once(text)
+        if plain == text:
+            return plain
+        text = plain
+
+
+def _strip_once(text: str) -> str:
+    text = _TAG.sub(" ", _CONTROL.sub("", text))
+    text = _LINK.sub(r"\1", _ANGLE.sub("", text))
+    text = _EMPHASIS.sub("", _HEADER.sub("", text))
+    return " ".join(text.split())
+
+
+def _shorten(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - 1]
+    space = cut.rfind(" ")
+    if space > max_chars // 2:
+        cut = cut[:space]
+    return (cut.rstrip(" ,.;:-_") or cut) + "…"
 
 
 def judge(
@@ -90,100 +160,131 @@ def judge(
     hints: WriterHints | None,
     offer_id: int,
 ) -> Judgement:
-    """Every check on ``draft``; the input is not changed."""
-    out = draft.model_copy(deep=True)
+    """Check ``draft`` against ``policy`` (and the rule's ``hints``); ``draft`` is not changed."""
+    terms = draft.offer_terms
+    type_verdict = _offer_type(draft.offer_type, policy, hints)
+    discount, discount_verdict = _discount(draft.offer_type, terms.discount_percent, policy, hints)
+    days, days_verdict = _valid_days(terms.valid_days, policy)
+    channel, channel_verdict = _channel(draft.channel, policy, reachable, hints)
+    code, code_verdict = _code(terms.code, draft.offer_type, offer_id)
+    headline, headline_verdict = _text("headline", draft.headline, policy.max_headline_chars)
+    body, body_verdict = _text("body_copy", draft.body_copy, policy.max_body_chars)
+    conditions, conditions_verdict = _text(
+        "conditions", terms.conditions or "", MAX_CONDITIONS_CHARS, required=False
+    )
+    reasoning, reasoning_verdict = _text(
+        "reasoning", draft.reasoning, MAX_REASONING_CHARS, required=False
+    )
     verdicts = [
-        _offer_type(out, policy, hints),
-        _discount(out, policy, hints),
-        _valid_days(out, policy),
-        _channel(out, policy, reachable, hints),
-        _code(out, offer_id),
-        _text(out, "headline", policy.max_headline_chars),
-        _text(out, "body_copy", policy.max_body_chars),
-        _text(out, "reasoning", MAX_REASONING_CHARS),
+        type_verdict,
+        discount_verdict,
+        days_verdict,
+        channel_verdict,
+        code_verdict,
+        headline_verdict,
+        body_verdict,
+        conditions_verdict,
+        reasoning_verdict,
     ]
     rejected = [f"{v.check}: {v.detail}" for v in verdicts if v.outcome == "rejected"]
-    return Judgement(None if rejected else out, verdicts, rejected)
-
-
-def _offer_type(draft: OfferDraft, policy: Policy, hints: WriterHints | None) -> Verdict:
-    allowed = [
-        t
-        for t in policy.offer_types
-        if not hints or not hints.offer_types or t in hints.offer_types
-    ]
-    if draft.offer_type in allowed:
-        return Verdict(check="offer_type", outcome="passed")
-    return Verdict(
-        check="offer_type",
-        outcome="rejected",
-        detail=f"{draft.offer_type} is not allowed (allowed: {', '.join(allowed) or 'none'})",
+    if rejected:
+        return Judgement(None, verdicts, rejected)
+    issued = OfferDraft(
+        headline=headline,
+        body_copy=body,
+        offer_type=draft.offer_type,
+        offer_terms=OfferTerms(
+            discount_percent=discount, code=code, valid_days=days, conditions=conditions or None
+        ),
+        channel=channel,
+        reasoning=reasoning,
     )
+    return Judgement(issued, verdicts, [])
 
 
-def _discount(draft: OfferDraft, policy: Policy, hints: WriterHints | None) -> Verdict:
-    terms = draft.offer_terms
-    if draft.offer_type == "discount" and not terms.discount_percent:
-        return Verdict(check="discount", outcome="rejected", detail="a discount without a percent")
+def _passed(check: str) -> Verdict:
+    return Verdict(check=check, outcome="passed")
+
+
+def _offer_type(offer_type: OfferType, policy: Policy, hints: WriterHints | None) -> Verdict:
+    if offer_type not in policy.offer_types:
+        allowed = ", ".join(policy.offer_types)
+        detail = f"{offer_type} offers are not allowed by policy (allowed: {allowed})"
+        return Verdict(check="offer_type", outcome="rejected", detail=detail)
+    if hints is not None and hints.offer_types and offer_type not in hints.offer_types:
+        allowed = ", ".join(hints.offer_types)
+        detail = f"{offer_type} offers are not what the rule asks for ({allowed})"
+        return Verdict(check="offer_type", outcome="rejected", detail=detail)
+    return _passed("offer_type")
+
+
+def _discount(
+    offer_type: OfferType, percent: int | None, policy: Policy, hints: WriterHints | None
+) -> tuple[int | None, Verdict]:
     most = policy.max_discount_percent
-    if hints and hints.max_discount_percent is not None:
+    if hints is not None and hints.max_discount_percent is not None:
         most = min(most, hints.max_discount_percent)
-    if terms.discount_percent is not None and terms.discount_percent > most:
-        detail = f"{terms.discount_percent}% lowered to the most allowed, {most}%"
-        terms.discount_percent = most
-        return Verdict(check="discount", outcome="corrected", detail=detail)
-    return Verdict(check="discount", outcome="passed")
+    allowed = percent if percent is None else min(percent, most)
+    if offer_type == "discount" and not allowed:
+        detail = (
+            "a discount offer without a discount percent"
+            if not percent
+            else f"a discount offer, but at most {most}% discount is allowed"
+        )
+        return allowed, Verdict(check="discount", outcome="rejected", detail=detail)
+    if allowed != percent:
+        detail = f"{percent}% lowered to {allowed}%, the most allowed"
+        return allowed, Verdict(check="discount", outcome="corrected", detail=detail)
+    return allowed, _passed("discount")
 
 
-def _valid_days(draft: OfferDraft, policy: Policy) -> Verdict:
-    days = draft.offer_terms.valid_days
+def _valid_days(days: int, policy: Policy) -> tuple[int, Verdict]:
     bounded = min(max(days, policy.min_valid_days), policy.max_valid_days)
     if bounded == days:
-        return Verdict(check="valid_days", outcome="passed")
-    draft.offer_terms.valid_days = bounded
-    return Verdict(
-        check="valid_days",
-        outcome="corrected",
-        detail=f"{days} days brought within {policy.min_valid_days}-{policy.max_valid_days}",
+        return days, _passed("valid_days")
+    detail = (
+        f"{days} days changed to {bounded}, within the"
+        f" {policy.min_valid_days} to {policy.max_valid_days} days allowed"
     )
+    return bounded, Verdict(check="valid_days", outcome="corrected", detail=detail)
 
 
 def _channel(
-    draft: OfferDraft, policy: Policy, reachable: Sequence[Channel], hints: WriterHints | None
-) -> Verdict:
+    channel: Channel, policy: Policy, reachable: Sequence[Channel], hints: WriterHints | None
+) -> tuple[Channel, Verdict]:
     usable = [c for c in reachable if c in policy.channels]
-    if draft.channel in usable:
-        return Verdict(check="channel", outcome="passed")
+    if channel in usable:
+        return channel, _passed("channel")
     if not usable:
-        return Verdict(check="channel", outcome="rejected", detail="no reachable channel allowed")
-    preferred = hints.channel if hints and hints.channel in usable else None
-    chosen = preferred or usable[0]
-    detail = f"{draft.channel} is not reachable or not allowed; {chosen} instead"
-    draft.channel = chosen
-    return Verdict(check="channel", outcome="corrected", detail=detail)
+        detail = "no channel the policy allows reaches this customer"
+        return channel, Verdict(check="channel", outcome="rejected", detail=detail)
+    preferred = hints.channel if hints is not None else None
+    chosen = preferred if preferred in usable and preferred is not None else usable[0]
+    why = "is not allowed by policy" if channel not in policy.channels else "does not reach them"
+    detail = f"{channel} {why}; {chosen} instead"
+    return chosen, Verdict(check="channel", outcome="corrected", detail=detail)
 
 
-def _code(draft: OfferDraft, offer_id: int) -> Verdict:
-    given = draft.offer_terms.code
-    code = offer_code(given.split("-")[0] if given else draft.offer_type, offer_id)
-    draft.offer_terms.code = code
-    if given == code:
-        return Verdict(check="code", outcome="passed")
-    return Verdict(check="code", outcome="corrected", detail=f"code set to {code}, unique")
+def _code(given: str | None, offer_type: OfferType, offer_id: int) -> tuple[str, Verdict]:
+    made = OFFER_CODE.match(given) if given else None
+    prefix = made.group(1) if made else given or offer_type
+    code = offer_code(prefix, offer_id)
+    if code == given:
+        return code, _passed("code")
+    return code, Verdict(check="code", outcome="corrected", detail=f"code set to {code}")
 
 
-def _text(draft: OfferDraft, field: str, most: int) -> Verdict:
-    original: str = getattr(draft, field)
-    cleaned = " ".join(_CONTROL.sub(" ", _MARKUP.sub(r"\1", original)).split())
-    if not cleaned:
-        return Verdict(check=field, outcome="rejected", detail="empty once markup is removed")
-    if len(cleaned) > most:
-        cleaned = cleaned[: most - 1].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
-    setattr(draft, field, cleaned)
-    if cleaned == original:
-        return Verdict(check=field, outcome="passed")
-    return Verdict(check=field, outcome="corrected", detail="markup or length corrected")
-
-
-def _filled(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
+def _text(check: str, text: str, most: int, *, required: bool = True) -> tuple[str, Verdict]:
+    plain = _plain(text)
+    if required and not plain:
+        detail = "empty once markup and control characters are removed"
+        return plain, Verdict(check=check, outcome="rejected", detail=detail)
+    short = _shorten(plain, most)
+    changes = []
+    if plain != text:
+        changes.append("markup, control characters or extra spaces removed")
+    if short != plain:
+        changes.append(f"shortened to at most {most} characters")
+    if not changes:
+        return short, _passed(check)
+    return short, Verdict(check=check, outcome="corrected", detail="; ".join(changes))

@@ -1,27 +1,51 @@
 """The built-in writer: a deterministic draft from the signals, with no model. Pure.
 
-Same input, same draft. It names what matters in the signals (the page viewed most,
-the feature used most, the cart total, the purchases) and the customer's first name.
+Same input, same draft. It names what matters in the signals (the cart total, the page
+viewed most, the feature used most, the purchases and how long ago the last one was)
+and the customer's first name, and keeps within the rule's hints and the policy.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from proffer_stream.offers.models import Channel, OfferDraft, OfferTerms, OfferType
-from proffer_stream.offers.policy import Policy, reachable_channels
+from proffer_stream.offers.policy import (
+    MAX_REASONING_CHARS,
+    Policy,
+    clean_text,
+    code_prefix,
+    reachable_channels,
+)
 from proffer_stream.offers.rules import TriggerRule
 from proffer_stream.signals.models import CustomerSignals
 
-_HEADLINES: dict[OfferType, str] = {
-    "discount": "{name}{percent}% off, just for you",
-    "free_trial": "{name}try the full plan free for {days} days",
-    "upgrade": "{name}unlock more with an upgrade: {percent}% off",
-    "bundle": "{name}a bundle picked for you",
-    "free_shipping": "{name}free shipping on your cart",
-    "loyalty_points": "{name}bonus points on your next order",
-    "content": "{name}something we think you will like",
-}
+VALID_DAYS = 7
+LAPSED_DAYS = 30
+MAX_NAME_CHARS = 40
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the copy can mention, read once from the signals."""
+
+    first_name: str | None
+    top_page: tuple[str, int] | None
+    top_feature: tuple[str, int] | None
+    pricing_views: int
+    cart_count: int
+    cart_total: Decimal
+    purchase_count: int
+    purchase_total: Decimal
+    days_since_purchase: int | None
+    last_product: str | None
+    free_plan: bool
+
+    @property
+    def lapsed(self) -> bool:
+        return self.days_since_purchase is not None and self.days_since_purchase >= LAPSED_DAYS
 
 
 def write_builtin(
@@ -29,108 +53,203 @@ def write_builtin(
 ) -> OfferDraft:
     """A draft for this customer from their signals, the rule that fired and the policy."""
     facts = _facts(signals, now)
-    offer_type = _offer_type(signals, rule, policy)
-    percent = _discount(offer_type, rule, policy, strength=len(facts))
-    days = min(max(7, policy.min_valid_days), policy.max_valid_days)
-    first = signals.name.split()[0] if signals.name and signals.name.split() else None
-    name = f"{first}, " if first else ""
-    headline = _HEADLINES[offer_type].format(name=name, percent=percent or 0, days=days)
-    headline = headline[0].upper() + headline[1:]
-    seen = "; ".join(facts) if facts else "your recent visits"
-    body = (
-        f"We noticed {seen}. "
-        + _pitch(offer_type, percent, days)
-        + f" Use your code within {days} days."
-    )
-    why = f"Rule {rule.id} ({rule.name}) fired. " if rule else "Requested through the API. "
+    limit = _discount_limit(rule, policy)
+    offer_type = _offer_type(facts, rule, policy, limit)
+    percent = _percent(offer_type, facts, limit)
+    days = min(max(VALID_DAYS, policy.min_valid_days), policy.max_valid_days)
+    channel = _channel(signals, rule, policy)
+    seen = _seen(facts)
+    pitch = _pitch(offer_type, facts, percent, days)
     return OfferDraft(
-        headline=headline[: policy.max_headline_chars],
-        body_copy=body[: policy.max_body_chars],
+        headline=clean_text(_headline(offer_type, facts, percent, days), policy.max_headline_chars),
+        body_copy=clean_text(" ".join([*seen, pitch, _validity(days)]), policy.max_body_chars),
         offer_type=offer_type,
         offer_terms=OfferTerms(
             discount_percent=percent,
-            code=(first or offer_type).upper(),
+            code=code_prefix(facts.first_name or "") or code_prefix(offer_type),
             valid_days=days,
             conditions="One use per customer.",
         ),
-        channel=_channel(signals, rule),
-        reasoning=why + f"Signals: {seen}. Offer type {offer_type} fits them best.",
+        channel=channel,
+        reasoning=clean_text(
+            _reasoning(rule, seen, offer_type, percent, limit, channel), MAX_REASONING_CHARS
+        ),
     )
 
 
-def _facts(signals: CustomerSignals, now: datetime) -> list[str]:
-    facts = []
-    if signals.page_views:
-        page, views = max(sorted(signals.page_views.items()), key=lambda item: item[1])
-        facts.append(f"you viewed {page} {_times(views)}")
-    if signals.features_used:
-        feature, uses = max(sorted(signals.features_used.items()), key=lambda item: item[1])
-        facts.append(f"you used {feature} {_times(uses)}")
-    if signals.cart_abandon_count:
-        facts.append(f"you left a cart worth {signals.cart_abandon_total:.2f}")
-    if signals.purchase_count:
-        facts.append(
-            f"you made {signals.purchase_count} purchase(s) totalling {signals.purchase_total:.2f}"
-        )
-        if signals.last_purchase_at is not None:
-            days = (now - signals.last_purchase_at).days
-            if days >= 1:
-                facts.append(f"your last purchase was {days} days ago")
-    return facts
+def _facts(signals: CustomerSignals, now: datetime) -> _Facts:
+    last = signals.last_purchase_at
+    plan = signals.metadata.get("plan", signals.signup_plan)
+    return _Facts(
+        first_name=_first_name(signals.name),
+        top_page=_top(signals.page_views),
+        top_feature=_top(signals.features_used),
+        pricing_views=signals.page_views.get("/pricing", 0),
+        cart_count=signals.cart_abandon_count,
+        cart_total=signals.cart_abandon_total,
+        purchase_count=signals.purchase_count,
+        purchase_total=signals.purchase_total,
+        days_since_purchase=None if last is None else max(0, (now - last).days),
+        last_product=_plain_name(signals.metadata.get("last_product")),
+        free_plan=plan == "free",
+    )
+
+
+def _first_name(name: str | None) -> str | None:
+    words = name.split() if name else []
+    return _plain_name(words[0]) if words else None
+
+
+def _plain_name(value: object) -> str | None:
+    """A name fit for copy: plain text, not too long; None when there is none."""
+    return (clean_text(value, MAX_NAME_CHARS) or None) if isinstance(value, str) else None
+
+
+def _top(counts: dict[str, int]) -> tuple[str, int] | None:
+    """The most counted name (ties: the first in alphabetical order), if any count."""
+    best: tuple[str, int] | None = None
+    for name, count in counts.items():
+        if count > 0 and (best is None or (-count, name) < (-best[1], best[0])):
+            best = (name, count)
+    return best
+
+
+def _discount_limit(rule: TriggerRule | None, policy: Policy) -> int:
+    most = policy.max_discount_percent
+    if rule is not None and rule.hints.max_discount_percent is not None:
+        most = min(most, rule.hints.max_discount_percent)
+    return most
+
+
+def _offer_type(facts: _Facts, rule: TriggerRule | None, policy: Policy, limit: int) -> OfferType:
+    """The first offer type the rule's hints ask for and policy allows, else from signals."""
+    hinted = list(rule.hints.offer_types) if rule is not None else []
+    for offer_type in [*hinted, *_from_signals(facts)]:
+        if offer_type in policy.offer_types and (offer_type != "discount" or limit > 0):
+            return offer_type
+    return policy.offer_types[0]
+
+
+def _from_signals(facts: _Facts) -> list[OfferType]:
+    """Offer types the signals suggest, the strongest signal first."""
+    types: list[OfferType] = []
+    if facts.cart_count:
+        types += ["free_shipping", "discount"]
+    if facts.free_plan and facts.top_feature:
+        types.append("upgrade")
+    if facts.lapsed or facts.pricing_views:
+        types.append("discount")
+    types.append("content")
+    return types
+
+
+def _percent(offer_type: OfferType, facts: _Facts, limit: int) -> int | None:
+    """10, 15 or 20 percent by the strength of the signals, within ``limit``."""
+    if offer_type not in ("discount", "upgrade"):
+        return None
+    days = facts.days_since_purchase or 0
+    strong = facts.cart_total >= 100 or facts.pricing_views >= 5 or days >= 90
+    medium = facts.cart_total >= 50 or facts.pricing_views >= 3 or days >= 60
+    percent = min(20 if strong else 15 if medium else 10, limit)
+    return percent or None
+
+
+def _channel(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy) -> Channel:
+    """The rule's channel if it reaches the customer, else email when known, else in-app."""
+    reachable = [c for c in reachable_channels(signals) if c in policy.channels]
+    preferred: list[Channel] = [rule.hints.channel] if rule and rule.hints.channel else []
+    for channel in [*preferred, "email", "in_app", *reachable]:
+        if channel in reachable:
+            return channel
+    return "in_app"
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f}"
 
 
 def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def _offer_type(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy) -> OfferType:
-    wanted: list[OfferType] = list(rule.hints.offer_types) if rule else []
-    if not wanted:
-        wanted = _from_signals(signals)
-    for offer_type in wanted:
-        if offer_type in policy.offer_types:
-            return offer_type
-    return policy.offer_types[0]
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
 
 
-def _from_signals(signals: CustomerSignals) -> list[OfferType]:
-    if signals.cart_abandon_count:
-        return ["free_shipping", "discount"]
-    if signals.metadata.get("plan") == "free" and signals.features_used:
-        return ["upgrade", "free_trial"]
-    if signals.purchase_count or signals.page_views.get("/pricing"):
-        return ["discount"]
-    if signals.features_used:
-        return ["upgrade", "discount"]
-    return ["content", "discount"]
+def _seen(facts: _Facts) -> list[str]:
+    """Sentences naming the signals that matter, the strongest first."""
+    seen = []
+    if facts.cart_count:
+        carts = "a cart" if facts.cart_count == 1 else f"{facts.cart_count} carts"
+        seen.append(f"You left {carts} worth {_money(facts.cart_total)}.")
+    if facts.top_page:
+        seen.append(f"You viewed {facts.top_page[0]} {_times(facts.top_page[1])}.")
+    if facts.top_feature:
+        seen.append(f"You used {facts.top_feature[0]} {_times(facts.top_feature[1])}.")
+    if facts.purchase_count:
+        orders = "1 order" if facts.purchase_count == 1 else f"{facts.purchase_count} orders"
+        seen.append(f"You have placed {orders} worth {_money(facts.purchase_total)} in all.")
+    if facts.days_since_purchase is not None and facts.days_since_purchase >= 1:
+        product = f" ({facts.last_product})" if facts.last_product else ""
+        seen.append(f"Your last order{product} was {_days(facts.days_since_purchase)} ago.")
+    return seen
 
 
-def _discount(
-    offer_type: OfferType, rule: TriggerRule | None, policy: Policy, *, strength: int
-) -> int | None:
-    if offer_type not in ("discount", "upgrade"):
-        return None
-    most = policy.max_discount_percent
-    if rule and rule.hints.max_discount_percent is not None:
-        most = min(most, rule.hints.max_discount_percent)
-    return max(1, min(most, 10 + 5 * min(strength, 2)))
+def _headline(offer_type: OfferType, facts: _Facts, percent: int | None, days: int) -> str:
+    feature = facts.top_feature[0] if facts.top_feature else None
+    off = f" and save {percent}%" if percent else ""
+    headlines: dict[OfferType, str] = {
+        "discount": f"{percent}% off your next order",
+        "free_trial": f"Try the full plan free for {_days(days)}",
+        "upgrade": f"Get more from {feature}: upgrade{off}" if feature else f"Upgrade{off}",
+        "bundle": "A bundle picked for you",
+        "free_shipping": (
+            f"Free shipping on your {_money(facts.cart_total)} cart"
+            if facts.cart_count
+            else "Free shipping on your next order"
+        ),
+        "loyalty_points": "Double points on your next order",
+        "content": "Something picked for you",
+    }
+    headline = headlines[offer_type]
+    if facts.first_name:
+        return f"{facts.first_name}, {headline[0].lower()}{headline[1:]}"
+    return headline
 
 
-def _pitch(offer_type: OfferType, percent: int | None, days: int) -> str:
+def _pitch(offer_type: OfferType, facts: _Facts, percent: int | None, days: int) -> str:
+    product = f" on {facts.last_product}" if facts.last_product else ""
+    off = f" with {percent}% off" if percent else ""
     pitches: dict[OfferType, str] = {
-        "discount": f"Here is {percent}% off your next order.",
-        "free_trial": f"Try everything free for {days} days.",
-        "upgrade": f"Upgrade now and get {percent}% off.",
+        "discount": f"Here is {percent}% off your next order{product}.",
+        "free_trial": f"Try every paid feature free for {_days(days)}.",
+        "upgrade": f"Upgrade your plan{off} to do more.",
         "bundle": "Get the things you use together, for less.",
         "free_shipping": "Complete your order and shipping is on us.",
-        "loyalty_points": "Your next order earns double points.",
+        "loyalty_points": "Your next order earns double loyalty points.",
         "content": "We picked a few things you might like.",
     }
     return pitches[offer_type]
 
 
-def _channel(signals: CustomerSignals, rule: TriggerRule | None) -> Channel:
-    reachable = reachable_channels(signals)
-    if rule and rule.hints.channel in reachable:
-        return rule.hints.channel
-    return "email" if "email" in reachable else "in_app"
+def _validity(days: int) -> str:
+    return "The offer is valid today." if days == 0 else f"The offer is valid for {_days(days)}."
+
+
+def _reasoning(
+    rule: TriggerRule | None,
+    seen: list[str],
+    offer_type: OfferType,
+    percent: int | None,
+    limit: int,
+    channel: Channel,
+) -> str:
+    why = [f"Rule {rule.id} ({rule.name}) fired." if rule else "No rule fired."]
+    why.append("Signals: " + " ".join(seen) if seen else "No strong signals yet.")
+    hinted = rule is not None and offer_type in rule.hints.offer_types
+    source = "the rule's hints and the policy" if hinted else "the signals and the policy"
+    why.append(f"Offer type {offer_type}, chosen from {source}.")
+    if percent:
+        why.append(f"Discount {percent}%, by the strength of the signals (at most {limit}%).")
+    why.append(f"Channel {channel}.")
+    return " ".join(why)

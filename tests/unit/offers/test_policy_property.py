@@ -1,0 +1,141 @@
+"""Property: whatever a writer returns, policy issues nothing that breaks it."""
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proffer_stream.offers.models import CHANNELS, OFFER_TYPES, OfferDraft, OfferTerms
+from proffer_stream.offers.policy import (
+    MAX_REASONING_CHARS,
+    OFFER_CODE,
+    Policy,
+    judge,
+    offer_code,
+)
+from proffer_stream.offers.rules import WriterHints
+
+pytestmark = pytest.mark.unit
+
+MARKUP = [
+    "<b>",
+    "</b>",
+    "<script>alert(1)</script>",
+    "<a href='x'>",
+    "<",
+    ">",
+    "**",
+    "_",
+    "~~",
+    "`",
+    "# ",
+    "\n## ",
+    "[link](http://x)",
+    "![img](y)",
+    "\x00",
+    "\x1b[31m",
+    "\x7f",
+    "\u202e",
+    " ",
+    "\n",
+    "\t",
+    "word",
+    "Sarah",
+    "50%",
+    "…",
+    "[",
+    "](",
+    ")",
+    "![",
+    "*",
+    "a_",
+    "_b",
+]
+
+
+def texts(max_size):
+    pieces = st.lists(st.sampled_from(MARKUP) | st.text(max_size=12), max_size=max_size // 8)
+    return (st.text(max_size=max_size) | pieces.map("".join)).map(lambda t: t[:max_size])
+
+
+drafts = st.builds(
+    OfferDraft,
+    headline=texts(500),
+    body_copy=texts(1500),
+    offer_type=st.sampled_from(OFFER_TYPES),
+    offer_terms=st.builds(
+        OfferTerms,
+        discount_percent=st.none() | st.integers(0, 100),
+        code=st.none() | st.text(max_size=40) | st.sampled_from(["SARAH-7KQ2MX", "x-y"]),
+        valid_days=st.integers(0, 365),
+        conditions=st.none() | texts(500),
+    ),
+    channel=st.sampled_from(CHANNELS),
+    reasoning=texts(3000),
+)
+
+
+@st.composite
+def policies(draw):
+    low, high = sorted(draw(st.lists(st.integers(0, 365), min_size=2, max_size=2)))
+    return Policy(
+        max_discount_percent=draw(st.integers(0, 100)),
+        min_valid_days=low,
+        max_valid_days=high,
+        offer_types=draw(st.lists(st.sampled_from(OFFER_TYPES), min_size=1, unique=True)),
+        channels=draw(st.lists(st.sampled_from(CHANNELS), min_size=1, unique=True)),
+        max_headline_chars=draw(st.integers(10, 500)),
+        max_body_chars=draw(st.integers(10, 2000)),
+    )
+
+
+hints = st.none() | st.builds(
+    WriterHints,
+    offer_types=st.lists(st.sampled_from(OFFER_TYPES), unique=True),
+    max_discount_percent=st.none() | st.integers(0, 100),
+    channel=st.none() | st.sampled_from(CHANNELS),
+)
+TAG = re.compile(r"<[^>]*>")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    drafts,
+    policies(),
+    st.lists(st.sampled_from(CHANNELS), unique=True),
+    hints,
+    st.integers(0, 2**53 - 1),
+)
+def test_policy_never_issues_a_draft_that_breaks_it(draft, policy, reachable, hint, offer_id):
+    before = draft.model_dump()
+    judged = judge(draft, policy, reachable=reachable, hints=hint, offer_id=offer_id)
+    assert draft.model_dump() == before
+    if judged.draft is None:
+        assert judged.rejected_because
+        assert any(v.outcome == "rejected" for v in judged.verdicts)
+        return
+    issued, terms = judged.draft, judged.draft.offer_terms
+    assert judged.rejected_because == []
+    assert issued.offer_type in policy.offer_types
+    if hint is not None and hint.offer_types:
+        assert issued.offer_type in hint.offer_types
+    most = policy.max_discount_percent
+    if hint is not None and hint.max_discount_percent is not None:
+        most = min(most, hint.max_discount_percent)
+    assert terms.discount_percent is None or terms.discount_percent <= most
+    if issued.offer_type == "discount":
+        assert terms.discount_percent
+    assert policy.min_valid_days <= terms.valid_days <= policy.max_valid_days
+    assert issued.channel in policy.channels and issued.channel in reachable
+    assert 0 < len(issued.headline) <= policy.max_headline_chars
+    assert 0 < len(issued.body_copy) <= policy.max_body_chars
+    assert len(issued.reasoning) <= MAX_REASONING_CHARS
+    for text in (issued.headline, issued.body_copy, issued.reasoning, terms.conditions or ""):
+        assert not TAG.search(text) and "<" not in text and not CONTROL.search(text)
+        assert text == text.strip() and "  " not in text
+    match = OFFER_CODE.match(terms.code or "")
+    assert match and terms.code == offer_code(match.group(1), offer_id)
+    assert OfferDraft.model_validate(issued.model_dump()) == issued
+    assert judge(issued, policy, reachable=reachable, hints=hint, offer_id=offer_id).draft == issued
