@@ -146,6 +146,9 @@ async def list_offers(
     return OfferPage([Offer.model_validate_json(r["offer"]) for r in rows], total)
 
 
+_DECISIONS = "SELECT request_id, offer_id, outcome, decided_at, trace FROM decisions"
+
+
 @dataclass(frozen=True)
 class Decision:
     """What became of an offer request."""
@@ -160,8 +163,7 @@ class Decision:
 async def get_decision(pool: asyncpg.Pool, tenant_id: str, request_id: str) -> Decision | None:
     """The decision on one request, once the sink has it."""
     row = await pool.fetchrow(
-        "SELECT request_id, offer_id, outcome, decided_at, trace FROM decisions"
-        " WHERE tenant_id = $1 AND request_id = $2",
+        _DECISIONS + " WHERE tenant_id = $1 AND request_id = $2",
         tenant_id,
         request_id,
     )
@@ -171,8 +173,7 @@ async def get_decision(pool: asyncpg.Pool, tenant_id: str, request_id: str) -> D
 async def get_offer_decision(pool: asyncpg.Pool, tenant_id: str, offer_id: int) -> Decision | None:
     """The decision that made an offer."""
     row = await pool.fetchrow(
-        "SELECT request_id, offer_id, outcome, decided_at, trace FROM decisions"
-        " WHERE tenant_id = $1 AND offer_id = $2",
+        _DECISIONS + " WHERE tenant_id = $1 AND offer_id = $2",
         tenant_id,
         offer_id,
     )
@@ -184,8 +185,7 @@ async def list_decisions(
 ) -> list[Decision]:
     """A customer's decisions, newest first, those that made no offer included."""
     rows = await pool.fetch(
-        "SELECT request_id, offer_id, outcome, decided_at, trace FROM decisions"
-        " WHERE tenant_id = $1 AND customer_id = $2"
+        _DECISIONS + " WHERE tenant_id = $1 AND customer_id = $2"
         " ORDER BY decided_at DESC, request_id LIMIT $3 OFFSET $4",
         tenant_id,
         customer_id,

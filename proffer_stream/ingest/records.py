@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import partition_key, record_event_id
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.ingest.models import EventBatch, NormalizedEvent
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -32,22 +34,38 @@ def read_event_record(
     key: bytes | None, value: bytes | None, *, partition: int, offset: int, timestamp_ms: int
 ) -> EventRecord:
     """Validate one ``proffer.events`` record, or raise :class:`BadRecord` saying why."""
+    batch = read_message(EventBatch, value)
+    require_customer_key(key, batch.tenant_id, batch.customer.id)
+    events = normalized_events(batch, partition=partition, offset=offset, timestamp_ms=timestamp_ms)
+    return EventRecord(batch, events, partition, offset)
+
+
+def read_message(model: type[M], value: bytes | None) -> M:
+    """A record's value as ``model``, or :class:`BadRecord` (invalid JSON, or invalid
+    message) saying where and what."""
     try:
-        batch = EventBatch.model_validate_json(value or b"")
+        return model.model_validate_json(value or b"")
     except ValidationError as exc:
         invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
         raise BadRecord(
             "invalid_json" if invalid_json else "invalid_message", describe_errors(exc.errors())
         ) from None
-    expected = partition_key(batch.tenant_id, batch.customer.id)
+
+
+def require_customer_key(
+    key: bytes | None, tenant_id: str, external_id: str, field: str = "customer.id"
+) -> None:
+    """Raise :class:`BadRecord` unless ``key`` is the customer's partition key.
+
+    ``field`` names where the message holds the customer's id.
+    """
+    expected = partition_key(tenant_id, external_id)
     if key != expected:
         raise BadRecord(
             "wrong_key",
-            f"key is {key!r}; it must be {expected!r} (<tenant_id>:<customer.id>) so that"
-            " all of a customer's events share a partition",
+            f"key is {key!r}; it must be {expected!r} (<tenant_id>:<{field}>) so that"
+            " all of a customer's records share a partition",
         )
-    events = normalized_events(batch, partition=partition, offset=offset, timestamp_ms=timestamp_ms)
-    return EventRecord(batch, events, partition, offset)
 
 
 def normalized_events(

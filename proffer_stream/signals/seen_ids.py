@@ -76,22 +76,21 @@ class SeenIds:
         seen_at = self._entries.get(hash_)
         if seen_at is not None and seen_at <= applied_up_to:
             return False
-        self._entries[hash_] = offset
-        self._remember_today(hash_, offset)
+        self._remember(hash_, offset)
         return True
 
     def add_counted(self, event_ids: Iterable[str]) -> None:
         """Remember ids counted by a profile restored from elsewhere (any offset)."""
         for event_id in event_ids:
-            hash_ = id_hash(event_id)
-            self._entries[hash_] = -1
-            self._remember_today(hash_, -1)
+            self._remember(id_hash(event_id), -1)
 
     def changed(self) -> dict[int, dict[int, int]]:
         """Today's chunks that this batch changed, by chunk number."""
         return {chunk: self._chunks[chunk] for chunk in self._changed}
 
-    def _remember_today(self, hash_: int, offset: int) -> None:
+    def _remember(self, hash_: int, offset: int) -> None:
+        """Seen at ``offset``, and kept in the last chunk of today's bucket."""
+        self._entries[hash_] = offset
         current = self._chunks.setdefault(self._chunk, {})
         if hash_ not in current and len(current) >= MAX_BUCKET_ENTRIES:
             self._chunk += 1

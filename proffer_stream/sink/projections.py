@@ -15,7 +15,7 @@ from proffer_stream.core.identity import customer_id
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import EventRow, insert_events
 from proffer_stream.db.offers import apply_offer_events
-from proffer_stream.ingest.records import describe_errors, read_event_record
+from proffer_stream.ingest.records import describe_errors, read_event_record, read_message
 from proffer_stream.offers.models import OfferEvent
 from proffer_stream.signals.models import CustomerSignals
 
@@ -112,11 +112,5 @@ class OffersProjection:
         self.topic = topic
 
     async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
-        return await apply_offer_events(conn, [_offer_event(record) for record in records])
-
-
-def _offer_event(record: Record) -> OfferEvent:
-    try:
-        return OfferEvent.model_validate_json(record.value or b"")
-    except ValidationError as exc:
-        raise BadRecord("invalid_message", describe_errors(exc.errors())) from None
+        events = [read_message(OfferEvent, record.value) for record in records]
+        return await apply_offer_events(conn, events)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import faust
+from faust.types import EventT, TableT
 
 from proffer_stream.core import metrics
 from proffer_stream.core.identity import partition_key
@@ -56,33 +59,17 @@ def create_app(settings: Settings) -> faust.App:
     app.transport = worker_transport(app, settings.bootstrap_servers, settings.fetch_max_wait_ms)
     events_topic = app.topic(topics.events.name, key_type=bytes, value_type=bytes)
     deadletter_topic = app.topic(topics.deadletter.name, key_type=bytes, value_type=bytes)
-    table = app.Table(
-        SIGNALS_TABLE,
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        # Writes happen per batch, outside one event's context: let the partitioner
-        # (murmur2 on the same key, as producers use) pick the changelog partition.
-        use_partitioner=True,
-    )
-    event_ids = app.Table(
+    # Writes happen per batch, outside one event's context: the partitioner (murmur2
+    # on the customer's key, as producers use) picks the changelog partition.
+    table = _table(app, SIGNALS_TABLE, settings, use_partitioner=True)
+    offers_table = _table(app, OFFERS_TABLE, settings, use_partitioner=True)
+    event_ids = _table(
+        app,
         EVENT_IDS_TABLE,
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
+        settings,
         store=f"{settings.event_id_store}:{EVENT_IDS_TABLE}",
         # RocksDB's TTL: buckets older than the window (plus a day) go at compaction.
         options={"ttl": (settings.dedup_days + 1) * 86_400},
-    )
-    offers_table = app.Table(
-        OFFERS_TABLE,
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        use_partitioner=True,
     )
     requests_topic = app.topic(topics.offer_requests.name, key_type=bytes, value_type=bytes)
     offers_topic = app.topic(topics.offers.name, key_type=bytes, value_type=bytes)
@@ -116,29 +103,45 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(events_topic, name="signals", concurrency=1)
     async def signals(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(  # type: ignore[attr-defined]
-            settings.worker_batch_size, within=settings.worker_batch_seconds
-        ):
-            try:
-                await agent.process(batch)
-            except Exception as exc:  # not CancelledError: shutdown commits what is acked
-                stop_without_acking(exc)
+        await _in_batches(stream, agent.process, settings)
 
     @app.agent(requests_topic, name="offers", concurrency=1)
     async def offers(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(  # type: ignore[attr-defined]
-            settings.worker_batch_size, within=settings.worker_batch_seconds
-        ):
-            try:
-                await offers_agent.process(batch)
-            except Exception as exc:  # not CancelledError: shutdown commits what is acked
-                stop_without_acking(exc)
+        await _in_batches(stream, offers_agent.process, settings)
 
     @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report_progress() -> None:
         agent.report()
 
     return app
+
+
+def _table(app: faust.App, name: str, settings: Settings, **options: Any) -> TableT[bytes, bytes]:
+    """A table of raw bytes keyed like the customer's records, one partition per topic's."""
+    table: TableT[bytes, bytes] = app.Table(
+        name,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        **options,
+    )
+    return table
+
+
+async def _in_batches(
+    stream: faust.StreamT[bytes],
+    process: Callable[[Sequence[EventT[bytes]]], Awaitable[None]],
+    settings: Settings,
+) -> None:
+    """Feed ``process`` the stream in batches; what escapes it stops the worker unacked."""
+    async for batch in stream.take_events(  # type: ignore[attr-defined]
+        settings.worker_batch_size, within=settings.worker_batch_seconds
+    ):
+        try:
+            await process(batch)
+        except Exception as exc:  # not CancelledError: shutdown commits what is acked
+            stop_without_acking(exc)
 
 
 def load_offer_rules(settings: Settings) -> RuleSet:

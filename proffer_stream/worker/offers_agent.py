@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from faust.types import EventT, TableT
-from pydantic import ValidationError
 
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
-from proffer_stream.ingest.records import describe_errors
+from proffer_stream.ingest.records import read_message, require_customer_key
 from proffer_stream.kafka.deadletter import SourceRecord
 from proffer_stream.offers.decide import CustomerOffers, already_decided, conclude, suppression
 from proffer_stream.offers.models import OfferDraft, OfferEvent, OfferRequest, WriterTrace
@@ -33,6 +32,7 @@ from proffer_stream.offers.writer import write_builtin
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.profiles import ProfileStore
+from proffer_stream.worker.tables import write_through
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,17 @@ class OffersStore:
         return CustomerOffers.model_validate_json(stored)
 
     async def save(self, states: Sequence[CustomerOffers]) -> None:
-        """Table and changelog, once per batch (see ``ProfileStore.save``)."""
-        producer = self.table.app.producer
-        changelog = self.table.changelog_topic.get_topic_name()
-        for state in states:
-            key = partition_key(state.tenant_id, state.external_customer_id)
-            value = state.model_dump_json().encode()
-            self.table.data[key] = value
-            await producer.send(changelog, key, value, None, None, None)
+        """Table and changelog, once per batch."""
+        await write_through(
+            self.table,
+            (
+                (
+                    partition_key(state.tenant_id, state.external_customer_id),
+                    state.model_dump_json().encode(),
+                )
+                for state in states
+            ),
+        )
 
 
 class OffersAgent:
@@ -168,13 +171,8 @@ class OfferEventSink(Protocol):
 
 def read_offer_request(source: SourceRecord) -> OfferRequest:
     """Validate one ``proffer.offer-requests`` record, or raise :class:`BadRecord`."""
-    try:
-        request = OfferRequest.model_validate_json(source.value or b"")
-    except ValidationError as exc:
-        invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
-        raise BadRecord(
-            "invalid_json" if invalid_json else "invalid_message", describe_errors(exc.errors())
-        ) from None
-    if source.key != partition_key(request.tenant_id, request.external_customer_id):
-        raise BadRecord("wrong_key", "the record's key is not <tenant_id>:<customer id>")
+    request = read_message(OfferRequest, source.value)
+    require_customer_key(
+        source.key, request.tenant_id, request.external_customer_id, "external_customer_id"
+    )
     return request

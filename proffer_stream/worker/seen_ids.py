@@ -19,6 +19,7 @@ from faust.types import EventT, TableT
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, pack, unpack
+from proffer_stream.worker.tables import write_through
 
 
 def bucket_key(customer: CustomerKey, day: int, chunk: int) -> bytes:
@@ -49,14 +50,12 @@ class SeenIdStore:
 
     async def save(self, customer: CustomerKey, seen: SeenIds, source: EventT[bytes]) -> None:
         """Write the chunks ``seen`` changed, on the partition of the customer's events."""
-        producer = self.table.app.producer
-        changelog = self.table.changelog_topic.get_topic_name()
-        partition = source.message.partition
-        for chunk, entries in seen.changed().items():
-            key, value = bucket_key(customer, seen.today, chunk), pack(entries)
-            with _in_partition_of(source):
-                self.table.data[key] = value
-            await producer.send(changelog, key, value, partition, None, None)
+        changed = [
+            (bucket_key(customer, seen.today, chunk), pack(entries))
+            for chunk, entries in seen.changed().items()
+        ]
+        with _in_partition_of(source):
+            await write_through(self.table, changed, source.message.partition)
 
 
 @contextmanager
