@@ -24,6 +24,7 @@ from proffer_stream.kafka import schemas
 from proffer_stream.kafka.topics import ensure_topics
 from proffer_stream.local.embedded import EmbeddedPostgres
 from proffer_stream.local.stack import LocalStack
+from proffer_stream.offers.rules import RulesError, rules_file_or_default
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], int | None]
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.run(args, settings) or 0)
-    except (ConnectionError, SchemaBehind) as exc:
+    except (ConnectionError, SchemaBehind, RulesError) as exc:
         print(f"proffer-stream: {exc}", file=sys.stderr)
         return 1
 
@@ -129,6 +130,7 @@ def _with_database(settings: Settings) -> Settings:
 
 
 def _up(_: argparse.Namespace, settings: Settings) -> int:
+    rules_file_or_default(settings.rules_file)  # a bad rules file stops `up` before it starts
     return LocalStack(settings).run()
 
 

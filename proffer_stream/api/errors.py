@@ -31,12 +31,32 @@ class ApiError(Exception):
         )
 
 
-def error_details(errors: Sequence[Any]) -> list[ErrorDetail]:
-    """Pydantic errors as details, each saying where (``events[1].type``) and what."""
+def error_details(errors: Sequence[Any], body: object = None) -> list[ErrorDetail]:
+    """Pydantic errors as details, each saying where (``events[1].type``) and what.
+
+    An error inside a list item of the body that has an ``id`` (a rule) names it too.
+    """
     return [
-        ErrorDetail(loc=error_location(tuple(error["loc"])), message=error["msg"])
+        ErrorDetail(
+            loc=error_location(tuple(error["loc"])),
+            message=_named(tuple(error["loc"]), body) + error["msg"],
+        )
         for error in errors
     ]
+
+
+def _named(loc: tuple[Any, ...], body: object) -> str:
+    """``'rule "x": '`` for an error inside ``body``'s list item of id "x", else ''."""
+    name = ""
+    node = body
+    for step in loc[1:] if loc[:1] == ("body",) else ():
+        try:
+            node = node[step]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(step, int) and isinstance(node, dict) and isinstance(node.get("id"), str):
+            name = f'{"rule" if "rules" in loc else "item"} "{node["id"]}": '
+    return name
 
 
 def error_response(error: ApiError) -> JSONResponse:
@@ -54,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = error_details(exc.errors())
+        details = error_details(exc.errors(), exc.body)
         return error_response(ApiError(422, "validation_error", "Invalid request.", details))
 
     @app.exception_handler(StarletteHTTPException)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from proffer_stream.core.types import ExternalId, StrictModel, Text
 from proffer_stream.db.keys import NewApiKey
 from proffer_stream.ingest.models import NormalizedEvent
 from proffer_stream.offers.models import DecisionTrace, Offer
+from proffer_stream.offers.policy import Policy
+from proffer_stream.offers.rules import TriggerRule, unique_rule_ids
 from proffer_stream.signals.models import CustomerView
 
 
@@ -35,6 +37,12 @@ class ErrorBody(BaseModel):
 class ErrorResponse(BaseModel):
     success: Literal[False] = False
     error: ErrorBody
+
+
+NOT_JSON: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON"}
+}
+"""The answer of a route with a JSON body to a body that is not JSON, for its docs."""
 
 
 class CustomerResponse(BaseModel):
@@ -138,3 +146,27 @@ class DecisionsResponse(BaseModel):
     decisions: list[DecisionView]
     limit: int
     offset: int
+
+
+class RulesUpdate(StrictModel):
+    """A whole new rule set (rule versions are the server's: unchanged rules keep theirs)."""
+
+    rules: list[TriggerRule] = Field(max_length=200)
+
+    _unique_ids = field_validator("rules")(lambda rules: unique_rule_ids(rules))
+
+
+class RulesView(BaseModel):
+    success: Literal[True] = True
+    version: int = Field(description="The rule set's version; 0: the deployment's default.")
+    rules: list[TriggerRule]
+    changed_at: datetime | None = None
+    is_default: bool = False
+
+
+class PolicyView(BaseModel):
+    success: Literal[True] = True
+    version: int = Field(description="The policy's version; 0: the default policy.")
+    policy: Policy
+    changed_at: datetime | None = None
+    is_default: bool = False

@@ -20,6 +20,7 @@ from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.kafka.progress import GroupWatch, ProgressWatch
 from proffer_stream.kafka.topics import topics_for, worker_app_id
+from proffer_stream.offers.rules import rules_file_or_default
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Services:
         self.settings = settings
         self.publisher = EventPublisher(settings)
         self.progress = _progress_watch(settings)
+        self.default_rules = rules_file_or_default(settings.rules_file)
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None
 

@@ -12,6 +12,7 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.ingest.models import EventBatch
 from proffer_stream.kafka.deadletter import DeadLetter
 from proffer_stream.kafka.topics import Topics, topics
+from proffer_stream.offers.config import ConfigChange
 from proffer_stream.offers.models import OfferEvent, OfferRequest
 from proffer_stream.signals.models import CustomerSignals
 
@@ -41,6 +42,11 @@ def messages() -> dict[str, tuple[type[BaseModel], str, Mode]]:
             "validation",
         ),
         "proffer.offers.v1.json": (OfferEvent, names.offers.name, "serialization"),
+        "proffer.tenant-config.v1.json": (
+            ConfigChange,
+            names.tenant_config.name,
+            "serialization",
+        ),
     }
 
 

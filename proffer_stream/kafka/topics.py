@@ -46,6 +46,7 @@ class Topics:
     offer_requests: TopicSpec
     offers: TopicSpec
     deadletter: TopicSpec
+    tenant_config: TopicSpec
     signals_changelog: TopicSpec
     event_ids_changelog: TopicSpec
     offers_changelog: TopicSpec
@@ -56,6 +57,7 @@ class Topics:
             self.offer_requests,
             self.offers,
             self.deadletter,
+            self.tenant_config,
             self.signals_changelog,
             self.event_ids_changelog,
             self.offers_changelog,
@@ -85,6 +87,7 @@ def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
         offer_requests=TopicSpec(f"{prefix}proffer.offer-requests"),
         offers=TopicSpec(f"{prefix}proffer.offers"),
         deadletter=TopicSpec(f"{prefix}proffer.deadletter"),
+        tenant_config=TopicSpec(f"{prefix}proffer.tenant-config", COMPACTED),
         signals_changelog=TopicSpec(changelog_name(app_id, SIGNALS_TABLE), COMPACTED),
         event_ids_changelog=TopicSpec(
             changelog_name(app_id, EVENT_IDS_TABLE),

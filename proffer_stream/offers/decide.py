@@ -54,13 +54,20 @@ def suppression(
     state: CustomerOffers,
     request: OfferRequest,
     signals: CustomerSignals | None,
+    rule: TriggerRule | None,
     policy: Policy,
     now: datetime,
 ) -> list[str]:
-    """Why no offer should be written for this request; empty when one should."""
+    """Why no offer should be written for this request; empty when one should.
+
+    ``rule``: the tenant's rule of the request's rule id now in force, if any.
+    """
     if signals is None:
         return ["unknown customer: no events seen for this customer id"]
     reasons = []
+    if request.rule_id is not None and (rule is None or not rule.enabled):
+        state_of_rule = "removed" if rule is None else "disabled"
+        reasons.append(f"rule disabled: {request.rule_id} was {state_of_rule} since it fired")
     cooldown = timedelta(hours=policy.offer_cooldown_hours)
     automatic = request.source != "api"
     if automatic and state.last_offer_at is not None and now - state.last_offer_at < cooldown:

@@ -23,7 +23,7 @@ from proffer_stream.offers.models import (
     OfferType,
     Verdict,
 )
-from proffer_stream.offers.rules import WriterHints
+from proffer_stream.offers.rules import MAX_HOURS, WriterHints
 from proffer_stream.signals.models import CustomerSignals
 
 MAX_REASONING_CHARS = 2000
@@ -58,7 +58,7 @@ class Policy(StrictModel):
     max_headline_chars: int = Field(120, ge=10, le=500)
     max_body_chars: int = Field(1000, ge=10, le=5000)
     auto_approve: bool = False
-    offer_cooldown_hours: float = Field(24, ge=0, allow_inf_nan=False)
+    offer_cooldown_hours: float = Field(24, ge=0, le=MAX_HOURS, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _days_in_order(self) -> Policy:

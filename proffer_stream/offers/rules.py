@@ -10,19 +10,29 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from proffer_stream.core.types import Money, StrictModel
+from proffer_stream.core.limits import no_nul
+from proffer_stream.core.types import Money, StrictModel, Text
 from proffer_stream.offers.models import Channel, OfferType
 from proffer_stream.signals.fold import HOUR_SECONDS, hour_of
 from proffer_stream.signals.models import CustomerSignals
 
-Count = Annotated[int, Field(ge=0)]
-Hours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-MetadataValue = str | int | float | bool
+MAX_HOURS = 10 * 366 * 24
+"""The longest span a rule may name: ten years, so that every time sum stays in range."""
+Count = Annotated[int, Field(ge=0, le=2**53)]
+Hours = Annotated[float, Field(ge=0, le=MAX_HOURS, allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)]
+MetadataValue = (
+    Text
+    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+)
 
 DAY_SECONDS = 24 * HOUR_SECONDS
 
@@ -30,18 +40,18 @@ DAY_SECONDS = 24 * HOUR_SECONDS
 class RuleConditions(StrictModel):
     """What a profile must show for a rule to fire: every condition given must hold."""
 
-    min_counts: dict[str, Count] = Field(
+    min_counts: dict[Name, Count] = Field(
         default_factory=dict, description="Events of each type, at least."
     )
-    min_page_views: dict[str, Count] = Field(
+    min_page_views: dict[Name, Count] = Field(
         default_factory=dict, description="Views of each page, at least."
     )
     min_purchase_count: Count | None = None
     max_purchase_count: Count | None = Field(None, description="0: never bought.")
-    min_purchase_total: Money | None = Field(None, ge=0)
+    min_purchase_total: Money | None = Field(None, ge=0, le=10**12)
     min_cart_abandon_count: Count | None = None
-    min_cart_abandon_total: Money | None = Field(None, ge=0)
-    min_features_used: dict[str, Count] = Field(
+    min_cart_abandon_total: Money | None = Field(None, ge=0, le=10**12)
+    min_features_used: dict[Name, Count] = Field(
         default_factory=dict, description="Uses of each feature, at least."
     )
     min_distinct_features: Count | None = None
@@ -50,7 +60,7 @@ class RuleConditions(StrictModel):
     min_hours_since_last_seen: Hours | None = Field(None, description="Needs an event seen.")
     min_days_since_last_purchase: Hours | None = Field(None, description="Needs a purchase.")
     max_days_since_last_purchase: Hours | None = Field(None, description="Needs a purchase.")
-    metadata_equals: dict[str, MetadataValue] = Field(
+    metadata_equals: dict[Name, MetadataValue] = Field(
         default_factory=dict, description="Customer metadata values, equal (true is not 1)."
     )
 
@@ -70,7 +80,7 @@ class TriggerRule(StrictModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     version: int = Field(1, ge=1)
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     enabled: bool = True
     conditions: RuleConditions
     priority: int = Field(0, description="When several rules match, the highest wins.")
@@ -86,19 +96,21 @@ class RuleSet(StrictModel):
     version: int = 1
     rules: list[TriggerRule]
 
-    @field_validator("rules")
-    @classmethod
-    def _unique_ids(cls, rules: list[TriggerRule]) -> list[TriggerRule]:
-        seen: dict[str, int] = {}
-        for index, rule in enumerate(rules):
-            if rule.id in seen:
-                raise PydanticCustomError(
-                    "duplicate_rule_id",
-                    'duplicate rule id "{id}" (rules[{first}] and rules[{second}])',
-                    {"id": rule.id, "first": seen[rule.id], "second": index},
-                )
-            seen[rule.id] = index
-        return rules
+    _unique_ids = field_validator("rules")(lambda rules: unique_rule_ids(rules))
+
+
+def unique_rule_ids(rules: list[TriggerRule]) -> list[TriggerRule]:
+    """``rules`` when no two share an id (a validator: the error names both places)."""
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        if rule.id in seen:
+            raise PydanticCustomError(
+                "duplicate_rule_id",
+                'duplicate rule id "{id}" (rules[{first}] and rules[{second}])',
+                {"id": rule.id, "first": seen[rule.id], "second": index},
+            )
+        seen[rule.id] = index
+    return rules
 
 
 DEFAULT_RULES = RuleSet(
@@ -174,6 +186,14 @@ def load_rules(text: str, source: str) -> RuleSet:
         errors = describe_rule_errors(exc, data)
         message = "\n".join(f"{source}: {_where(error)}{error['message']}" for error in errors)
         raise RulesError(message, errors) from None
+
+
+def rules_file_or_default(path: Path | None) -> RuleSet:
+    """The rules the file at ``path`` holds, else :data:`DEFAULT_RULES`: every tenant's
+    default. A bad file raises :class:`RulesError` naming the rule and the field."""
+    if path is None:
+        return DEFAULT_RULES
+    return load_rules(path.read_text(), str(path))
 
 
 def describe_rule_errors(exc: ValidationError, data: object) -> list[RuleErrorDetail]:

@@ -34,6 +34,7 @@ from proffer_stream.sink.projections import (
     OffersProjection,
     Projection,
     Record,
+    TenantConfigProjection,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Sink:
             topics.events.name: EventsProjection(topics.events.name),
             topics.signals_changelog.name: CustomersProjection(topics.signals_changelog.name),
             topics.offers.name: OffersProjection(topics.offers.name),
+            topics.tenant_config.name: TenantConfigProjection(topics.tenant_config.name),
         }
         self.stopping = asyncio.Event()
         self.rows_written: dict[str, int] = defaultdict(int)

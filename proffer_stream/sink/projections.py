@@ -15,7 +15,9 @@ from proffer_stream.core.identity import customer_id
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import EventRow, insert_events
 from proffer_stream.db.offers import apply_offer_events
+from proffer_stream.db.tenant_config import apply_config_changes
 from proffer_stream.ingest.records import describe_errors, read_event_record, read_message
+from proffer_stream.offers.config import ConfigChange
 from proffer_stream.offers.models import OfferEvent
 from proffer_stream.signals.models import CustomerSignals
 
@@ -114,3 +116,16 @@ class OffersProjection:
     async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
         events = [read_message(OfferEvent, record.value) for record in records]
         return await apply_offer_events(conn, events)
+
+
+class TenantConfigProjection:
+    """``proffer.tenant-config`` -> ``tenant_config``: each tenant's latest rules and policy."""
+
+    table = "tenant_config"
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
+        changes = [read_message(ConfigChange, r.value) for r in records if r.value is not None]
+        return await apply_config_changes(conn, changes)

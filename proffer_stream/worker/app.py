@@ -20,9 +20,10 @@ from proffer_stream.kafka.topics import (
     topics_for,
     worker_app_id,
 )
+from proffer_stream.offers.config import TenantConfigs
 from proffer_stream.offers.models import OfferEvent
 from proffer_stream.offers.policy import Policy
-from proffer_stream.offers.rules import DEFAULT_RULES, RuleSet, load_rules
+from proffer_stream.offers.rules import rules_file_or_default
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.offer_trigger import OfferTrigger
 from proffer_stream.worker.offers_agent import STAGE as OFFERS_STAGE
@@ -31,6 +32,7 @@ from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.seen_ids import SeenIdStore
 from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
+from proffer_stream.worker.tenant_config import ConfigFollower
 from proffer_stream.worker.transport import worker_transport
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,8 @@ def create_app(settings: Settings) -> faust.App:
     )
     requests_topic = app.topic(topics.offer_requests.name, key_type=bytes, value_type=bytes)
     offers_topic = app.topic(topics.offers.name, key_type=bytes, value_type=bytes)
-    rules, policy = load_offer_rules(settings), Policy()
+    configs = TenantConfigs(rules_file_or_default(settings.rules_file), Policy())
+    config = ConfigFollower(configs, settings)
     profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
     agent = SignalsAgent(
         profiles,
@@ -82,7 +85,7 @@ def create_app(settings: Settings) -> faust.App:
             app, topics.events.name, lambda: app.consumer.topic_partitions(topics.events.name)
         ),
         SeenIdStore(event_ids, settings.dedup_days),
-        OfferTrigger(requests_topic, rules, policy),
+        OfferTrigger(requests_topic, configs),
     )
 
     async def publish(event: OfferEvent) -> None:
@@ -97,17 +100,23 @@ def create_app(settings: Settings) -> faust.App:
         BuiltinWriter(),
         DeadLetters(deadletter_topic, OFFERS_STAGE),
         publish,
-        rules=rules,
-        policy=policy,
+        configs=configs,
+        concurrency=64,
     )
 
     @app.agent(events_topic, name="signals", concurrency=1)
     async def signals(stream: faust.StreamT[bytes]) -> None:
+        await config.ready.wait()
         await _in_batches(stream, agent.process, settings)
 
     @app.agent(requests_topic, name="offers", concurrency=1)
     async def offers(stream: faust.StreamT[bytes]) -> None:
+        await config.ready.wait()
         await _in_batches(stream, offers_agent.process, settings)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_tenant_config() -> None:
+        await config.run()
 
     @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report_progress() -> None:
@@ -142,16 +151,6 @@ async def _in_batches(
             await process(batch)
         except Exception as exc:  # not CancelledError: shutdown commits what is acked
             stop_without_acking(exc)
-
-
-def load_offer_rules(settings: Settings) -> RuleSet:
-    """The trigger rules: the file ``PROFFER_RULES_FILE`` names, else the built-in set.
-
-    A bad file stops the worker at start with a message naming the rule and the field.
-    """
-    if settings.rules_file is None:
-        return DEFAULT_RULES
-    return load_rules(settings.rules_file.read_text(), str(settings.rules_file))
 
 
 def stop_without_acking(exc: Exception) -> None:

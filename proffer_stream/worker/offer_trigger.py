@@ -8,23 +8,24 @@ import faust
 
 from proffer_stream.core import metrics
 from proffer_stream.core.identity import partition_key
-from proffer_stream.offers.policy import Policy
-from proffer_stream.offers.rules import RuleSet
+from proffer_stream.offers.config import TenantConfigs
 from proffer_stream.offers.triggers import triggered_request
 from proffer_stream.signals.models import CustomerSignals
 
 
 class OfferTrigger:
-    """Evaluates the rules on an updated profile and queues the request a rule makes."""
+    """Evaluates the tenant's rules on an updated profile and queues the request one makes."""
 
-    def __init__(self, requests_topic: faust.TopicT, rules: RuleSet, policy: Policy) -> None:
+    def __init__(self, requests_topic: faust.TopicT, configs: TenantConfigs) -> None:
         self.requests_topic = requests_topic
-        self.rules = rules
-        self.policy = policy
+        self.configs = configs
 
     async def after_update(self, state: CustomerSignals, now: datetime) -> None:
         """Queue a request if a rule fires; Faust flushes it before committing the batch."""
-        request = triggered_request(state, self.rules, self.policy, now)
+        tenant = state.tenant_id
+        request = triggered_request(
+            state, self.configs.rules(tenant), self.configs.policy(tenant), now
+        )
         if request is None:
             return
         await self.requests_topic.send(

@@ -5,11 +5,12 @@ customer's profile (the ``signals`` table) is in this worker too. Each decision 
 event on ``proffer.offers``; the customer's offers and the requests decided are kept in
 the ``offers`` table, written once per batch with its changelog, as the signals agent
 does. A record that cannot be read or decided goes to the dead-letter topic; the rest
-of the batch goes on.
+of the batch goes on. A decision that cannot be published stops the worker unacked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -24,10 +25,11 @@ from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.ingest.records import read_message, require_customer_key
 from proffer_stream.kafka.deadletter import SourceRecord
+from proffer_stream.offers.config import TenantConfigs
 from proffer_stream.offers.decide import CustomerOffers, already_decided, conclude, suppression
 from proffer_stream.offers.models import OfferDraft, OfferEvent, OfferRequest, WriterTrace
 from proffer_stream.offers.policy import Policy
-from proffer_stream.offers.rules import RuleSet, TriggerRule
+from proffer_stream.offers.rules import TriggerRule
 from proffer_stream.offers.writer import write_builtin
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.deadletters import DeadLetters, source_record
@@ -94,7 +96,14 @@ class OffersStore:
 
 
 class OffersAgent:
-    """Decides batches of offer requests."""
+    """Decides batches of offer requests: customers side by side, each one's in order.
+
+    A writer may be a model that takes seconds, so the requests of different customers
+    are written concurrently (at most ``concurrency`` writes in flight), while each
+    customer's requests are decided one after the other, in offset order, so that a
+    cooldown or a re-sent request sees the decision before it. The batch is acked only
+    when every decision in it is published and saved.
+    """
 
     def __init__(
         self,
@@ -104,57 +113,72 @@ class OffersAgent:
         dead_letters: DeadLetters,
         publish: OfferEventSink,
         *,
-        rules: RuleSet,
-        policy: Policy,
+        configs: TenantConfigs,
+        concurrency: int,
     ) -> None:
         self.offers = offers
         self.profiles = profiles
         self.writer = writer
         self.dead_letters = dead_letters
         self.publish = publish
-        self.rules = {rule.id: rule for rule in rules.rules}
-        self.policy = policy
+        self.configs = configs
+        self.writing = asyncio.Semaphore(concurrency)
 
     async def process(self, batch: Sequence[EventT[bytes]]) -> None:
         """Decide each request of the batch once; bad records are dead-lettered."""
-        states: dict[CustomerKey, CustomerOffers] = {}
-        changed: set[CustomerKey] = set()
+        by_customer: dict[CustomerKey, list[tuple[SourceRecord, OfferRequest]]] = {}
         for event in batch:
             source = source_record(event)
             try:
                 request = read_offer_request(source)
-                key = (request.tenant_id, request.external_customer_id)
-                state = states.get(key) or self.offers.load(key)
-                states[key] = state
-                if already_decided(state, request, source.offset):
-                    continue
-                await self.publish(await self._decide(state, request, source.offset))
-                changed.add(key)
             except BadRecord as error:
                 await self.dead_letters.send(source, error)
+                continue
+            key = (request.tenant_id, request.external_customer_id)
+            by_customer.setdefault(key, []).append((source, request))
+        decided = await asyncio.gather(
+            *(self._decide_customer(key, requests) for key, requests in by_customer.items())
+        )
+        await self.offers.save([state for state in decided if state is not None])
+
+    async def _decide_customer(
+        self, key: CustomerKey, requests: list[tuple[SourceRecord, OfferRequest]]
+    ) -> CustomerOffers | None:
+        """Decide one customer's requests in order; their state, if any was decided."""
+        state = self.offers.load(key)
+        changed = False
+        for source, request in requests:
+            if already_decided(state, request, source.offset):
+                continue
+            try:
+                decision = await self._decide(state, request, source.offset)
             except Exception as exc:  # this record only; its state was not changed
                 await self.dead_letters.send(source, BadRecord("processing_error", repr(exc)))
-        await self.offers.save([states[key] for key in changed])
+                continue
+            await self.publish(decision)
+            changed = True
+        return state if changed else None
 
     async def _decide(
         self, state: CustomerOffers, request: OfferRequest, offset: int
     ) -> OfferEvent:
         now = datetime.now(UTC)
-        signals = request.signals or self.profiles.get(
-            (request.tenant_id, request.external_customer_id)
-        )
-        rule = self.rules.get(request.rule_id) if request.rule_id else None
-        suppressed = suppression(state, request, signals, self.policy, now)
+        tenant = request.tenant_id
+        signals = request.signals or self.profiles.get((tenant, request.external_customer_id))
+        rule = self.configs.rule(tenant, request.rule_id) if request.rule_id else None
+        policy = self.configs.policy(tenant)
+        suppressed = suppression(state, request, signals, rule, policy, now)
         written = None
         if signals is not None and not suppressed:
-            written = await self.writer.write(signals, rule, self.policy, now)
+            async with self.writing:
+                written = await self.writer.write(signals, rule, policy, now)
         decision = conclude(
             state,
             request,
             offset,
             signals=signals,
             rule=rule,
-            policy=self.policy,
+            policy=policy,
             now=now,
             suppressed=suppressed,
             written=written,

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter
 
 from proffer_stream.api.deps import Db, OptionalTenant
-from proffer_stream.api.models import ApiKeyCreate, ApiKeyCreated, ErrorResponse
+from proffer_stream.api.models import NOT_JSON, ApiKeyCreate, ApiKeyCreated
 from proffer_stream.db import keys
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/keys", tags=["keys"])
     response_model=ApiKeyCreated,
     status_code=201,
     summary="Create an API key: another for your tenant, or a new tenant's first",
-    responses={400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON"}},
+    responses=NOT_JSON,
 )
 async def create_key(
     tenant_id: OptionalTenant, db: Db, body: ApiKeyCreate | None = None

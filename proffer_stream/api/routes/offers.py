@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from proffer_stream.api.deps import AppSettings, Db, Publisher, Tenant
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import (
+    NOT_JSON,
     BatchRequested,
     DecisionView,
     ErrorDetail,
@@ -33,6 +34,7 @@ from proffer_stream.core.identity import new_request_id, partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import customers, offers
 from proffer_stream.db.offers import Decision
+from proffer_stream.db.tenant_config import latest_change
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.offers.models import OfferRequest, RequestSource
 from proffer_stream.offers.policy import Policy
@@ -51,6 +53,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
     response_model=OfferResponse,
     summary="Generate an offer for a customer now",
     responses={
+        **NOT_JSON,
         202: {"model": OfferPending, "description": "Still being decided: poll poll_url"},
         404: {"model": ErrorResponse, "description": "Unknown customer"},
         422: {"model": ErrorResponse, "description": "Invalid input, or no offer (why)"},
@@ -93,13 +96,16 @@ async def get_request(
     "/generate-batch",
     response_model=BatchRequested,
     summary="Request offers for the customers due one",
+    responses=NOT_JSON,
 )
 async def generate_batch(
     body: GenerateBatch, tenant_id: Tenant, db: Db, publisher: Publisher, settings: AppSettings
 ) -> BatchRequested:
-    """Customers with at least ``min_events`` events and no offer within the offer
-    cooldown (24 hours), most recently active first, up to ``limit``."""
-    since = datetime.now(UTC) - timedelta(hours=Policy().offer_cooldown_hours)
+    """Customers with at least ``min_events`` events and no offer within the tenant's
+    offer cooldown (24 hours by default), most recently active first, up to ``limit``."""
+    change = await latest_change(db, tenant_id, "policy")
+    policy = change.policy if change and change.policy else Policy()
+    since = datetime.now(UTC) - timedelta(hours=policy.offer_cooldown_hours)
     due = await offers.customers_due_an_offer(
         db, tenant_id, min_events=body.min_events, since=since, limit=body.limit
     )

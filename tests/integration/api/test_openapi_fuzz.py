@@ -44,26 +44,29 @@ OPERATIONS = [
     ("GET", "/api/customers/external/{external_id}"),
     ("GET", "/api/customers/{customer_id}"),
     ("GET", "/api/customers/{customer_id}/events"),
-    ("POST", "/api/keys"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-]
-EXCLUDED = {
-    ("GET", "/metrics"),
-    # Offers (issue 8, first slice): not fuzzed yet; their e2e tests cover them.
+    ("GET", "/api/customers/{customer_id}/decisions"),
     ("POST", "/api/offers/generate"),
     ("GET", "/api/offers/requests/{request_id}"),
     ("POST", "/api/offers/generate-batch"),
     ("GET", "/api/offers"),
     ("GET", "/api/offers/{offer_id}"),
     ("GET", "/api/offers/{offer_id}/trace"),
-    ("GET", "/api/customers/{customer_id}/decisions"),
-}
+    ("GET", "/api/rules"),
+    ("PUT", "/api/rules"),
+    ("GET", "/api/policy"),
+    ("PUT", "/api/policy"),
+    ("POST", "/api/keys"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+]
+EXCLUDED = {("GET", "/metrics")}
 # No invalid input exists for these (no parameters, no body), or schemathesis cannot make
 # one (an external id is any non-empty string without NUL, and a path segment is a string).
 NO_NEGATIVE_CASES = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/api/rules"),
+    ("GET", "/api/policy"),
     ("GET", "/api/customers/external/{external_id}"),
 }
 

@@ -175,7 +175,22 @@ def test_a_request_is_decided_once_and_automatic_ones_respect_the_cooldown():
     assert event.event_type == "offer.generated" and event.offer.id in state.offers
     assert already_decided(state, request(), 6) and already_decided(state, request(), 5)
     later = NOW + timedelta(hours=1)
-    assert suppression(state, request("rule"), signals, Policy(), later)
-    assert suppression(state, request("api"), signals, Policy(), later) == []
-    assert suppression(state, request(), None, Policy(), later)
+    assert suppression(state, request("rule"), signals, None, Policy(), later)
+    assert suppression(state, request("api"), signals, None, Policy(), later) == []
+    assert suppression(state, request(), None, None, Policy(), later)
+
+
+def test_a_request_of_a_rule_removed_or_disabled_since_it_fired_makes_no_offer():
+    state = CustomerOffers(tenant_id="acme", external_customer_id="u1")
+    signals = profile(email="u@x.io")
+    fired = request().model_copy(update={"rule_id": "pricing-interest", "rule_version": 1})
+    rule = DEFAULT_RULES.rules[2]
+    assert rule.id == "pricing-interest"
+    assert suppression(state, fired, signals, rule, Policy(), NOW) == []
+    removed = suppression(state, fired, signals, None, Policy(), NOW)
+    assert removed == ["rule disabled: pricing-interest was removed since it fired"]
+    off = rule.model_copy(update={"enabled": False})
+    assert suppression(state, fired, signals, off, Policy(), NOW) == [
+        "rule disabled: pricing-interest was disabled since it fired"
+    ]
     assert reachable_channels(signals) == ["email", "in_app"]
