@@ -341,8 +341,11 @@ async def phase_raw_consumer(stack: Stack) -> tuple[float, float, int]:
         await consumer.stop()
 
 
-def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
-    """Servers (embedded unless configured), migrations, topics, then the three processes."""
+def start_stack(
+    settings: Settings, workdir: Path, extra_env: dict[str, str] | None = None
+) -> tuple[Stack, list]:
+    """Servers (embedded unless configured), migrations, topics, then the three processes
+    (with ``extra_env`` on top of the stack's own settings)."""
     servers: list = []
     broker_pid = None
     if not settings.database_url:
@@ -363,6 +366,7 @@ def start_stack(settings: Settings, workdir: Path) -> tuple[Stack, list]:
         "PROFFER_GATEWAY_PORT": str(settings.gateway_port),
         "PROFFER_WORKER_WEB_PORT": str(free_port()),
         "PROFFER_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     supervisor = Supervisor(workdir / "logs")
     stack = Stack(

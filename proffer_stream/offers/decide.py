@@ -147,7 +147,8 @@ def _offer(
         request_id=request.request_id,
         rule_id=request.rule_id,
         rule_version=request.rule_version,
-        writer=writer.model or writer.kind,
+        # The built-in writer wrote it when the model fell back (the trace says why).
+        writer="built-in" if writer.fallback_reason else writer.model or writer.kind,
     )
 
 

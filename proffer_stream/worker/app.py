@@ -20,6 +20,7 @@ from proffer_stream.kafka.topics import (
     topics_for,
     worker_app_id,
 )
+from proffer_stream.llm.writer import writer_for
 from proffer_stream.offers.config import TenantConfigs
 from proffer_stream.offers.models import OfferEvent
 from proffer_stream.offers.policy import Policy
@@ -27,7 +28,7 @@ from proffer_stream.offers.rules import rules_file_or_default
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.offer_trigger import OfferTrigger
 from proffer_stream.worker.offers_agent import STAGE as OFFERS_STAGE
-from proffer_stream.worker.offers_agent import BuiltinWriter, OffersAgent, OffersStore
+from proffer_stream.worker.offers_agent import OffersAgent, OffersStore
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.seen_ids import SeenIdStore
@@ -97,22 +98,22 @@ def create_app(settings: Settings) -> faust.App:
     offers_agent = OffersAgent(
         OffersStore(offers_table),
         profiles,
-        BuiltinWriter(),
+        writer_for(settings),
         DeadLetters(deadletter_topic, OFFERS_STAGE),
         publish,
         configs=configs,
-        concurrency=64,
+        concurrency=settings.llm_concurrency,
     )
 
     @app.agent(events_topic, name="signals", concurrency=1)
     async def signals(stream: faust.StreamT[bytes]) -> None:
         await config.ready.wait()
-        await _in_batches(stream, agent.process, settings)
+        await _in_batches(stream, agent.process, settings.worker_batch_size, settings)
 
     @app.agent(requests_topic, name="offers", concurrency=1)
     async def offers(stream: faust.StreamT[bytes]) -> None:
         await config.ready.wait()
-        await _in_batches(stream, offers_agent.process, settings)
+        await _in_batches(stream, offers_agent.process, offers_batch_size(settings), settings)
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_tenant_config() -> None:
@@ -141,16 +142,28 @@ def _table(app: faust.App, name: str, settings: Settings, **options: Any) -> Tab
 async def _in_batches(
     stream: faust.StreamT[bytes],
     process: Callable[[Sequence[EventT[bytes]]], Awaitable[None]],
+    size: int,
     settings: Settings,
 ) -> None:
     """Feed ``process`` the stream in batches; what escapes it stops the worker unacked."""
     async for batch in stream.take_events(  # type: ignore[attr-defined]
-        settings.worker_batch_size, within=settings.worker_batch_seconds
+        size, within=settings.worker_batch_seconds
     ):
         try:
             await process(batch)
         except Exception as exc:  # not CancelledError: shutdown commits what is acked
             stop_without_acking(exc)
+
+
+def offers_batch_size(settings: Settings) -> int:
+    """Requests the offers agent takes at once: with a model, as many as may be in flight.
+
+    A batch is acked when its slowest request is decided, so batches no bigger than the
+    writes in flight keep a request from waiting behind a whole batch of model calls.
+    """
+    if settings.llm_base_url and settings.llm_model:
+        return min(settings.worker_batch_size, settings.llm_concurrency)
+    return settings.worker_batch_size
 
 
 def stop_without_acking(exc: Exception) -> None:

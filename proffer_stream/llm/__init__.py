@@ -1,0 +1,1 @@
+"""The model writer and the offline model server (I/O: HTTP, processes)."""
