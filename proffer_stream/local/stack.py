@@ -23,6 +23,7 @@ from proffer_stream.kafka.lag import group_lag
 from proffer_stream.kafka.topics import ensure_topics, topics_for, wait_for_broker, worker_app_id
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open
 from proffer_stream.local.supervisor import GaveUp, RestartPolicy, Supervisor
+from proffer_stream.sink.consumer import projections_for
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +178,9 @@ class LocalStack:
             (
                 "worker",
                 worker_app_id(settings.topic_prefix, settings.worker_id),
-                [topics.events.name],
+                [topics.events.name, topics.offer_requests.name],
             ),
-            ("sink", settings.sink_group, [topics.events.name, topics.signals_changelog.name]),
+            ("sink", settings.sink_group, sorted(projections_for(settings))),
         ]
         deadline = time.monotonic() + DRAIN_SECONDS
         for name, group, names in groups:

@@ -42,19 +42,24 @@ log = logging.getLogger(__name__)
 STAGE = "sink"
 
 
+def projections_for(settings: Settings) -> dict[str, Projection]:
+    """Each topic the sink projects, with its projection."""
+    topics = topics_for(settings)
+    return {
+        topics.events.name: EventsProjection(topics.events.name),
+        topics.signals_changelog.name: CustomersProjection(topics.signals_changelog.name),
+        topics.offers.name: OffersProjection(topics.offers.name),
+        topics.tenant_config.name: TenantConfigProjection(topics.tenant_config.name),
+    }
+
+
 class Sink:
     """Consumes the topics it projects and keeps PostgreSQL up to date."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        topics = topics_for(settings)
-        self.deadletter_topic = topics.deadletter.name
-        self.projections: dict[str, Projection] = {
-            topics.events.name: EventsProjection(topics.events.name),
-            topics.signals_changelog.name: CustomersProjection(topics.signals_changelog.name),
-            topics.offers.name: OffersProjection(topics.offers.name),
-            topics.tenant_config.name: TenantConfigProjection(topics.tenant_config.name),
-        }
+        self.deadletter_topic = topics_for(settings).deadletter.name
+        self.projections = projections_for(settings)
         self.stopping = asyncio.Event()
         self.rows_written: dict[str, int] = defaultdict(int)
 
