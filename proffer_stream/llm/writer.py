@@ -254,8 +254,7 @@ def _invalid(exc: ValidationError) -> str:
     if any(error["type"] == "json_invalid" for error in exc.errors()):
         return "the answer is not valid JSON"
     where = ", ".join(
-        ".".join(str(part) for part in error["loc"]) or "(the answer)"
-        for error in exc.errors()[:3]
+        ".".join(str(part) for part in error["loc"]) or "(the answer)" for error in exc.errors()[:3]
     )
     return f"the answer breaks the OfferDraft schema ({where})"
 

@@ -21,6 +21,7 @@ from proffer_stream.db.migrations import migrate
 from proffer_stream.db.pool import connect_pool, redact
 from proffer_stream.kafka.lag import group_lag
 from proffer_stream.kafka.topics import ensure_topics, topics_for, wait_for_broker, worker_app_id
+from proffer_stream.llm import local_server
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open
 from proffer_stream.local.supervisor import GaveUp, RestartPolicy, Supervisor
 from proffer_stream.sink.consumer import projections_for
@@ -97,6 +98,9 @@ class LocalStack:
         }
         if self.broker is not None:
             forget_worker_state(settings)
+        if settings.llm_local_model:
+            env |= local_model_env(settings)
+            self.supervisor.start("llm-server", env)
         for name in PROCESSES:
             self.supervisor.start(name, {**env, **_metrics_env(settings.metrics_port, name)})
 
@@ -204,6 +208,14 @@ def _lag(settings: Settings, group: str, topics: list[str]) -> int:
     except Exception as exc:  # draining is best effort once Kafka is gone
         log.warning("cannot read the lag of %s: %r", group, exc)
         return 0
+
+
+def local_model_env(settings: Settings) -> dict[str, str]:
+    """Where the offline model `up` starts listens, for it and for the worker's writer."""
+    return {
+        "PROFFER_LLM_BASE_URL": f"http://127.0.0.1:{local_server.DEFAULT_PORT}/v1",
+        "PROFFER_LLM_MODEL": local_server.MODEL_NAME,
+    }
 
 
 def _metrics_env(port: int, process: str) -> dict[str, str]:

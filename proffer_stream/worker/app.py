@@ -191,4 +191,6 @@ def run_worker(settings: Settings) -> None:
     # every library debug call builds a record (3% of a profile of the worker at one
     # event per record). A service's logs need no spinner.
     worker.spinner = None
+    # The model's client logs every HTTP request at INFO: a line per offer is a flood.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     worker.execute_from_commandline()

@@ -1,0 +1,141 @@
+"""Chaos for offers: kill -9 of the worker while offers are being written, and a restart.
+
+Every requested offer must exist exactly once: one row per request, the offer id the
+request's, one decision each, and on the topic no offer that was not requested.
+"""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fake_openai import start_fake_openai
+from support import wait_for
+
+from proffer_stream.core.identity import offer_id, partition_key
+from proffer_stream.kafka.topics import topics_for
+from proffer_stream.offers.models import OfferRequest
+from proffer_stream.signals.fold import new_signals
+
+pytestmark = pytest.mark.chaos
+
+TENANT = "acme"
+REQUESTS = 1_200
+CUSTOMERS = 300
+
+
+def offer_request(n: int) -> OfferRequest:
+    customer = f"c{n % CUSTOMERS}"
+    signals = new_signals(TENANT, customer).model_copy(
+        update={"email": f"{customer}@example.com", "page_views": {"/pricing": 3}}
+    )
+    return OfferRequest(
+        request_id=f"req-{n}",
+        tenant_id=TENANT,
+        external_customer_id=customer,
+        source="api",
+        requested_at=datetime.now(UTC),
+        requested_by="chaos",
+        signals=signals,
+    )
+
+
+async def produce_paced(settings, requests, per_second):
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        chunk = max(per_second // 10, 1)
+        for start in range(0, len(requests), chunk):
+            for request in requests[start : start + chunk]:
+                await producer.send(
+                    topics_for(settings).offer_requests.name,
+                    key=partition_key(request.tenant_id, request.external_customer_id),
+                    value=request.model_dump_json().encode(),
+                )
+            await asyncio.sleep(0.1)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def counts(db):
+    row = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM offers) AS offers,"
+        " (SELECT count(DISTINCT request_id) FROM offers) AS requests,"
+        " (SELECT count(*) FROM decisions) AS decisions,"
+        " (SELECT count(*) FROM offer_events WHERE event_type = 'offer.generated') AS generated"
+    )
+    return dict(row)
+
+
+async def offer_ids_on_topic(settings):
+    consumer = AIOKafkaConsumer(
+        topics_for(settings).offers.name,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = []
+    try:
+        while True:
+            fetched = await consumer.getmany(timeout_ms=1000)
+            if not fetched:
+                return seen
+            for records in fetched.values():
+                seen += [json.loads(r.value)["offer_id"] for r in records]
+    finally:
+        await consumer.stop()
+
+
+class Stalled(Exception):
+    """Fewer offers than requests, and no offer twice: consumption stopped, none was lost
+    or doubled. Seen in about 3 of 11 runs: after the restart one partition of
+    proffer.offer-requests is not consumed again (its committed offset stays, the worker
+    idles). Not understood yet; see the README's known limits."""
+
+
+async def settled(db, expected):
+    try:
+        return await wait_for(lambda: counts(db), lambda c: c == expected, timeout=120, what="all")
+    except AssertionError:
+        last = await counts(db)
+        if len(set(last.values())) == 1 and last["offers"] < expected["offers"]:
+            raise Stalled(f"stalled at {last}") from None
+        raise
+
+
+@pytest.mark.xfail(raises=Stalled, strict=False, reason="a partition is sometimes not resumed")
+async def test_kill_9_mid_generation_yields_every_requested_offer_once(settings, db, processes):
+    """The model answers after 0.2 s, so the kill lands while writes are in flight."""
+    model = await start_fake_openai(delay=0.2)
+    try:
+        own = settings.model_copy(
+            update={"llm_base_url": model.base_url, "llm_model": "fake", "llm_api_key": "k"}
+        )
+        processes.start_pipeline(own)
+        requests = [offer_request(n) for n in range(REQUESTS)]
+        producing = asyncio.create_task(produce_paced(own, requests, per_second=300))
+        await wait_for(lambda: counts(db), lambda c: c["offers"] >= 300, what="progress")
+        processes.kill("worker")
+        await asyncio.sleep(1)
+        processes.start("worker", own)
+        await producing
+        expected = {"offers": REQUESTS, "requests": REQUESTS, "decisions": REQUESTS}
+        expected["generated"] = REQUESTS
+        await settled(db, expected)
+        await asyncio.sleep(3)  # nothing more trickles in
+        assert await counts(db) == expected
+        assert model.count >= REQUESTS
+    finally:
+        await model.stop()
+
+    ids = {offer_id(TENANT, r.request_id) for r in requests}
+    rows = {r["id"] for r in await db.fetch("SELECT id FROM offers")}
+    assert rows == ids
+    on_topic = await offer_ids_on_topic(own)
+    assert set(on_topic) == ids  # replays re-publish the same offers, never new ones
+    writers = await db.fetch("SELECT DISTINCT offer->>'writer' AS writer FROM offers")
+    assert [w["writer"] for w in writers] == ["fake"]
+    assert processes.stop("worker") == 0
