@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -107,13 +108,15 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(events_topic, name="signals", concurrency=1)
     async def signals(stream: faust.StreamT[bytes]) -> None:
-        await config.ready.wait()
-        await _in_batches(stream, agent.process, settings.worker_batch_size, settings)
+        await _in_batches(
+            stream, after(config.ready, agent.process), settings.worker_batch_size, settings
+        )
 
     @app.agent(requests_topic, name="offers", concurrency=1)
     async def offers(stream: faust.StreamT[bytes]) -> None:
-        await config.ready.wait()
-        await _in_batches(stream, offers_agent.process, offers_batch_size(settings), settings)
+        await _in_batches(
+            stream, after(config.ready, offers_agent.process), offers_batch_size(settings), settings
+        )
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_tenant_config() -> None:
@@ -137,6 +140,22 @@ def _table(app: faust.App, name: str, settings: Settings, **options: Any) -> Tab
         **options,
     )
     return table
+
+
+def after(
+    ready: asyncio.Event, process: Callable[[Sequence[EventT[bytes]]], Awaitable[None]]
+) -> Callable[[Sequence[EventT[bytes]]], Awaitable[None]]:
+    """``process``, once ``ready`` is set: no batch is judged by stale tenant rules.
+
+    The agents iterate their streams from the start (Faust seeks and resumes them during
+    recovery); only the processing of the first batch waits.
+    """
+
+    async def process_when_ready(batch: Sequence[EventT[bytes]]) -> None:
+        await ready.wait()
+        await process(batch)
+
+    return process_when_ready
 
 
 async def _in_batches(
