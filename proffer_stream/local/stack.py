@@ -112,7 +112,7 @@ class LocalStack:
             except GaveUp as exc:
                 log.error("%s", exc)
                 return False
-            if port_is_open(settings.gateway_port, settings.gateway_host):
+            if all(port_is_open(port, host) for host, port in _serving_ports(settings)):
                 return True
             time.sleep(0.1)
         return False
@@ -216,6 +216,14 @@ def local_model_env(settings: Settings) -> dict[str, str]:
         "PROFFER_LLM_BASE_URL": f"http://127.0.0.1:{local_server.DEFAULT_PORT}/v1",
         "PROFFER_LLM_MODEL": local_server.MODEL_NAME,
     }
+
+
+def _serving_ports(settings: Settings) -> list[tuple[str, int]]:
+    """What answers once everything is up: the gateway, and the metrics of worker and sink."""
+    ports = [(settings.gateway_host, settings.gateway_port)]
+    if settings.metrics_port:
+        ports += [("127.0.0.1", settings.metrics_port), ("127.0.0.1", settings.metrics_port + 1)]
+    return ports
 
 
 def _metrics_env(port: int, process: str) -> dict[str, str]:
