@@ -27,9 +27,11 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -42,6 +44,7 @@ from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, free
 from proffer_stream.local.stack import prepare_database_and_topics
 from proffer_stream.local.supervisor import Supervisor
 
+T = TypeVar("T")
 TENANT = "local"
 TARGETS = {
     "gateway": 20_000,  # events/s accepted, posts of 100 events
@@ -541,19 +544,28 @@ def main() -> int:
     parser.add_argument("--skip-single", action="store_true", help="skip phase b1 (slowest)")
     args = parser.parse_args()
 
+    on_stack(args, measure)
+    return 0
+
+
+def on_stack(
+    args: argparse.Namespace,
+    measure: Callable[[Stack, argparse.Namespace], Coroutine[Any, Any, T]],
+    extra_env: dict[str, str] | None = None,
+) -> T:
+    """Run ``measure`` on a stack of its own in a temporary directory, then stop it all."""
     with tempfile.TemporaryDirectory(prefix="proffer-bench-") as workdir:
         settings = Settings(
             data_dir=Path(workdir) / "data", gateway_port=free_port(), log_level="WARNING"
         )
         log(f"starting the stack in {workdir}")
-        stack, servers = start_stack(settings, Path(workdir))
+        stack, servers = start_stack(settings, Path(workdir), extra_env)
         try:
-            asyncio.run(measure(stack, args))
+            return asyncio.run(measure(stack, args))
         finally:
             stack.supervisor.stop_all()
             for server in servers:
                 server.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -23,12 +23,10 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -38,16 +36,14 @@ from ingest import (
     cpu_by_role,
     http_bodies,
     log,
+    on_stack,
     phase_kafka,
-    start_stack,
     verdict,
     warm_up,
 )
 
 from proffer_stream.core.identity import partition_key
-from proffer_stream.core.settings import Settings
 from proffer_stream.kafka.topics import topics_for
-from proffer_stream.local.embedded import free_port
 from proffer_stream.offers.models import OfferRequest
 from proffer_stream.signals.fold import new_signals
 
@@ -239,25 +235,6 @@ async def measure_model(stack: Stack, args: argparse.Namespace) -> dict[str, flo
     }
 
 
-def run(
-    args: argparse.Namespace,
-    extra_env: dict[str, str],
-    measure: Callable[[Stack, argparse.Namespace], Coroutine[Any, Any, dict[str, float]]],
-) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="proffer-bench-offers-") as workdir:
-        settings = Settings(
-            data_dir=Path(workdir) / "data", gateway_port=free_port(), log_level="WARNING"
-        )
-        log(f"starting the stack in {workdir}")
-        stack, servers = start_stack(settings, Path(workdir), extra_env)
-        try:
-            return asyncio.run(measure(stack, args))
-        finally:
-            stack.supervisor.stop_all()
-            for server in servers:
-                server.stop()
-
-
 @contextlib.contextmanager
 def fake_model(delay: float) -> Iterator[str]:
     """The tests' loopback OpenAI-compatible fake, answering after ``delay`` s; its URL."""
@@ -323,14 +300,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    figures = run(args, {}, measure_builtin)
+    figures = on_stack(args, measure_builtin)
     with fake_model(delay=1.0) as base_url:
         llm = {
             "PROFFER_LLM_BASE_URL": base_url,
             "PROFFER_LLM_MODEL": "fake-1s",
             "PROFFER_LLM_API_KEY": "bench",
         }
-        figures |= run(args, llm, measure_model)
+        figures |= on_stack(args, measure_model, llm)
     report(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

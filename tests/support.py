@@ -15,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from proffer_stream.core.settings import Settings
 from proffer_stream.local.embedded import free_port, port_is_open
@@ -38,6 +39,24 @@ async def new_database(server_dsn: str) -> str:
     finally:
         await admin.close()
     return database_dsn(server_dsn, name)
+
+
+async def produce_paced(
+    settings: Settings, topic: str, records: list[tuple[bytes, bytes]], per_second: int
+) -> None:
+    """Put (key, value) records on ``topic`` at about ``per_second``, a tenth of a second's
+    worth at a time, as a steady producer would."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        chunk = max(per_second // 10, 1)
+        for start in range(0, len(records), chunk):
+            for key, value in records[start : start + chunk]:
+                await producer.send(topic, key=key, value=value)
+            await asyncio.sleep(0.1)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         return self.data_dir / "faust"
 
     @property
+    def model_configured(self) -> bool:
+        """Whether offers are written by a model (a base URL and a model are set)."""
+        return bool(self.llm_base_url and self.llm_model)
+
+    @property
     def bootstrap_servers(self) -> str:
         """The Kafka to use: the configured servers, else the embedded broker's address."""
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded_kafka_port}"

@@ -203,7 +203,7 @@ class LLMWriter:
 
 def writer_for(settings: Settings) -> Writer:
     """The model writer when a model is configured (base URL and model), else the built-in."""
-    if settings.llm_base_url and settings.llm_model:
+    if settings.model_configured:
         return LLMWriter.from_settings(settings)
     return BuiltinWriter()
 

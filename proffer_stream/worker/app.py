@@ -180,7 +180,7 @@ def offers_batch_size(settings: Settings) -> int:
     A batch is acked when its slowest request is decided, so batches no bigger than the
     writes in flight keep a request from waiting behind a whole batch of model calls.
     """
-    if settings.llm_base_url and settings.llm_model:
+    if settings.model_configured:
         return min(settings.worker_batch_size, settings.llm_concurrency)
     return settings.worker_batch_size
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from support import wait_for
+from support import produce_paced, wait_for
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.kafka.topics import ensure_topics, topics_for
@@ -17,29 +17,18 @@ TOTAL_EVENTS = 20_000
 CUSTOMERS = 200
 
 
-async def produce_paced(settings, total, per_second):
+def purchases(total):
     """One event per record, no event ids: only the offsets can keep the counts exact."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
-    await producer.start()
-    try:
-        chunk = per_second // 10
-        for start in range(0, total, chunk):
-            for n in range(start, min(start + chunk, total)):
-                customer = f"c{n % CUSTOMERS}"
-                value = {
-                    "tenant_id": "acme",
-                    "customer": {"id": customer},
-                    "events": [{"type": "purchase", "data": {"amount": 1}}],
-                }
-                await producer.send(
-                    topics_for(settings).events.name,
-                    key=partition_key("acme", customer),
-                    value=json.dumps(value).encode(),
-                )
-            await asyncio.sleep(0.1)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    records = []
+    for n in range(total):
+        customer = f"c{n % CUSTOMERS}"
+        value = {
+            "tenant_id": "acme",
+            "customer": {"id": customer},
+            "events": [{"type": "purchase", "data": {"amount": 1}}],
+        }
+        records.append((partition_key("acme", customer), json.dumps(value).encode()))
+    return records
 
 
 async def totals(db):
@@ -53,7 +42,11 @@ async def totals(db):
 
 async def test_kill_9_mid_stream_loses_and_duplicates_nothing(settings, db, processes):
     processes.start_pipeline(settings)
-    producing = asyncio.create_task(produce_paced(settings, TOTAL_EVENTS, per_second=2_000))
+    producing = asyncio.create_task(
+        produce_paced(
+            settings, topics_for(settings).events.name, purchases(TOTAL_EVENTS), per_second=2_000
+        )
+    )
     await wait_for(lambda: totals(db), lambda t: t["counted"] >= 3_000, what="progress")
     processes.kill("worker")
     processes.kill("sink")

@@ -9,9 +9,9 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from fake_openai import start_fake_openai
-from support import wait_for
+from support import produce_paced, wait_for
 
 from proffer_stream.core.identity import offer_id, partition_key
 from proffer_stream.kafka.topics import topics_for
@@ -39,24 +39,6 @@ def offer_request(n: int) -> OfferRequest:
         requested_by="chaos",
         signals=signals,
     )
-
-
-async def produce_paced(settings, requests, per_second):
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
-    await producer.start()
-    try:
-        chunk = max(per_second // 10, 1)
-        for start in range(0, len(requests), chunk):
-            for request in requests[start : start + chunk]:
-                await producer.send(
-                    topics_for(settings).offer_requests.name,
-                    key=partition_key(request.tenant_id, request.external_customer_id),
-                    value=request.model_dump_json().encode(),
-                )
-            await asyncio.sleep(0.1)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def counts(db):
@@ -116,7 +98,12 @@ async def test_kill_9_mid_generation_yields_every_requested_offer_once(settings,
         )
         processes.start_pipeline(own)
         requests = [offer_request(n) for n in range(REQUESTS)]
-        producing = asyncio.create_task(produce_paced(own, requests, per_second=300))
+        records = [
+            (partition_key(TENANT, r.external_customer_id), r.model_dump_json().encode())
+            for r in requests
+        ]
+        topic = topics_for(own).offer_requests.name
+        producing = asyncio.create_task(produce_paced(own, topic, records, per_second=300))
         await wait_for(lambda: counts(db), lambda c: c["offers"] >= 300, what="progress")
         processes.kill("worker")
         await asyncio.sleep(1)
