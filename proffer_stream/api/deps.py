@@ -42,10 +42,11 @@ async def require_tenant(request: Request) -> str:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "missing_api_key", "Send 'Authorization: Bearer <your API key>'.")
-    found = await _services_of(request).keys.tenant_for(key.strip())
+    found = await _services_of(request).keys.owner_of(key.strip())
     if found is None:
         raise ApiError(401, "invalid_api_key", "The API key is not valid or was revoked.")
-    return found
+    request.state.key_name = found.name
+    return found.tenant_id
 
 
 async def tenant_or_signup(request: Request) -> str | None:
@@ -61,3 +62,12 @@ Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Publisher = Annotated[EventPublisher, Depends(_publisher)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 ServicesDep = Annotated[Services, Depends(_services)]
+
+
+async def key_name(request: Request, tenant_id: Tenant) -> str:
+    """The name of the caller's API key, to record who changed what."""
+    name: str = request.state.key_name
+    return name
+
+
+KeyName = Annotated[str, Depends(key_name)]

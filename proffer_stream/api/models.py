@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from proffer_stream.core.types import ExternalId, StrictModel, Text
+from proffer_stream.core.types import ExternalId, Money, StrictModel, Text
 from proffer_stream.db.keys import NewApiKey
+from proffer_stream.db.stats import FunnelStageName
 from proffer_stream.ingest.models import NormalizedEvent
-from proffer_stream.offers.models import DecisionTrace, Offer
+from proffer_stream.offers.models import Channel, DecisionTrace, Offer, OfferStatus
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import TriggerRule, unique_rule_ids
 from proffer_stream.signals.models import CustomerView
@@ -107,6 +108,55 @@ class OfferPending(BaseModel):
     poll_url: str
 
 
+class StatusChange(StrictModel):
+    """Move an offer along its lifecycle: generated -> approved -> sent -> redeemed, or
+    to expired from any of those."""
+
+    status: OfferStatus
+
+
+class ChangePending(BaseModel):
+    """The change is on its way to the offers agent; poll ``poll_url`` for its outcome."""
+
+    success: Literal[True] = True
+    status: Literal["pending"] = "pending"
+    command_id: str
+    poll_url: str
+
+
+class TransitionError(ErrorBody):
+    current_status: OfferStatus | None = Field(None, description="The offer's status now.")
+    allowed_statuses: list[OfferStatus] = Field(
+        default_factory=list, description="Where the offer may move from its status."
+    )
+
+
+class TransitionConflict(BaseModel):
+    """The offer cannot make this move (409)."""
+
+    success: Literal[False] = False
+    error: TransitionError
+
+
+class OfferEventView(BaseModel):
+    """One entry of an offer's history."""
+
+    event_id: str
+    event_type: str
+    previous_status: OfferStatus | None
+    status: OfferStatus | None
+    version: int
+    occurred_at: datetime
+    cause: str = Field(description="Who or what caused it: an API key's name, a rule, ...")
+    reason: str | None = Field(None, description="Why, for a rejected redemption.")
+
+
+class OfferEventsResponse(BaseModel):
+    success: Literal[True] = True
+    offer_id: int
+    events: list[OfferEventView]
+
+
 class GenerateBatch(StrictModel):
     min_events: int = Field(1, ge=0, le=1_000_000_000)
     limit: int = Field(10, ge=1, le=50)
@@ -170,3 +220,58 @@ class PolicyView(BaseModel):
     policy: Policy
     changed_at: datetime | None = None
     is_default: bool = False
+
+
+class FunnelStageView(BaseModel):
+    """How many offers reached a stage (its timestamp is set; generated: all offers)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    stage: FunnelStageName
+    count: int
+    rate_from_previous: float | None = Field(
+        description="count / the previous stage's count, to 4 decimals; null for generated"
+        " (no previous stage) or when the previous stage's count is 0."
+    )
+    rate_from_generated: float | None = Field(
+        description="count / generated, to 4 decimals; null when no offer was generated."
+    )
+
+
+class OfferStatsView(BaseModel):
+    """The numbers of a set of offers: all the tenant's in the window, or one rule's."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    offers: int = Field(description="Offers generated in the window.")
+    by_status: dict[OfferStatus, int] = Field(description="Offers by current status, 0s too.")
+    by_channel: dict[Channel, int] = Field(description="Offers by channel, 0s too.")
+    funnel: list[FunnelStageView] = Field(
+        description="generated, approved, sent, seen, clicked, redeemed, in that order."
+    )
+    redeemed_revenue: Money = Field(
+        description="The sum of the redeemed offers' amounts, rounded to 2 decimals: a JSON"
+        " number (0 when none)."
+    )
+    median_seconds_sent_to_redeemed: float | None = Field(
+        description="The median of redeemed_at - sent_at in seconds over the offers with"
+        " both; null when none."
+    )
+
+
+class RuleStatsView(OfferStatsView):
+    rule_id: str | None = Field(
+        description="The rule that made the offers; null: offers made through the API."
+    )
+
+
+class StatsResponse(BaseModel):
+    success: Literal[True] = True
+    from_: datetime | None = Field(
+        serialization_alias="from", description="The window's start (inclusive), if given."
+    )
+    to: datetime | None = Field(description="The window's end (exclusive), if given.")
+    totals: OfferStatsView
+    by_rule: list[RuleStatsView] = Field(
+        description="Per rule: by redeemed revenue, then by offers, descending."
+    )

@@ -86,24 +86,25 @@ class EventPublisher:
 
 
 class KeyCache:
-    """API key -> tenant, cached for a short while so each request costs no query."""
+    """API key -> its tenant and name, cached for a short while so each request costs no
+    query."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self._entries: dict[str, tuple[str, float]] = {}
+        self._entries: dict[str, tuple[keys.KeyOwner, float]] = {}
 
-    async def tenant_for(self, key: str) -> str | None:
-        """The key's tenant, or ``None``; raises a 503 when PostgreSQL cannot say."""
+    async def owner_of(self, key: str) -> keys.KeyOwner | None:
+        """The key's tenant and name, or ``None``; raises a 503 when PostgreSQL cannot say."""
         cached = self._entries.get(key)
         if cached and cached[1] > time.monotonic():
             return cached[0]
         try:
-            tenant = await keys.tenant_for_key(self.pool, key)
+            owner = await keys.key_owner(self.pool, key)
         except TRANSIENT_ERRORS as exc:
             raise ApiError(503, "database_unavailable", "Cannot check the API key now.") from exc
-        if tenant is not None:
-            self._entries[key] = (tenant, time.monotonic() + KEY_CACHE_SECONDS)
-        return tenant
+        if owner is not None:
+            self._entries[key] = (owner, time.monotonic() + KEY_CACHE_SECONDS)
+        return owner
 
 
 class Services:

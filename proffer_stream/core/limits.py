@@ -13,6 +13,8 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 LARGEST_NUMBER = 1e15
 """Largest magnitude of a number in event data or metadata (money sums stay exact)."""
+LARGEST_WHOLE_NUMBER = 2**53 - 1
+"""Largest magnitude of a whole number there: ids (an offer's id) are exact up to it."""
 MAX_NESTING = 20
 
 
@@ -86,7 +88,10 @@ def _check_scalar(value: Any) -> str | None:
     kind = type(value)
     if kind is str:
         return _unstorable(value)
-    if kind is float or kind is int:
+    if kind is int:
+        if not -LARGEST_WHOLE_NUMBER <= value <= LARGEST_WHOLE_NUMBER:
+            return "whole numbers must be at most 2^53 - 1"
+    elif kind is float:
         # NaN fails both comparisons, infinities the bound.
         if not -LARGEST_NUMBER <= value <= LARGEST_NUMBER:
             return f"numbers must be finite and at most {LARGEST_NUMBER:.0e}"

@@ -40,6 +40,19 @@ OFFER_REQUESTS = Counter(
 OFFER_DECISIONS = Counter(
     "proffer_offer_decisions_total", "Offer requests decided, by outcome.", ["outcome"]
 )
+OFFER_COMMANDS = Counter(
+    "proffer_offer_commands_total",
+    "Commands asked of the offers agent by customers' events (seen, clicked, redeem).",
+    ["action"],
+)
+OFFER_CHANGES = Counter(
+    "proffer_offer_changes_total",
+    "Offer lifecycle events published by the offers agent, by type.",
+    ["type"],
+)
+OFFER_EXPIRIES_DUE = Counter(
+    "proffer_offer_expiries_due_total", "Expiry commands sent by the offers' expiry timers."
+)
 SINK_ROWS = Counter("proffer_sink_rows_total", "Rows written by the sink.", ["table"])
 SINK_BATCH_SECONDS = Histogram(
     "proffer_sink_batch_seconds", "Time to write one batch to PostgreSQL."

@@ -120,7 +120,14 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=60,
-        description="How long POST /api/offers/generate waits for the offer before a 202.",
+        description="How long POST /api/offers/generate and PATCH /api/offers/{id} wait"
+        " for the outcome before answering 202 with where to poll.",
+    )
+    expiry_check_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often the worker's expiry timers look for offers past expires_at.",
     )
     signup_enabled: bool = Field(
         False,

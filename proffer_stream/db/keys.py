@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 import asyncpg
 from pydantic import BaseModel, Field
@@ -60,10 +61,25 @@ async def create_key(pool: asyncpg.Pool, tenant_id: str, name: str) -> NewApiKey
 
 async def tenant_for_key(pool: asyncpg.Pool, key: str) -> str | None:
     """The tenant of a valid, unrevoked key, else ``None``."""
-    tenant: str | None = await pool.fetchval(
-        "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(key)
+    owner = await key_owner(pool, key)
+    return owner.tenant_id if owner else None
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Whose a key is: its tenant, and the name it was given (which changes record)."""
+
+    tenant_id: str
+    name: str
+
+
+async def key_owner(pool: asyncpg.Pool, key: str) -> KeyOwner | None:
+    """The tenant and name of a valid, unrevoked key, else ``None``."""
+    row = await pool.fetchrow(
+        "SELECT tenant_id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_key(key),
     )
-    return tenant
+    return None if row is None else KeyOwner(row["tenant_id"], row["name"])
 
 
 async def list_keys(pool: asyncpg.Pool, tenant_id: str | None = None) -> list[ApiKey]:

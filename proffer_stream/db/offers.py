@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 from pydantic_core import to_json
 
-from proffer_stream.offers.models import DecisionTrace, Offer, OfferEvent
+from proffer_stream.offers.models import CommandOutcome, DecisionTrace, Offer, OfferEvent
 
 
 async def apply_offer_events(conn: asyncpg.Connection, events: Sequence[OfferEvent]) -> int:
@@ -79,13 +79,21 @@ async def _upsert_offers(conn: asyncpg.Connection, offers: Sequence[Offer]) -> N
         """
         INSERT INTO offers AS o (tenant_id, id, customer_id, external_customer_id, status,
                                  channel, offer_type, rule_id, request_id, version,
-                                 generated_at, expires_at, offer)
+                                 generated_at, expires_at, offer, approved_at, sent_at,
+                                 seen_at, clicked_at, redeemed_at, expired_at, redeemed_amount)
         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
                              $6::text[], $7::text[], $8::text[], $9::text[], $10::int[],
-                             $11::timestamptz[], $12::timestamptz[], $13::jsonb[])
+                             $11::timestamptz[], $12::timestamptz[], $13::jsonb[],
+                             $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                             $17::timestamptz[], $18::timestamptz[], $19::timestamptz[],
+                             $20::numeric[])
         ON CONFLICT (tenant_id, id) DO UPDATE SET
             status = EXCLUDED.status, channel = EXCLUDED.channel, version = EXCLUDED.version,
-            expires_at = EXCLUDED.expires_at, offer = EXCLUDED.offer
+            expires_at = EXCLUDED.expires_at, offer = EXCLUDED.offer,
+            approved_at = EXCLUDED.approved_at, sent_at = EXCLUDED.sent_at,
+            seen_at = EXCLUDED.seen_at, clicked_at = EXCLUDED.clicked_at,
+            redeemed_at = EXCLUDED.redeemed_at, expired_at = EXCLUDED.expired_at,
+            redeemed_amount = EXCLUDED.redeemed_amount
         WHERE o.version < EXCLUDED.version
         """,
         [o.tenant_id for o in offers],
@@ -101,7 +109,82 @@ async def _upsert_offers(conn: asyncpg.Connection, offers: Sequence[Offer]) -> N
         [o.generated_at for o in offers],
         [o.expires_at for o in offers],
         [o.model_dump_json() for o in offers],
+        [o.approved_at for o in offers],
+        [o.sent_at for o in offers],
+        [o.seen_at for o in offers],
+        [o.clicked_at for o in offers],
+        [o.redeemed_at for o in offers],
+        [o.expired_at for o in offers],
+        [o.redemption.amount if o.redemption else None for o in offers],
     )
+
+
+async def apply_command_outcomes(
+    conn: asyncpg.Connection, outcomes: Sequence[CommandOutcome]
+) -> int:
+    """Project command outcomes: each command's once."""
+    if not outcomes:
+        return 0
+    await conn.execute(
+        """
+        INSERT INTO offer_commands (tenant_id, command_id, offer_id, outcome, status, version,
+                                    reason, allowed, occurred_at)
+        SELECT tenant_id, command_id, offer_id, outcome, status, version, reason,
+               ARRAY(SELECT jsonb_array_elements_text(allowed)), occurred_at
+        FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::int[],
+                    $7::text[], $8::jsonb[], $9::timestamptz[])
+             AS u(tenant_id, command_id, offer_id, outcome, status, version, reason, allowed,
+                  occurred_at)
+        ON CONFLICT DO NOTHING
+        """,
+        [o.tenant_id for o in outcomes],
+        [o.command_id for o in outcomes],
+        [o.offer_id for o in outcomes],
+        [o.outcome for o in outcomes],
+        [o.status for o in outcomes],
+        [o.version for o in outcomes],
+        [o.reason for o in outcomes],
+        [to_json(o.allowed).decode() for o in outcomes],
+        [o.occurred_at for o in outcomes],
+    )
+    return len(outcomes)
+
+
+async def get_command_outcome(
+    pool: asyncpg.Pool, tenant_id: str, command_id: str
+) -> CommandOutcome | None:
+    """What became of a command, once the sink has it."""
+    row = await pool.fetchrow(
+        "SELECT command_id, tenant_id, offer_id, outcome, status, version, reason, allowed,"
+        " occurred_at FROM offer_commands WHERE tenant_id = $1 AND command_id = $2",
+        tenant_id,
+        command_id,
+    )
+    return None if row is None else CommandOutcome.model_validate(dict(row))
+
+
+async def get_offer_at(
+    pool: asyncpg.Pool, tenant_id: str, offer_id: int, version: int
+) -> Offer | None:
+    """The offer once the sink has it at ``version`` or later."""
+    value = await pool.fetchval(
+        "SELECT offer FROM offers WHERE tenant_id = $1 AND id = $2 AND version >= $3",
+        tenant_id,
+        offer_id,
+        version,
+    )
+    return None if value is None else Offer.model_validate_json(value)
+
+
+async def list_offer_events(pool: asyncpg.Pool, tenant_id: str, offer_id: int) -> list[OfferEvent]:
+    """An offer's whole history, oldest first: each change, and rejected redemptions."""
+    rows = await pool.fetch(
+        "SELECT event FROM offer_events WHERE tenant_id = $1 AND offer_id = $2"
+        " ORDER BY version, occurred_at, event_id",
+        tenant_id,
+        offer_id,
+    )
+    return [OfferEvent.model_validate_json(row["event"]) for row in rows]
 
 
 async def get_offer(pool: asyncpg.Pool, tenant_id: str, offer_id: int) -> Offer | None:

@@ -13,7 +13,7 @@ from proffer_stream.ingest.models import EventBatch
 from proffer_stream.kafka.deadletter import DeadLetter
 from proffer_stream.kafka.topics import Topics, topics
 from proffer_stream.offers.config import ConfigChange
-from proffer_stream.offers.models import OfferEvent, OfferRequest
+from proffer_stream.offers.models import CommandOutcome, OfferEvent, OfferRequestsRecord
 from proffer_stream.signals.models import CustomerSignals
 
 Mode = Literal["validation", "serialization"]
@@ -37,11 +37,16 @@ def messages() -> dict[str, tuple[type[BaseModel], str, Mode]]:
             "serialization",
         ),
         "proffer.offer-requests.v1.json": (
-            OfferRequest,
+            OfferRequestsRecord,
             names.offer_requests.name,
             "validation",
         ),
         "proffer.offers.v1.json": (OfferEvent, names.offers.name, "serialization"),
+        "proffer.offer-command-outcomes.v1.json": (
+            CommandOutcome,
+            names.offer_outcomes.name,
+            "serialization",
+        ),
         "proffer.tenant-config.v1.json": (
             ConfigChange,
             names.tenant_config.name,

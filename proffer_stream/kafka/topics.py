@@ -45,6 +45,7 @@ class Topics:
     events: TopicSpec
     offer_requests: TopicSpec
     offers: TopicSpec
+    offer_outcomes: TopicSpec
     deadletter: TopicSpec
     tenant_config: TopicSpec
     signals_changelog: TopicSpec
@@ -56,6 +57,7 @@ class Topics:
             self.events,
             self.offer_requests,
             self.offers,
+            self.offer_outcomes,
             self.deadletter,
             self.tenant_config,
             self.signals_changelog,
@@ -85,7 +87,11 @@ def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
     return Topics(
         events=TopicSpec(f"{prefix}proffer.events"),
         offer_requests=TopicSpec(f"{prefix}proffer.offer-requests"),
-        offers=TopicSpec(f"{prefix}proffer.offers"),
+        # The offers' history: kept for ever, so the sink can rebuild its tables from it.
+        offers=TopicSpec(f"{prefix}proffer.offers", {"retention.ms": "-1"}),
+        offer_outcomes=TopicSpec(
+            f"{prefix}proffer.offer-command-outcomes", {"retention.ms": str(DAY_MS)}
+        ),
         deadletter=TopicSpec(f"{prefix}proffer.deadletter"),
         tenant_config=TopicSpec(f"{prefix}proffer.tenant-config", COMPACTED),
         signals_changelog=TopicSpec(changelog_name(app_id, SIGNALS_TABLE), COMPACTED),

@@ -30,7 +30,7 @@ from proffer_stream.signals.models import CustomerSignals
 MAX_KEPT_OFFERS = 100
 """Most offers the agent keeps per customer (the newest); older ones live in PostgreSQL."""
 MAX_REMEMBERED_REQUESTS = 1000
-"""Most request ids remembered per customer, to decide a re-sent request once."""
+"""Most request and command ids remembered per customer, to decide a re-sent one once."""
 
 
 class CustomerOffers(BaseModel):
@@ -45,9 +45,17 @@ class CustomerOffers(BaseModel):
     source_offset: int = -1
 
 
-def already_decided(state: CustomerOffers, request: OfferRequest, offset: int) -> bool:
-    """A replayed record (at or below the last offset) or a request decided before."""
-    return offset <= state.source_offset or request.request_id in state.decided
+def already_decided(state: CustomerOffers, message_id: str, offset: int) -> bool:
+    """A replayed record (at or below the last offset), or a request or command with this
+    id decided before."""
+    return offset <= state.source_offset or message_id in state.decided
+
+
+def remember(state: CustomerOffers, message_id: str, offset: int) -> None:
+    """Record a request or command as decided, so that a replay decides it no more."""
+    state.decided.append(message_id)
+    del state.decided[:-MAX_REMEMBERED_REQUESTS]
+    state.source_offset = max(state.source_offset, offset)
 
 
 def suppression(
@@ -163,9 +171,7 @@ def _remember(
     offer: Offer | None,
     now: datetime,
 ) -> None:
-    state.decided.append(request.request_id)
-    del state.decided[:-MAX_REMEMBERED_REQUESTS]
-    state.source_offset = max(state.source_offset, offset)
+    remember(state, request.request_id, offset)
     if offer is None:
         return
     state.offers[offer.id] = offer

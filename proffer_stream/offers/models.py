@@ -2,14 +2,18 @@
 
 A writer (built-in or a model) produces an :class:`OfferDraft`; policy judges it; the
 offers agent turns a judged draft into an :class:`Offer`. Every decision, an offer or
-none, is an :class:`OfferEvent` on ``proffer.offers`` with its :class:`DecisionTrace`.
+none, is an :class:`OfferEvent` on ``proffer.offers`` with its :class:`DecisionTrace`;
+so is every later change of the offer, which an :class:`OfferCommand` asks for (the API,
+a timer, or a customer's behaviour) and whose outcome, for the API, is a
+:class:`CommandOutcome`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, RootModel, Tag, model_validator
 
 from proffer_stream.core.types import ExternalId, StrictModel, TenantId, Text, UtcDatetime
 from proffer_stream.signals.models import CustomerSignals
@@ -52,6 +56,14 @@ class OfferDraft(BaseModel):
     reasoning: str = Field(max_length=5000)
 
 
+class Redemption(BaseModel):
+    """What redeemed an offer: the purchase event (or the API call) and its amount."""
+
+    cause: str = Field(description="The purchase event's id, or the API key's name.")
+    amount: Decimal | None = Field(None, description="The order's amount, when the event had one.")
+    code: str | None = None
+
+
 class Offer(BaseModel):
     """An offer as the API shows it (the reference's shape) plus what we keep with it."""
 
@@ -73,6 +85,13 @@ class Offer(BaseModel):
     rule_version: int | None = None
     writer: str = Field(description='"built-in", or the model that wrote it.')
     version: int = Field(1, description="One more with every change of the offer.")
+    approved_at: UtcDatetime | None = None
+    sent_at: UtcDatetime | None = None
+    redeemed_at: UtcDatetime | None = None
+    expired_at: UtcDatetime | None = None
+    seen_at: UtcDatetime | None = Field(None, description="When the customer first saw it.")
+    clicked_at: UtcDatetime | None = Field(None, description="When the customer first clicked.")
+    redemption: Redemption | None = None
 
 
 class OfferRequest(StrictModel):
@@ -83,6 +102,7 @@ class OfferRequest(StrictModel):
     """
 
     schema_version: Literal[1] = 1
+    kind: Literal["request"] = "request"
     request_id: str = Field(min_length=1, max_length=200)
     tenant_id: TenantId
     external_customer_id: ExternalId
@@ -134,11 +154,106 @@ class DecisionTrace(BaseModel):
     )
 
 
-OfferEventType = Literal["offer.generated", "offer.suppressed"]
+CommandAction = Literal["transition", "seen", "clicked", "redeem", "expire"]
+
+
+class OfferCommand(StrictModel):
+    """A change asked of a customer's offers, on ``proffer.offer-requests`` beside requests.
+
+    ``transition`` (the API: ``status``), ``seen`` and ``clicked`` (an engagement event:
+    ``offer_id``), ``redeem`` (a purchase event: ``offer_id`` or ``code``), ``expire`` (the
+    expiry timer). The offers agent that owns the customer applies it once: its id is
+    remembered, and ``issued_at`` is the time of the change, so a replay changes nothing.
+    """
+
+    schema_version: Literal[1] = 1
+    kind: Literal["command"] = "command"
+    command_id: str = Field(min_length=1, max_length=300)
+    tenant_id: TenantId
+    external_customer_id: ExternalId
+    action: CommandAction
+    offer_id: int | None = Field(None, ge=1, lt=2**53)
+    status: OfferStatus | None = Field(None, description="The status asked for (transition).")
+    code: Text | None = Field(
+        None, max_length=200, description="The offer code a purchase carried (redeem)."
+    )
+    amount: Decimal | None = Field(
+        None, ge=0, le=10**12, allow_inf_nan=False, description="The purchase's amount."
+    )
+    cause: Text = Field(
+        max_length=300, description="Who or what asks: an API key's name, an event id, a timer."
+    )
+    issued_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _has_what_its_action_needs(self) -> OfferCommand:
+        if self.action == "transition" and self.status is None:
+            raise ValueError("a transition names the status asked for")
+        if self.action == "redeem" and self.offer_id is None and not self.code:
+            raise ValueError("a redemption names the offer's id or code")
+        if self.action in ("transition", "seen", "clicked", "expire") and self.offer_id is None:
+            raise ValueError(f"{self.action} names the offer's id")
+        return self
+
+
+def _kind(value: object) -> str:
+    """Requests came before commands and carry no ``kind``."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "request"))
+    return str(getattr(value, "kind", "request"))
+
+
+class OfferRequestsRecord(
+    RootModel[
+        Annotated[
+            Annotated[OfferRequest, Tag("request")] | Annotated[OfferCommand, Tag("command")],
+            Discriminator(_kind),
+        ]
+    ]
+):
+    """A record of ``proffer.offer-requests``: a request for an offer (``kind`` "request",
+    or none), or a command (``kind`` "command")."""
+
+
+class CommandOutcome(BaseModel):
+    """What became of a command from the API, on ``proffer.offer-command-outcomes``.
+
+    The gateway waits for it (through PostgreSQL) to answer the call that sent it.
+    """
+
+    schema_version: Literal[1] = 1
+    command_id: str
+    tenant_id: TenantId
+    offer_id: int
+    outcome: Literal["applied", "rejected"]
+    status: OfferStatus | None = Field(None, description="The offer's status after it.")
+    version: int = Field(0, description="The offer's version after it.")
+    reason: str | None = Field(None, description="Why it was rejected.")
+    allowed: list[OfferStatus] = Field(
+        default_factory=list, description="The statuses the offer may move to from ``status``."
+    )
+    occurred_at: UtcDatetime
+
+
+OfferEventType = Literal[
+    "offer.generated",
+    "offer.suppressed",
+    "offer.approved",
+    "offer.sent",
+    "offer.seen",
+    "offer.clicked",
+    "offer.redeemed",
+    "offer.expired",
+    "offer.redemption_rejected",
+]
 
 
 class OfferEvent(BaseModel):
-    """One change of an offer, or one decision not to make one, on ``proffer.offers``."""
+    """One change of an offer, or one decision not to make one, on ``proffer.offers``.
+
+    ``version`` is the offer's after the change (one more per change; a rejected
+    redemption changes nothing and keeps it); ``offer`` is its snapshot then.
+    """
 
     schema_version: Literal[1] = 1
     event_id: str
@@ -146,12 +261,16 @@ class OfferEvent(BaseModel):
     tenant_id: TenantId
     customer_id: int
     external_customer_id: str
-    request_id: str
+    request_id: str | None = Field(None, description="The request, for generated/suppressed.")
+    command_id: str | None = Field(None, description="The command, for later changes.")
     offer_id: int | None = None
     previous_status: OfferStatus | None = None
     status: OfferStatus | None = None
     version: int = 0
     occurred_at: UtcDatetime
     cause: str = Field(description="What caused it: an API key's name, a rule, a timer, ...")
+    reason: str | None = Field(None, description="Why a redemption was rejected.")
     offer: Offer | None = None
-    trace: DecisionTrace
+    trace: DecisionTrace | None = Field(
+        None, description="The decision's trace, for generated and suppressed."
+    )

@@ -57,7 +57,12 @@ class Policy(StrictModel):
     channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), min_length=1)
     max_headline_chars: int = Field(120, ge=10, le=500)
     max_body_chars: int = Field(1000, ge=10, le=5000)
-    auto_approve: bool = False
+    auto_approve: bool = Field(
+        False, description="Approve every offer that passed policy at once, without review."
+    )
+    redeem_approved: bool = Field(
+        False, description="Let an approved offer be redeemed before it is sent."
+    )
     offer_cooldown_hours: float = Field(24, ge=0, le=MAX_HOURS, allow_inf_nan=False)
 
     @model_validator(mode="after")

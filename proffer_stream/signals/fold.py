@@ -44,27 +44,27 @@ def apply_record(
     offset: int,
     now: datetime,
     seen: SeenIds,
-) -> int:
-    """Fold one ``proffer.events`` record into ``state``; return how many events counted.
+) -> list[NormalizedEvent]:
+    """Fold one ``proffer.events`` record into ``state``; return the events counted.
 
     A record at or below the last offset applied is a replay and changes nothing; an
     event whose id ``seen`` remembers is a re-send and is not counted again.
     """
     if offset <= state.source_offset:
-        return 0
+        return []
     _merge_profile(state, customer)
-    counted_here: set[str] = set()
+    counted_here: dict[str, NormalizedEvent] = {}
     for event in events:
         if event.id in counted_here or not seen.first_sighting(
             event.id, offset, state.source_offset
         ):
             continue
-        counted_here.add(event.id)
+        counted_here[event.id] = event
         _count_event(state, event, now)
     _forget_old_hours(state, now)
     state.source_offset = offset
     state.updated_at = now
-    return len(counted_here)
+    return list(counted_here.values())
 
 
 def _merge_profile(state: CustomerSignals, customer: CustomerIn) -> None:

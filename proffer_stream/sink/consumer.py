@@ -29,6 +29,7 @@ from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.kafka.deadletter import SourceRecord, dead_letter
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.sink.projections import (
+    CommandOutcomesProjection,
     CustomersProjection,
     EventsProjection,
     OffersProjection,
@@ -49,6 +50,7 @@ def projections_for(settings: Settings) -> dict[str, Projection]:
         topics.events.name: EventsProjection(topics.events.name),
         topics.signals_changelog.name: CustomersProjection(topics.signals_changelog.name),
         topics.offers.name: OffersProjection(topics.offers.name),
+        topics.offer_outcomes.name: CommandOutcomesProjection(topics.offer_outcomes.name),
         topics.tenant_config.name: TenantConfigProjection(topics.tenant_config.name),
     }
 

@@ -14,11 +14,11 @@ from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import EventRow, insert_events
-from proffer_stream.db.offers import apply_offer_events
+from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
 from proffer_stream.db.tenant_config import apply_config_changes
 from proffer_stream.ingest.records import describe_errors, read_event_record, read_message
 from proffer_stream.offers.config import ConfigChange
-from proffer_stream.offers.models import OfferEvent
+from proffer_stream.offers.models import CommandOutcome, OfferEvent
 from proffer_stream.signals.models import CustomerSignals
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,19 @@ class OffersProjection:
     async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
         events = [read_message(OfferEvent, record.value) for record in records]
         return await apply_offer_events(conn, events)
+
+
+class CommandOutcomesProjection:
+    """``proffer.offer-command-outcomes`` -> ``offer_commands``: what the gateway waits for."""
+
+    table = "offer_commands"
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
+        outcomes = [read_message(CommandOutcome, record.value) for record in records]
+        return await apply_command_outcomes(conn, outcomes)
 
 
 class TenantConfigProjection:

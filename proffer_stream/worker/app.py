@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -23,10 +24,11 @@ from proffer_stream.kafka.topics import (
 )
 from proffer_stream.llm.writer import writer_for
 from proffer_stream.offers.config import TenantConfigs
-from proffer_stream.offers.models import OfferEvent
+from proffer_stream.offers.models import CommandOutcome, OfferEvent
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import rules_file_or_default
 from proffer_stream.worker.deadletters import DeadLetters
+from proffer_stream.worker.expiry import ExpiryTimers
 from proffer_stream.worker.offer_trigger import OfferTrigger
 from proffer_stream.worker.offers_agent import STAGE as OFFERS_STAGE
 from proffer_stream.worker.offers_agent import OffersAgent, OffersStore
@@ -77,6 +79,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     requests_topic = app.topic(topics.offer_requests.name, key_type=bytes, value_type=bytes)
     offers_topic = app.topic(topics.offers.name, key_type=bytes, value_type=bytes)
+    outcomes_topic = app.topic(topics.offer_outcomes.name, key_type=bytes, value_type=bytes)
     configs = TenantConfigs(rules_file_or_default(settings.rules_file), Policy())
     config = ConfigFollower(configs, settings)
     profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
@@ -90,20 +93,17 @@ def create_app(settings: Settings) -> faust.App:
         OfferTrigger(requests_topic, configs),
     )
 
-    async def publish(event: OfferEvent) -> None:
-        await offers_topic.send(
-            key=partition_key(event.tenant_id, event.external_customer_id),
-            value=event.model_dump_json().encode(),
-        )
-
+    offers_store = OffersStore(offers_table)
+    timers = ExpiryTimers()
     offers_agent = OffersAgent(
-        OffersStore(offers_table),
+        offers_store,
         profiles,
         writer_for(settings),
         DeadLetters(deadletter_topic, OFFERS_STAGE),
-        publish,
+        TopicOutbox(offers_topic, outcomes_topic),
         configs=configs,
         concurrency=settings.llm_concurrency,
+        on_saved=timers.schedule,
     )
 
     @app.agent(events_topic, name="signals", concurrency=1)
@@ -126,7 +126,44 @@ def create_app(settings: Settings) -> faust.App:
     async def report_progress() -> None:
         agent.report()
 
+    @app.on_rebalance_complete.connect
+    async def reload_expiry_timers(
+        sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
+        """The tables hold this worker's share now: time the expiries of its offers."""
+        timers.reload(offers_store.all())
+        log.info("expiry timers: %d open offers", len(timers))
+
+    @app.timer(settings.expiry_check_seconds)  # type: ignore[untyped-decorator]
+    async def expire_offers() -> None:
+        for command in timers.due(datetime.now(UTC)):
+            await requests_topic.send(
+                key=partition_key(command.tenant_id, command.external_customer_id),
+                value=command.model_dump_json().encode(),
+            )
+            metrics.OFFER_EXPIRIES_DUE.inc()
+
     return app
+
+
+class TopicOutbox:
+    """The offers agent's output: events to ``proffer.offers`` keyed like the customer,
+    command outcomes to ``proffer.offer-command-outcomes``."""
+
+    def __init__(self, offers: faust.TopicT, outcomes: faust.TopicT) -> None:
+        self.offers = offers
+        self.outcomes = outcomes
+
+    async def event(self, event: OfferEvent) -> None:
+        await self.offers.send(
+            key=partition_key(event.tenant_id, event.external_customer_id),
+            value=event.model_dump_json().encode(),
+        )
+
+    async def outcome(self, outcome: CommandOutcome) -> None:
+        await self.outcomes.send(
+            key=outcome.command_id.encode(), value=outcome.model_dump_json().encode()
+        )
 
 
 def _table(app: faust.App, name: str, settings: Settings, **options: Any) -> TableT[bytes, bytes]:

@@ -1,35 +1,44 @@
-"""Asking for an offer when a customer's updated profile fires a trigger rule."""
+"""Asking the offers agent: for an offer when a rule fires, and to record what the
+customer did with one (seen, clicked, redeemed)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import faust
 
 from proffer_stream.core import metrics
 from proffer_stream.core.identity import partition_key
+from proffer_stream.ingest.models import NormalizedEvent
+from proffer_stream.offers.behaviour import offer_commands
 from proffer_stream.offers.config import TenantConfigs
 from proffer_stream.offers.triggers import triggered_request
 from proffer_stream.signals.models import CustomerSignals
 
 
 class OfferTrigger:
-    """Evaluates the tenant's rules on an updated profile and queues the request one makes."""
+    """Evaluates the tenant's rules on an updated profile, and forwards offer engagement
+    and redemptions, as messages on ``proffer.offer-requests`` keyed like the customer."""
 
     def __init__(self, requests_topic: faust.TopicT, configs: TenantConfigs) -> None:
         self.requests_topic = requests_topic
         self.configs = configs
 
-    async def after_update(self, state: CustomerSignals, now: datetime) -> None:
-        """Queue a request if a rule fires; Faust flushes it before committing the batch."""
+    async def after_update(
+        self, state: CustomerSignals, counted: Sequence[NormalizedEvent], now: datetime
+    ) -> None:
+        """Queue what the update asks of the offers agent; Faust flushes it before
+        committing the batch."""
+        key = partition_key(state.tenant_id, state.external_id)
+        for command in offer_commands(state.tenant_id, state.external_id, counted):
+            await self.requests_topic.send(key=key, value=command.model_dump_json().encode())
+            metrics.OFFER_COMMANDS.labels(command.action).inc()
         tenant = state.tenant_id
         request = triggered_request(
             state, self.configs.rules(tenant), self.configs.policy(tenant), now
         )
         if request is None:
             return
-        await self.requests_topic.send(
-            key=partition_key(state.tenant_id, state.external_id),
-            value=request.model_dump_json().encode(),
-        )
+        await self.requests_topic.send(key=key, value=request.model_dump_json().encode())
         metrics.OFFER_REQUESTS.labels(request.rule_id or "").inc()

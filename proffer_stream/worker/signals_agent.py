@@ -17,6 +17,7 @@ from faust.types import EventT
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.types import CustomerKey
+from proffer_stream.ingest.models import NormalizedEvent
 from proffer_stream.ingest.records import EventRecord, read_event_record
 from proffer_stream.kafka.deadletter import SourceRecord
 from proffer_stream.signals.fold import apply_record
@@ -69,6 +70,7 @@ class SignalsAgent:
         now = datetime.now(UTC)
         seen = {key: self._seen_ids(key, now, origin[key], loaded) for key in states}
         applied: dict[CustomerKey, list[EventRecord]] = {}
+        counted: dict[CustomerKey, list[NormalizedEvent]] = {}
         for source, record in readable:
             key = record.customer_key
             if key in failed:
@@ -76,18 +78,19 @@ class SignalsAgent:
                 continue
             replay = record.offset <= states[key].source_offset
             try:
-                self._apply(states[key], record, now, seen[key])
+                events = self._apply(states[key], record, now, seen[key])
             except Exception as exc:  # this record only; the batch goes on
-                states[key], seen[key] = await self._replay(
+                states[key], seen[key], counted[key] = await self._replay(
                     key, applied.get(key, []), now, origin[key]
                 )
                 await self._reject(source, BadRecord("processing_error", _why(exc)))
                 continue
             if not replay:
                 applied.setdefault(key, []).append(record)
+                counted.setdefault(key, []).extend(events)
         for key in applied:
             if self.trigger is not None:
-                await self.trigger.after_update(states[key], now)
+                await self.trigger.after_update(states[key], counted.get(key, []), now)
             await self.seen_ids.save(key, seen[key], origin[key])
         await self.profiles.save(states[key] for key in applied)
 
@@ -96,9 +99,10 @@ class SignalsAgent:
 
     def _apply(
         self, state: CustomerSignals, record: EventRecord, now: datetime, seen: SeenIds
-    ) -> None:
+    ) -> list[NormalizedEvent]:
         counted = _fold(state, record, now, seen)
-        self.progress.record_applied(len(record.events), counted)
+        self.progress.record_applied(len(record.events), len(counted))
+        return counted
 
     async def _replay(
         self,
@@ -106,18 +110,17 @@ class SignalsAgent:
         records: list[EventRecord],
         now: datetime,
         origin: EventT[bytes],
-    ) -> tuple[CustomerSignals, SeenIds]:
+    ) -> tuple[CustomerSignals, SeenIds, list[NormalizedEvent]]:
         """The customer's profile and ids before a failed record: as loaded, plus the good
-        records.
+        records; and the events those counted.
 
         ``apply_record`` works in place, so a record that raised may have left half its
         effect; what they were loaded from (written once per batch) is untouched.
         """
         loaded = await self.profiles.load([key])
         state, seen = loaded.states[key], self._seen_ids(key, now, origin, loaded)
-        for record in records:
-            _fold(state, record, now, seen)
-        return state, seen
+        counted = [event for record in records for event in _fold(state, record, now, seen)]
+        return state, seen, counted
 
     def _seen_ids(
         self, key: CustomerKey, now: datetime, origin: EventT[bytes], loaded: Loaded
@@ -144,7 +147,9 @@ class SignalsAgent:
         self.progress.dead_lettered()
 
 
-def _fold(state: CustomerSignals, record: EventRecord, now: datetime, seen: SeenIds) -> int:
+def _fold(
+    state: CustomerSignals, record: EventRecord, now: datetime, seen: SeenIds
+) -> list[NormalizedEvent]:
     return apply_record(
         state, record.batch.customer, record.events, offset=record.offset, now=now, seen=seen
     )

@@ -1,8 +1,9 @@
-"""``/api/offers``: generate offers (one, or a batch), read them, and their decision traces.
+"""``/api/offers``: generate offers (one, or a batch), move them along their lifecycle,
+read them, their history and their decision traces.
 
-The gateway decides nothing: it puts a request on ``proffer.offer-requests`` and the
-offers agent that owns the customer decides. ``generate`` then waits, bounded, for the
-decision to reach PostgreSQL.
+The gateway decides nothing: it puts a request or a command on
+``proffer.offer-requests`` and the offers agent that owns the customer decides.
+``generate`` and ``PATCH`` then wait, bounded, for the outcome to reach PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,20 +16,26 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from proffer_stream.api.deps import AppSettings, Db, Publisher, Tenant
+from proffer_stream.api.deps import AppSettings, Db, KeyName, Publisher, Tenant
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import (
     NOT_JSON,
     BatchRequested,
+    ChangePending,
     DecisionView,
     ErrorDetail,
     ErrorResponse,
     GenerateBatch,
     GenerateOffer,
+    OfferEventsResponse,
+    OfferEventView,
     OfferPending,
     OfferResponse,
     OffersResponse,
+    StatusChange,
     TraceResponse,
+    TransitionConflict,
+    TransitionError,
 )
 from proffer_stream.core.identity import new_request_id, partition_key
 from proffer_stream.core.settings import Settings
@@ -36,7 +43,7 @@ from proffer_stream.db import customers, offers
 from proffer_stream.db.offers import Decision
 from proffer_stream.db.tenant_config import latest_change
 from proffer_stream.kafka.topics import topics_for
-from proffer_stream.offers.models import OfferRequest, RequestSource
+from proffer_stream.offers.models import CommandOutcome, OfferCommand, OfferRequest, RequestSource
 from proffer_stream.offers.policy import Policy
 
 router = APIRouter(prefix="/api/offers", tags=["offers"])
@@ -116,6 +123,24 @@ async def generate_batch(
     return BatchRequested(requested=len(request_ids), request_ids=request_ids)
 
 
+@router.get(
+    "/commands/{command_id}",
+    response_model=OfferResponse,
+    summary="What became of a status change",
+    responses={
+        202: {"model": ChangePending, "description": "Not applied yet"},
+        409: {"model": TransitionConflict, "description": "The offer cannot make this move"},
+    },
+)
+async def get_command(
+    command_id: RequestId, tenant_id: Tenant, db: Db
+) -> OfferResponse | JSONResponse:
+    outcome = await offers.get_command_outcome(db, tenant_id, command_id)
+    if outcome is None:
+        return _change_pending(command_id)
+    return await _answer_change(db, tenant_id, outcome, deadline=time.monotonic())
+
+
 @router.get("", response_model=OffersResponse, summary="List offers, newest first")
 async def list_offers(
     tenant_id: Tenant,
@@ -149,6 +174,90 @@ async def get_offer(offer_id: OfferId, tenant_id: Tenant, db: Db) -> OfferRespon
     if offer is None:
         raise ApiError(404, "offer_not_found", f"No offer with id {offer_id}.")
     return OfferResponse(offer=offer)
+
+
+@router.patch(
+    "/{offer_id}",
+    response_model=OfferResponse,
+    summary="Move an offer along its lifecycle",
+    responses={
+        **NOT_JSON,
+        202: {"model": ChangePending, "description": "Still being applied: poll poll_url"},
+        404: {"model": ErrorResponse, "description": "Unknown offer"},
+        409: {
+            "model": TransitionConflict,
+            "description": "The offer cannot make this move; allowed_statuses says where it may go",
+        },
+    },
+)
+async def change_status(
+    offer_id: OfferId,
+    body: StatusChange,
+    tenant_id: Tenant,
+    key_name: KeyName,
+    db: Db,
+    publisher: Publisher,
+    settings: AppSettings,
+) -> OfferResponse | JSONResponse:
+    """generated -> approved -> sent -> redeemed, or expired from any of those.
+
+    The offers agent that owns the offer decides, one change at a time: of two
+    conflicting changes one is applied and the other answers 409. Waits
+    (``PROFFER_OFFER_WAIT_SECONDS``) for the outcome, then answers 202 with where to poll.
+    """
+    offer = await offers.get_offer(db, tenant_id, offer_id)
+    if offer is None:
+        raise ApiError(404, "offer_not_found", f"No offer with id {offer_id}.")
+    command = OfferCommand(
+        command_id=new_request_id(),
+        tenant_id=tenant_id,
+        external_customer_id=offer.external_customer_id,
+        action="transition",
+        offer_id=offer_id,
+        status=body.status,
+        cause=f"api key {key_name!r}",
+        issued_at=datetime.now(UTC),
+    )
+    await publisher.publish(
+        partition_key(tenant_id, offer.external_customer_id),
+        command.model_dump_json().encode(),
+        topics_for(settings).offer_requests.name,
+    )
+    deadline = time.monotonic() + settings.offer_wait_seconds
+    while time.monotonic() < deadline:
+        outcome = await offers.get_command_outcome(db, tenant_id, command.command_id)
+        if outcome is not None:
+            return await _answer_change(db, tenant_id, outcome, deadline)
+        await asyncio.sleep(POLL_SECONDS)
+    return _change_pending(command.command_id)
+
+
+@router.get(
+    "/{offer_id}/events",
+    response_model=OfferEventsResponse,
+    summary="An offer's history: every change, who or what caused it",
+    responses={404: {"model": ErrorResponse}},
+)
+async def get_offer_events(offer_id: OfferId, tenant_id: Tenant, db: Db) -> OfferEventsResponse:
+    events = await offers.list_offer_events(db, tenant_id, offer_id)
+    if not events:
+        raise ApiError(404, "offer_not_found", f"No offer with id {offer_id}.")
+    return OfferEventsResponse(
+        offer_id=offer_id,
+        events=[
+            OfferEventView(
+                event_id=e.event_id,
+                event_type=e.event_type,
+                previous_status=e.previous_status,
+                status=e.status,
+                version=e.version,
+                occurred_at=e.occurred_at,
+                cause=e.cause,
+                reason=e.reason,
+            )
+            for e in events
+        ],
+    )
 
 
 @router.get(
@@ -224,6 +333,35 @@ async def _outcome(db: Db, tenant_id: str, decision: Decision) -> OfferResponse:
         "No offer was made: " + "; ".join(reasons),
         [ErrorDetail(loc=v.check, message=v.detail) for v in decision.trace.verdicts],
     )
+
+
+async def _answer_change(
+    db: Db, tenant_id: str, outcome: CommandOutcome, deadline: float
+) -> OfferResponse | JSONResponse:
+    """The offer as the change left it (once the sink has it), or the 409 saying why not."""
+    if outcome.outcome == "rejected":
+        conflict = TransitionConflict(
+            error=TransitionError(
+                code="invalid_transition",
+                message=outcome.reason or "the offer cannot make this move",
+                details=[ErrorDetail(loc="body.status", message=outcome.reason or "")],
+                current_status=outcome.status,
+                allowed_statuses=outcome.allowed,
+            )
+        )
+        return JSONResponse(conflict.model_dump(mode="json"), status_code=409)
+    while True:
+        offer = await offers.get_offer_at(db, tenant_id, outcome.offer_id, outcome.version)
+        if offer is not None:
+            return OfferResponse(offer=offer)
+        if time.monotonic() >= deadline:
+            return _change_pending(outcome.command_id)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _change_pending(command_id: str) -> JSONResponse:
+    pending = ChangePending(command_id=command_id, poll_url=f"/api/offers/commands/{command_id}")
+    return JSONResponse(pending.model_dump(), status_code=202)
 
 
 def _pending(request_id: str) -> JSONResponse:

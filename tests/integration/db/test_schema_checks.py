@@ -63,7 +63,12 @@ async def test_migrate_then_keys_work(empty_database):
 async def test_pending_reads_without_writing(empty_database):
     pool = await connect_pool(empty_database, max_size=1)
     try:
-        assert await pending(pool) == ["001_initial.sql", "002_offers.sql", "003_tenant_config.sql"]
+        assert await pending(pool) == [
+            "001_initial.sql",
+            "002_offers.sql",
+            "003_tenant_config.sql",
+            "004_offer_lifecycle.sql",
+        ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
         assert await tables(empty_database) == set()

@@ -9,14 +9,14 @@ from proffer_stream.core.limits import LARGEST_NUMBER, check_json
 pytestmark = pytest.mark.unit
 
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
-numbers = st.integers(-(10**15), 10**15) | st.floats(-LARGEST_NUMBER, LARGEST_NUMBER)
+numbers = st.integers(-(2**53 - 1), 2**53 - 1) | st.floats(-LARGEST_NUMBER, LARGEST_NUMBER)
 storable = st.recursive(
     st.none() | st.booleans() | numbers | text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
     max_leaves=20,
 )
 poison = st.sampled_from(
-    ["a\x00b", "\ud800", float("inf"), float("-inf"), float("nan"), 10**16, -1e300]
+    ["a\x00b", "\ud800", float("inf"), float("-inf"), float("nan"), 2**53, 1e16, -1e300]
 )
 
 

@@ -173,7 +173,7 @@ def test_a_request_is_decided_once_and_automatic_ones_respect_the_cooldown():
         written=written,
     )
     assert event.event_type == "offer.generated" and event.offer.id in state.offers
-    assert already_decided(state, request(), 6) and already_decided(state, request(), 5)
+    assert already_decided(state, "r1", 6) and already_decided(state, "r1", 5)
     later = NOW + timedelta(hours=1)
     assert suppression(state, request("rule"), signals, None, Policy(), later)
     assert suppression(state, request("api"), signals, None, Policy(), later) == []

@@ -1,0 +1,246 @@
+"""The offer lifecycle, pure: the whole state machine as a table, commands, behaviour, timers."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proffer_stream.ingest.models import NormalizedEvent
+from proffer_stream.offers.behaviour import offer_commands
+from proffer_stream.offers.commands import apply_command, auto_approval
+from proffer_stream.offers.decide import CustomerOffers
+from proffer_stream.offers.lifecycle import NEXT_STATUSES, TransitionRejected, engage, transition
+from proffer_stream.offers.models import Offer, OfferCommand, OfferEvent, OfferStatus, OfferTerms
+from proffer_stream.offers.policy import Policy
+from proffer_stream.worker.expiry import ExpiryTimers
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
+STATUSES: list[OfferStatus] = ["generated", "approved", "sent", "redeemed", "expired"]
+ALLOWED = {
+    ("generated", "approved"),
+    ("generated", "expired"),
+    ("approved", "sent"),
+    ("approved", "expired"),
+    ("sent", "redeemed"),
+    ("sent", "expired"),
+}
+
+
+def offer(status: OfferStatus = "generated", *, id_=7, code="SAVE10", days=7, version=1):
+    return Offer(
+        id=id_,
+        customer_id=1,
+        external_customer_id="u1",
+        tenant_id="acme",
+        headline="h",
+        body_copy="b",
+        offer_type="discount",
+        offer_terms=OfferTerms(discount_percent=10, code=code, valid_days=days),
+        channel="email",
+        status=status,
+        ai_reasoning="r",
+        expires_at=NOW + timedelta(days=days),
+        generated_at=NOW,
+        request_id="req-1",
+        writer="built-in",
+        version=version,
+    )
+
+
+@pytest.mark.parametrize("source", STATUSES)
+@pytest.mark.parametrize("target", STATUSES)
+def test_every_pair_of_statuses(source, target):
+    """The reference's table: each allowed move changes the status, time and version;
+    every other pair is refused, saying where the offer may go."""
+    at = NOW + timedelta(hours=1)
+    if (source, target) in ALLOWED:
+        moved = transition(offer(source), target, at)
+        assert (moved.status, moved.version, getattr(moved, f"{target}_at")) == (target, 2, at)
+    else:
+        with pytest.raises(TransitionRejected) as refused:
+            transition(offer(source), target, at)
+        assert refused.value.allowed == list(NEXT_STATUSES[source])
+        assert refused.value.status == source
+
+
+def test_an_offer_past_its_expiry_can_only_expire():
+    late = NOW + timedelta(days=8)
+    with pytest.raises(TransitionRejected) as refused:
+        transition(offer("sent"), "redeemed", late)
+    assert refused.value.allowed == ["expired"] and "expired at" in refused.value.reason
+    assert transition(offer("sent"), "expired", late).status == "expired"
+
+
+def test_a_tenant_may_let_approved_offers_be_redeemed():
+    with pytest.raises(TransitionRejected, match="only a sent offer can be redeemed"):
+        transition(offer("approved"), "redeemed", NOW)
+    assert transition(offer("approved"), "redeemed", NOW, redeem_approved=True).status == (
+        "redeemed"
+    )
+
+
+@given(st.lists(st.sampled_from(STATUSES), max_size=8))
+def test_any_sequence_of_moves_only_follows_the_table(targets):
+    current, at = offer(), NOW
+    for target in targets:
+        at += timedelta(minutes=1)
+        try:
+            moved = transition(current, target, at)
+        except TransitionRejected:
+            continue
+        assert (current.status, moved.status) in ALLOWED
+        assert moved.version == current.version + 1
+        current = moved
+
+
+def test_engagement_keeps_the_first_time_and_moves_the_version():
+    seen = engage(offer(), "seen", NOW + timedelta(minutes=5))
+    again = engage(seen, "seen", NOW + timedelta(minutes=9))
+    assert again.seen_at == NOW + timedelta(minutes=5) and again.version == 3
+    assert again.status == "generated"
+
+
+def state_with(*offers):
+    state = CustomerOffers(tenant_id="acme", external_customer_id="u1")
+    state.offers = {o.id: o for o in offers}
+    return state
+
+
+def command(action, *, offset_id="c1", at=NOW, **fields):
+    return OfferCommand(
+        command_id=offset_id,
+        tenant_id="acme",
+        external_customer_id="u1",
+        action=action,
+        cause="test",
+        issued_at=at,
+        **fields,
+    )
+
+
+def test_a_transition_command_changes_the_offer_once_with_its_outcome():
+    state = state_with(offer())
+    applied = apply_command(
+        state, command("transition", offer_id=7, status="approved"), 3, Policy()
+    )
+    [event] = applied.events
+    assert (event.event_type, event.previous_status, event.status, event.version) == (
+        "offer.approved",
+        "generated",
+        "approved",
+        2,
+    )
+    assert event.offer.status == "approved" and state.offers[7].status == "approved"
+    assert applied.outcome.outcome == "applied" and applied.outcome.allowed == ["sent", "expired"]
+    assert "c1" in state.decided and state.source_offset == 3
+
+
+def test_a_refused_transition_makes_no_event_and_a_rejected_outcome():
+    state = state_with(offer("sent"))
+    applied = apply_command(
+        state, command("transition", offer_id=7, status="approved"), 0, Policy()
+    )
+    assert applied.events == []
+    assert applied.outcome.outcome == "rejected"
+    assert applied.outcome.allowed == ["redeemed", "expired"]
+    assert applied.outcome.status == "sent"
+    assert state.offers[7].version == 1
+
+
+def test_redemption_by_code_and_every_refusal():
+    sent = offer("sent", code="SAVE10")
+    state = state_with(sent, offer("generated", id_=8, code="EARLY"))
+    redeem = command("redeem", code="save10", amount=Decimal("42.50"), offset_id="e1:redeem")
+    [event] = apply_command(state, redeem, 0, Policy()).events
+    assert event.event_type == "offer.redeemed" and event.offer.redemption.amount == Decimal(
+        "42.50"
+    )
+    cases = {
+        "SAVE10": "offer 7 is already redeemed",
+        "EARLY": "only a sent offer can be redeemed",
+        "OTHER": "no offer with code 'OTHER' was issued to this customer",
+    }
+    for n, (code, why) in enumerate(cases.items()):
+        [refused] = apply_command(
+            state, command("redeem", code=code, offset_id=f"x{n}"), 0, Policy()
+        ).events
+        assert refused.event_type == "offer.redemption_rejected" and why in refused.reason
+    assert state.offers[7].version == 2 and state.offers[8].status == "generated"
+
+
+def test_the_timer_expires_only_an_open_offer_whose_time_came():
+    state = state_with(offer(days=1), offer("redeemed", id_=8, days=1))
+    early = command("expire", offer_id=7, at=NOW + timedelta(hours=1))
+    assert apply_command(state, early, 0, Policy()).events == []
+    due = NOW + timedelta(days=1)
+    [event] = apply_command(state, command("expire", offer_id=7, at=due), 1, Policy()).events
+    assert event.event_type == "offer.expired" and event.status == "expired"
+    assert apply_command(state, command("expire", offer_id=8, at=due), 2, Policy()).events == []
+
+
+def test_auto_approve_follows_the_tenants_policy():
+    generated = OfferEvent(
+        event_id="req-1:decided",
+        event_type="offer.generated",
+        tenant_id="acme",
+        customer_id=1,
+        external_customer_id="u1",
+        request_id="req-1",
+        offer_id=7,
+        status="generated",
+        version=1,
+        occurred_at=NOW,
+        cause="rule",
+        offer=offer(),
+    )
+    state = state_with(offer())
+    assert auto_approval(state, generated, Policy()) is None
+    approved = auto_approval(state, generated, Policy(auto_approve=True))
+    assert approved.event_id == "req-1:approved" and approved.version == 2
+    assert state.offers[7].status == "approved"
+
+
+def event(type_, data, id_="ev-1"):
+    return NormalizedEvent(id=id_, type=type_, data=data, occurred_at=NOW, received_at=NOW)
+
+
+def test_events_that_concern_offers_become_commands_and_the_rest_do_not():
+    commands = offer_commands(
+        "acme",
+        "u1",
+        [
+            event("offer_seen", {"offer_id": 7}, "a"),
+            event("offer_clicked", {"offer_id": "7"}, "b"),
+            event("purchase", {"offer_code": "SAVE10", "amount": 30}, "c"),
+            event("purchase", {"offer_id": 7, "amount": "nan"}, "d"),
+            event("purchase", {"amount": 5}, "e"),
+            event("offer_seen", {"offer_id": True}, "f"),
+            event("offer_seen", {"offer_id": 2**60}, "g"),
+            event("page_view", {"offer_id": 7}, "h"),
+            event("purchase", {"code": "x" * 500}, "i"),
+        ],
+    )
+    assert [(c.command_id, c.action, c.offer_id, c.code, c.amount) for c in commands] == [
+        ("a:seen", "seen", 7, None, None),
+        ("b:clicked", "clicked", 7, None, None),
+        ("c:redeem", "redeem", None, "SAVE10", Decimal(30)),
+        ("d:redeem", "redeem", 7, None, None),
+    ]
+
+
+def test_timers_come_due_in_order_and_once():
+    timers = ExpiryTimers()
+    state = state_with(offer(id_=1, days=2), offer(id_=2, days=1), offer("expired", id_=3))
+    timers.schedule([state])
+    timers.schedule([state])  # again: no second timer
+    assert len(timers) == 2
+    assert timers.due(NOW) == []
+    [first] = timers.due(NOW + timedelta(days=1))
+    assert (first.offer_id, first.command_id, first.action) == (2, "expire:2", "expire")
+    assert [c.offer_id for c in timers.due(NOW + timedelta(days=3))] == [1]
+    timers.reload([state])
+    assert len(timers) == 2
