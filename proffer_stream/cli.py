@@ -104,7 +104,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     command("worker", "Run a Faust worker (the signals agent). Run more to scale out.", _worker)
     command("gateway", "Run the HTTP gateway (ingest and API) on PROFFER_GATEWAY_PORT.", _gateway)
-    command("sink", "Run the sink that projects the topics into PostgreSQL.", _sink)
+    sink = command("sink", "Run the sink that projects the topics into PostgreSQL.", _sink)
+    sink.add_argument(
+        "--replay",
+        action="store_true",
+        help="Rebuild the offer tables instead, then exit: drop (TRUNCATE) offers,"
+        " offer_events and decisions (nothing else) and project proffer.offers again from"
+        " its first offset up to its end when the tables were dropped, printing progress"
+        " and a summary. The rebuilt rows are the same: the projection is idempotent and"
+        " version-ordered, which also makes it safe beside a running sink (it goes on with"
+        " newer records; the API sees the tables fill up again meanwhile). This is why"
+        " proffer.offers is kept for ever. Records that do not parse are skipped and"
+        " counted (the sink dead-letters them).",
+    )
     command("migrate", "Create or upgrade the PostgreSQL tables.", _migrate)
     command("topics", "Create the Kafka topics that are missing.", _topics)
     llm = commands.add_parser(
@@ -180,10 +192,15 @@ def _gateway(_: argparse.Namespace, settings: Settings) -> None:
     run_gateway(_with_database(settings))
 
 
-def _sink(_: argparse.Namespace, settings: Settings) -> None:
+def _sink(args: argparse.Namespace, settings: Settings) -> int | None:
+    if args.replay:
+        from proffer_stream.sink.replay import run_replay
+
+        return run_replay(_with_database(settings))
     from proffer_stream.sink.consumer import run_sink
 
     run_sink(_with_database(settings))
+    return None
 
 
 def _migrate(_: argparse.Namespace, settings: Settings) -> None:

@@ -14,7 +14,7 @@ from proffer_stream import __version__
 from proffer_stream.api.errors import install_error_handlers
 from proffer_stream.api.middleware import RequestMetrics
 from proffer_stream.api.models import ErrorResponse
-from proffer_stream.api.routes import config, customers, ingest, keys, offers, operations
+from proffer_stream.api.routes import config, customers, ingest, keys, offers, operations, stats
 from proffer_stream.api.services import Services
 from proffer_stream.core.settings import Settings
 from proffer_stream.ingest.models import WebhookEventsRequest
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
-    for module in (ingest, customers, offers, config, keys, operations):
+    for module in (ingest, customers, offers, stats, config, keys, operations):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
