@@ -65,11 +65,15 @@ def find_offer(state: CustomerOffers, command: OfferCommand) -> Offer | None:
 def auto_approval(
     state: CustomerOffers, generated: OfferEvent, policy: Policy
 ) -> OfferEvent | None:
-    """With the tenant's ``auto_approve``, the approval of an offer just generated."""
+    """With the tenant's ``auto_approve``, the approval of an offer just generated (none
+    for an offer valid for no time at all: it is due to expire)."""
     offer = generated.offer
     if not policy.auto_approve or offer is None or generated.event_type != "offer.generated":
         return None
-    approved = transition(offer, "approved", generated.occurred_at)
+    try:
+        approved = transition(offer, "approved", generated.occurred_at)
+    except TransitionRejected:
+        return None
     state.offers[offer.id] = approved
     return _event(
         state,

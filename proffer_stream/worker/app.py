@@ -127,9 +127,7 @@ def create_app(settings: Settings) -> faust.App:
         agent.report()
 
     @app.on_rebalance_complete.connect
-    async def reload_expiry_timers(
-        sender: Any, /, *args: Any, signal: Any, **kwargs: Any
-    ) -> None:
+    async def reload_expiry_timers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """The tables hold this worker's share now: time the expiries of its offers."""
         timers.reload(offers_store.all())
         log.info("expiry timers: %d open offers", len(timers))

@@ -124,13 +124,25 @@ async def test_conflicting_changes_at_once_one_wins(settings, processes, db):
         assert sum(r["count"] for r in rows if r["event_type"] != "offer.generated") == 4
 
 
-async def test_offers_expire_by_themselves(settings, processes):
+async def test_offers_are_approved_by_policy_and_expire_by_themselves(settings, processes):
     processes.start_pipeline(settings.model_copy(update={"signup_enabled": True}))
     key = await sign_up(settings)
     async with client(settings, key) as api:
-        policy = {"min_valid_days": 0, "max_valid_days": 0}
+        policy = {"min_valid_days": 1, "max_valid_days": 1, "auto_approve": True}
         assert (await api.put("/api/policy", json=policy)).status_code == 200
         await customer(api, "cy")
+        approved = await new_offer(api, "cy")
+
+        async def approval():
+            return (await api.get(f"/api/offers/{approved['id']}/events")).json()["events"]
+
+        history = await wait_for(approval, lambda h: len(h) == 2, what="approval")
+        assert history[1]["cause"] == "policy: auto_approve"
+        assert history[1]["status"] == "approved"
+
+        # Offers valid for no time at all expire at once, without an approval.
+        policy = {"min_valid_days": 0, "max_valid_days": 0, "auto_approve": True}
+        assert (await api.put("/api/policy", json=policy)).status_code == 200
         offer = await new_offer(api, "cy")
         assert offer["offer_terms"]["valid_days"] == 0
 
@@ -139,8 +151,10 @@ async def test_offers_expire_by_themselves(settings, processes):
 
         await wait_for(status, lambda s: s == "expired", timeout=20, what="expiry")
         history = (await api.get(f"/api/offers/{offer['id']}/events")).json()["events"]
-        assert [e["event_type"] for e in history] == ["offer.generated", "offer.expired"]
-        assert history[1]["cause"].startswith("timer")
+        assert [(e["event_type"], e["cause"].split(":")[0]) for e in history] == [
+            ("offer.generated", "api key 'My Key'"),
+            ("offer.expired", "timer"),
+        ]
         refused = await patch(api, offer["id"], "approved")
         assert refused.status_code == 409
 

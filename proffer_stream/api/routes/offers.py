@@ -67,11 +67,18 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
     },
 )
 async def generate(
-    body: GenerateOffer, tenant_id: Tenant, db: Db, publisher: Publisher, settings: AppSettings
+    body: GenerateOffer,
+    tenant_id: Tenant,
+    key_name: KeyName,
+    db: Db,
+    publisher: Publisher,
+    settings: AppSettings,
 ) -> OfferResponse | JSONResponse:
     """Ask the offers agent for an offer, and wait (``PROFFER_OFFER_WAIT_SECONDS``) for it."""
     external_id = await _external_id(db, tenant_id, body)
-    request_id = await _request(publisher, settings, tenant_id, external_id, source="api")
+    request_id = await _request(
+        publisher, settings, tenant_id, external_id, source="api", by=_by(key_name)
+    )
     deadline = time.monotonic() + settings.offer_wait_seconds
     while time.monotonic() < deadline:
         decision = await offers.get_decision(db, tenant_id, request_id)
@@ -106,7 +113,12 @@ async def get_request(
     responses=NOT_JSON,
 )
 async def generate_batch(
-    body: GenerateBatch, tenant_id: Tenant, db: Db, publisher: Publisher, settings: AppSettings
+    body: GenerateBatch,
+    tenant_id: Tenant,
+    key_name: KeyName,
+    db: Db,
+    publisher: Publisher,
+    settings: AppSettings,
 ) -> BatchRequested:
     """Customers with at least ``min_events`` events and no offer within the tenant's
     offer cooldown (24 hours by default), most recently active first, up to ``limit``."""
@@ -117,7 +129,9 @@ async def generate_batch(
         db, tenant_id, min_events=body.min_events, since=since, limit=body.limit
     )
     request_ids = [
-        await _request(publisher, settings, tenant_id, external_id, source="batch")
+        await _request(
+            publisher, settings, tenant_id, external_id, source="batch", by=_by(key_name)
+        )
         for external_id in due
     ]
     return BatchRequested(requested=len(request_ids), request_ids=request_ids)
@@ -215,7 +229,7 @@ async def change_status(
         action="transition",
         offer_id=offer_id,
         status=body.status,
-        cause=f"api key {key_name!r}",
+        cause=_by(key_name),
         issued_at=datetime.now(UTC),
     )
     await publisher.publish(
@@ -304,6 +318,7 @@ async def _request(
     external_id: str,
     *,
     source: RequestSource,
+    by: str,
 ) -> str:
     request = OfferRequest(
         request_id=new_request_id(),
@@ -311,7 +326,7 @@ async def _request(
         external_customer_id=external_id,
         source=source,
         requested_at=datetime.now(UTC),
-        requested_by="api" if source == "api" else "batch",
+        requested_by=by,
     )
     await publisher.publish(
         partition_key(tenant_id, external_id),
@@ -333,6 +348,11 @@ async def _outcome(db: Db, tenant_id: str, decision: Decision) -> OfferResponse:
         "No offer was made: " + "; ".join(reasons),
         [ErrorDetail(loc=v.check, message=v.detail) for v in decision.trace.verdicts],
     )
+
+
+def _by(key_name: str) -> str:
+    """Who asked, as offer events record it."""
+    return f"api key {key_name!r}"
 
 
 async def _answer_change(
