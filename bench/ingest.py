@@ -184,7 +184,9 @@ async def follow(
             last_report = now
         if now - start > timeout:
             raise RuntimeError(f"gave up after {timeout}s: agent {counted}, sink {rows}")
-        await asyncio.sleep(0.05)
+        # Each poll costs the worker a metrics scrape and PostgreSQL a count: every 50 ms
+        # they took 6% of the worker's CPU in a profile. Every 100 ms: +-0.1 s per phase.
+        await asyncio.sleep(0.1)
     return total / (agent_done - start), total / (sink_done - start), agent_cpu / total * 1e6
 
 

@@ -58,6 +58,11 @@ class CustomerSignals(Signals):
     source_offset: int = Field(
         -1, description="Offset of the last proffer.events record applied (one partition per key)."
     )
+    id_chunks: dict[int, int] | None = Field(
+        None,
+        description="Days (epoch day) whose counted event ids the event-ids table keeps, with"
+        " their chunks; None (a profile from before): every day of the window is looked up.",
+    )
     updated_at: UtcDatetime | None = None
 
 

@@ -59,8 +59,10 @@ class SeenIds:
         self.today = today
         self._entries: dict[int, int] = {}
         self._chunks: dict[int, dict[int, int]] = {}
+        self._days: dict[int, int] = {}
         for day, chunk, entries in buckets:
             self._entries.update(entries)
+            self._days[day] = max(self._days.get(day, 0), chunk + 1)
             if day == today:
                 self._chunks[chunk] = entries
         self._chunk = max(self._chunks, default=0)
@@ -87,6 +89,14 @@ class SeenIds:
     def changed(self) -> dict[int, dict[int, int]]:
         """Today's chunks that this batch changed, by chunk number."""
         return {chunk: self._chunks[chunk] for chunk in self._changed}
+
+    def chunks_by_day(self) -> dict[int, int]:
+        """How many chunks each day's bucket has (today's with what this batch added): what
+        a profile records so that the next batch reads only those."""
+        days = dict(self._days)
+        if self._chunks:
+            days[self.today] = max(self._chunks) + 1
+        return days
 
     def _remember(self, hash_: int, offset: int) -> None:
         """Seen at ``offset``, and kept in the last chunk of today's bucket."""

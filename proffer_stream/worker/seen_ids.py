@@ -34,16 +34,29 @@ class SeenIdStore:
         self.table = table
         self.days = days
 
-    def load(self, customer: CustomerKey, now: datetime, source: EventT[bytes]) -> SeenIds:
+    def load(
+        self,
+        customer: CustomerKey,
+        now: datetime,
+        source: EventT[bytes],
+        known: dict[int, int] | None = None,
+    ) -> SeenIds:
         """The ids remembered for ``customer`` in the window that ends ``now``.
 
-        ``source`` is a record of the customer's, for the partition to read.
+        ``source`` is a record of the customer's, for the partition to read. ``known``: the
+        chunks of each day the profile recorded, so that only those are read (a lookup that
+        finds nothing costs as much as one that finds a bucket); None: look up every day.
+        A chunk written after the profile last reached the changelog holds only ids above
+        the profile's offset, which do not count as sightings, so it is not missed.
         """
         buckets = []
         with _in_partition_of(source):
             for day in days_kept(now, self.days):
                 chunk = 0
-                while (value := self.table.data.get(bucket_key(customer, day, chunk))) is not None:
+                while known is None or chunk < known.get(day, 0):
+                    value = self.table.data.get(bucket_key(customer, day, chunk))
+                    if value is None:
+                        break
                     buckets.append((day, chunk, unpack(value)))
                     chunk += 1
         return SeenIds(day_of(now), buckets)

@@ -92,6 +92,7 @@ class SignalsAgent:
             if self.trigger is not None:
                 await self.trigger.after_update(states[key], counted.get(key, []), now)
             await self.seen_ids.save(key, seen[key], origin[key])
+            states[key].id_chunks = seen[key].chunks_by_day()
         await self.profiles.save(states[key] for key in applied)
 
     def report(self) -> None:
@@ -125,7 +126,8 @@ class SignalsAgent:
     def _seen_ids(
         self, key: CustomerKey, now: datetime, origin: EventT[bytes], loaded: Loaded
     ) -> SeenIds:
-        seen = self.seen_ids.load(key, now, origin)
+        state = loaded.states.get(key)
+        seen = self.seen_ids.load(key, now, origin, state.id_chunks if state else None)
         seen.add_counted(loaded.counted_ids.get(key, ()))
         return seen
 

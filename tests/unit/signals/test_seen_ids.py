@@ -48,3 +48,12 @@ def test_new_ids_go_to_todays_last_chunk_and_spill_into_a_new_one(monkeypatch):
     assert changed[0] == {id_hash("a"): 1, id_hash("c"): 2}
     assert changed[1] == {id_hash("d"): 3, id_hash("e"): 4}
     assert not seen.first_sighting("b", 9, applied_up_to=8)
+    # What the profile records, so that the next batch reads exactly these chunks.
+    assert seen.chunks_by_day() == {TODAY: 2, TODAY - 1: 1}
+
+
+def test_a_customer_without_ids_records_none_and_a_first_id_one_chunk():
+    seen = SeenIds(TODAY, [])
+    assert seen.chunks_by_day() == {}
+    seen.first_sighting("a", 0, applied_up_to=-1)
+    assert seen.chunks_by_day() == {TODAY: 1}

@@ -43,7 +43,7 @@ class FakeSeenIds:
     def __init__(self):
         self.saved = {}
 
-    def load(self, key, now, source):
+    def load(self, key, now, source, known=None):
         buckets = [(day_of(now), 0, entries) for entries in self.saved.get(key, {}).values()]
         return SeenIds(day_of(now), buckets)
 
