@@ -113,6 +113,9 @@ class StatusChange(StrictModel):
     to expired from any of those."""
 
     status: OfferStatus
+    reason: Text | None = Field(
+        None, max_length=500, description="Why, in your words: kept in the offer's history."
+    )
 
 
 class ChangePending(BaseModel):

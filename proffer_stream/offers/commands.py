@@ -138,6 +138,12 @@ def _redeem(
     return Applied([_change(state, command, offer, changed, "offer.redeemed")])
 
 
+def _after_redemption(state: CustomerOffers, offer: Offer) -> None:
+    """A redemption starts the customer's cooldown before the next automatic offer."""
+    if offer.status == "redeemed" and offer.redeemed_at is not None:
+        state.last_redeemed_at = max(state.last_redeemed_at or offer.redeemed_at, offer.redeemed_at)
+
+
 def _expire(state: CustomerOffers, command: OfferCommand, offer: Offer) -> Applied:
     """The timer's expiry: only of an offer still open whose time has come."""
     if "expired" not in may_move_to(offer) or command.issued_at < offer.expires_at:
@@ -154,6 +160,7 @@ def _change(
     event_type: str,
 ) -> OfferEvent:
     state.offers[after.id] = after
+    _after_redemption(state, after)
     return _event(
         state,
         command.command_id,
@@ -163,6 +170,7 @@ def _change(
         at=command.issued_at,
         cause=command.cause,
         command_id=command.command_id,
+        reason=command.reason,
     )
 
 

@@ -42,6 +42,7 @@ class CustomerOffers(BaseModel):
     offers: dict[int, Offer] = Field(default_factory=dict)
     decided: list[str] = Field(default_factory=list)
     last_offer_at: datetime | None = None
+    last_redeemed_at: datetime | None = None
     source_offset: int = -1
 
 
@@ -78,11 +79,12 @@ def suppression(
         reasons.append(f"rule disabled: {request.rule_id} was {state_of_rule} since it fired")
     cooldown = timedelta(hours=policy.offer_cooldown_hours)
     automatic = request.source != "api"
-    if automatic and state.last_offer_at is not None and now - state.last_offer_at < cooldown:
-        reasons.append(
-            f"cooldown: an offer was made at {state.last_offer_at.isoformat()},"
-            f" within {policy.offer_cooldown_hours:g} hours"
-        )
+    for what, at in (("made", state.last_offer_at), ("redeemed", state.last_redeemed_at)):
+        if automatic and at is not None and now - at < cooldown:
+            reasons.append(
+                f"cooldown: an offer was {what} at {at.isoformat()},"
+                f" within {policy.offer_cooldown_hours:g} hours"
+            )
     return reasons
 
 

@@ -183,6 +183,7 @@ class OfferCommand(StrictModel):
     cause: Text = Field(
         max_length=300, description="Who or what asks: an API key's name, an event id, a timer."
     )
+    reason: Text | None = Field(None, max_length=500, description="Why, as the caller said.")
     issued_at: UtcDatetime
 
     @model_validator(mode="after")
@@ -269,7 +270,9 @@ class OfferEvent(BaseModel):
     version: int = 0
     occurred_at: UtcDatetime
     cause: str = Field(description="What caused it: an API key's name, a rule, a timer, ...")
-    reason: str | None = Field(None, description="Why a redemption was rejected.")
+    reason: str | None = Field(
+        None, description="Why: the caller's words for a change, or why a redemption was rejected."
+    )
     offer: Offer | None = None
     trace: DecisionTrace | None = Field(
         None, description="The decision's trace, for generated and suppressed."

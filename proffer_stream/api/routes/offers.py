@@ -230,6 +230,7 @@ async def change_status(
         offer_id=offer_id,
         status=body.status,
         cause=_by(key_name),
+        reason=body.reason,
         issued_at=datetime.now(UTC),
     )
     await publisher.publish(

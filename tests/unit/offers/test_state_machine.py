@@ -10,10 +10,18 @@ from hypothesis import strategies as st
 from proffer_stream.ingest.models import NormalizedEvent
 from proffer_stream.offers.behaviour import offer_commands
 from proffer_stream.offers.commands import apply_command, auto_approval
-from proffer_stream.offers.decide import CustomerOffers
+from proffer_stream.offers.decide import CustomerOffers, suppression
 from proffer_stream.offers.lifecycle import NEXT_STATUSES, TransitionRejected, engage, transition
-from proffer_stream.offers.models import Offer, OfferCommand, OfferEvent, OfferStatus, OfferTerms
+from proffer_stream.offers.models import (
+    Offer,
+    OfferCommand,
+    OfferEvent,
+    OfferRequest,
+    OfferStatus,
+    OfferTerms,
+)
 from proffer_stream.offers.policy import Policy
+from proffer_stream.signals.fold import new_signals
 from proffer_stream.worker.expiry import ExpiryTimers
 
 pytestmark = pytest.mark.unit
@@ -244,3 +252,21 @@ def test_timers_come_due_in_order_and_once():
     assert [c.offer_id for c in timers.due(NOW + timedelta(days=3))] == [1]
     timers.reload([state])
     assert len(timers) == 2
+
+
+def test_a_change_keeps_the_callers_reason_and_a_redemption_starts_the_cooldown():
+    state = state_with(offer("sent"))
+    ask = command("transition", offer_id=7, status="redeemed", reason="paid at the till")
+    [event] = apply_command(state, ask, 0, Policy()).events
+    assert event.reason == "paid at the till" and state.last_redeemed_at == NOW
+    automatic = OfferRequest(
+        request_id="r9",
+        tenant_id="acme",
+        external_customer_id="u1",
+        source="rule",
+        rule_id=None,
+        requested_at=NOW,
+    )
+    later = NOW + timedelta(hours=2)
+    [why] = suppression(state, automatic, new_signals("acme", "u1"), None, Policy(), later)
+    assert why.startswith("cooldown: an offer was redeemed at")
