@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from pydantic_core import to_json
@@ -24,26 +25,78 @@ class EventRow:
     event: NormalizedEvent
 
 
+EVENTS_STAGING = "events_staging"
+"""The session's staging table of event rows, emptied at every commit."""
+
+_EVENTS_STAGING_DDL = f"""
+    CREATE TEMP TABLE IF NOT EXISTS {EVENTS_STAGING} (
+        tenant_id text, customer_id bigint, id text, type text, data jsonb,
+        occurred_at timestamptz, received_at timestamptz
+    ) ON COMMIT DELETE ROWS
+"""
+_EVENT_COLUMNS = ("tenant_id", "customer_id", "id", "type", "data", "occurred_at", "received_at")
+
+
 async def insert_events(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> int:
-    """Insert events, skipping any already stored (same tenant, customer and event id)."""
+    """Insert events, skipping any already stored (same tenant, customer and event id).
+
+    Rows repeated within ``rows`` are inserted once. ``stored_at`` is the time each row
+    went in (``clock_timestamp()``).
+    """
     if not rows:
         return 0
-    status = await conn.execute(
-        """
+    records = [
+        (
+            row.tenant_id,
+            row.customer_id,
+            row.event.id,
+            row.event.type,
+            to_json(row.event.data).decode(),
+            row.event.occurred_at,
+            row.event.received_at,
+        )
+        for row in rows
+    ]
+    return await write_staged(
+        conn,
+        _EVENTS_STAGING_DDL,
+        EVENTS_STAGING,
+        _EVENT_COLUMNS,
+        records,
+        f"""
         INSERT INTO events (tenant_id, customer_id, id, type, data, occurred_at, received_at)
-        SELECT t, c, i, ty, d::jsonb, o, r
-        FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                    $6::timestamptz[], $7::timestamptz[]) AS u(t, c, i, ty, d, o, r)
+        SELECT tenant_id, customer_id, id, type, data, occurred_at, received_at
+        FROM {EVENTS_STAGING}
         ON CONFLICT DO NOTHING
         """,
-        [r.tenant_id for r in rows],
-        [r.customer_id for r in rows],
-        [r.event.id for r in rows],
-        [r.event.type for r in rows],
-        [to_json(r.event.data).decode() for r in rows],
-        [r.event.occurred_at for r in rows],
-        [r.event.received_at for r in rows],
     )
+
+
+async def write_staged(
+    conn: asyncpg.Connection,
+    staging_ddl: str,
+    staging: str,
+    columns: Sequence[str],
+    records: Sequence[tuple[Any, ...]],
+    statement: str,
+) -> int:
+    """COPY ``records`` into a staging table, then run ``statement`` that reads it.
+
+    The staging table is a temporary table of the session (``staging_ddl`` creates it
+    unless it exists: ``ON COMMIT DELETE ROWS``, no indexes, no constraints), emptied
+    at each commit. Binary COPY and one set-based statement cost PostgreSQL about a
+    third less per row than arrays of parameters (``bench/sink.py``). Runs in the
+    caller's transaction, or in one of its own when there is none (the staged rows
+    would be gone at the COPY's own commit). Returns the rows ``statement`` changed.
+    """
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            return await write_staged(conn, staging_ddl, staging, columns, records, statement)
+    # Empty already, unless an earlier call of this transaction staged rows: a DELETE
+    # of an empty table reads nothing (a TRUNCATE would rewrite the catalog each time).
+    await conn.execute(f"{staging_ddl}; DELETE FROM {staging}")
+    await conn.copy_records_to_table(staging, records=records, columns=list(columns))
+    status = await conn.execute(statement)
     return int(status.rsplit(" ", 1)[1])
 
 
