@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     )
 
     worker_id: str = Field("proffer-worker", description="Faust app id (consumer group).")
+    worker_instance: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="Tells apart workers that share a data dir (several on one machine):"
+        " each keeps its table stores under <data_dir>/faust/<instance>, which it finds"
+        " again when restarted with the same instance. Empty: <data_dir>/faust.",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="How many worker processes `proffer-stream up` starts (one consumer"
+        " group; they share the partitions and take over those of one that dies).",
+    )
     worker_web_port: int = Field(6066, description="Faust web port (bound to 127.0.0.1).")
     worker_batch_size: int = Field(
         2000, description="Most messages the signals agent takes at once."
@@ -139,8 +152,9 @@ class Settings(BaseSettings):
 
     @property
     def worker_data_dir(self) -> Path:
-        """Where the worker's Faust app keeps its local table stores."""
-        return self.data_dir / "faust"
+        """Where the worker's Faust app keeps its local table stores (one per instance)."""
+        base = self.data_dir / "faust"
+        return base / self.worker_instance if self.worker_instance else base
 
     @property
     def model_configured(self) -> bool:

@@ -9,6 +9,7 @@ the topics, then everything stops.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
@@ -29,7 +30,6 @@ from proffer_stream.sink.consumer import projections_for
 log = logging.getLogger(__name__)
 
 LOCAL_TENANT = "local"
-PROCESSES = ("sink", "worker", "gateway")
 DRAIN_SECONDS = 120.0
 
 
@@ -97,12 +97,20 @@ class LocalStack:
             "PROFFER_SIGNUP_ENABLED": os.environ.get("PROFFER_SIGNUP_ENABLED", "true"),
         }
         if self.broker is not None:
-            forget_worker_state(settings)
+            forget_worker_state(settings.model_copy(update={"worker_instance": ""}))
         if settings.llm_local_model:
             env |= local_model_env(settings)
             self.supervisor.start("llm-server", env)
-        for name in PROCESSES:
-            self.supervisor.start(name, {**env, **_metrics_env(settings.metrics_port, name)})
+        sink_env = {"PROFFER_METRICS_PORT": str(settings.metrics_port + 1)}
+        self.supervisor.start("sink", {**env, **(sink_env if settings.metrics_port else {})})
+        log.info(
+            "starting %d worker%s (PROFFER_WORKERS)",
+            settings.workers,
+            "" if settings.workers == 1 else "s",
+        )
+        for name, worker_env in worker_envs(settings).items():
+            self.supervisor.start("worker", {**env, **worker_env}, name=name)
+        self.supervisor.start("gateway", env)
 
     def _wait_until_serving(self, settings: Settings, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -147,10 +155,12 @@ class LocalStack:
         # A new memory broker is a new cluster: its groups, offsets and changelogs are
         # gone, and a Faust worker does not recover from that on its own (seen: it
         # rejoined, then consumed nothing). Consumers start afresh against it.
-        self.supervisor.respawn("worker", before=lambda: forget_worker_state(settings))
+        for name, worker_env in worker_envs(settings).items():
+            own = _with_instance(settings, worker_env)
+            self.supervisor.respawn(name, before=functools.partial(forget_worker_state, own))
         self.supervisor.respawn("sink")
         log.warning(
-            "the embedded broker is back at %s; worker and sink restarted",
+            "the embedded broker is back at %s; workers and sink restarted",
             self.broker.bootstrap_servers,
         )
 
@@ -158,7 +168,7 @@ class LocalStack:
         if "gateway" in self.supervisor.children:
             self._stop_child("gateway")
             self._drain(settings)
-        self.supervisor.stop_all(order=["worker", "sink"])
+        self.supervisor.stop_all(order=[*worker_envs(settings), "sink"])
         if self.broker is not None:
             self.broker.stop()
         if self.postgres is not None:
@@ -219,19 +229,49 @@ def local_model_env(settings: Settings) -> dict[str, str]:
 
 
 def _serving_ports(settings: Settings) -> list[tuple[str, int]]:
-    """What answers once everything is up: the gateway, and the metrics of worker and sink."""
+    """What answers once everything is up: the gateway, and the metrics of workers and sink."""
     ports = [(settings.gateway_host, settings.gateway_port)]
     if settings.metrics_port:
-        ports += [("127.0.0.1", settings.metrics_port), ("127.0.0.1", settings.metrics_port + 1)]
+        ports += [("127.0.0.1", port) for port in _metrics_ports(settings).values()]
     return ports
 
 
-def _metrics_env(port: int, process: str) -> dict[str, str]:
-    """Worker and sink serve /metrics on consecutive ports from PROFFER_METRICS_PORT."""
-    offsets = {"worker": 0, "sink": 1}
-    if not port or process not in offsets:
-        return {}
-    return {"PROFFER_METRICS_PORT": str(port + offsets[process])}
+def _metrics_ports(settings: Settings) -> dict[str, int]:
+    """Consecutive ports from PROFFER_METRICS_PORT: the first worker, the sink, then the
+    other workers (one worker and the sink keep the ports they always had)."""
+    port = settings.metrics_port
+    names = worker_names(settings.workers)
+    ports = {names[0]: port, "sink": port + 1}
+    ports |= {name: port + 1 + n for n, name in enumerate(names[1:], start=1)}
+    return ports
+
+
+def worker_envs(settings: Settings) -> dict[str, dict[str, str]]:
+    """The supervised name and the extra environment of each worker `up` starts.
+
+    One worker is ``worker`` with the data dir it always had. More are ``worker-1`` ..
+    ``worker-N``, each with its own instance (its table stores under
+    ``<data_dir>/faust/<n>``, found again when it is restarted) and its own metrics port.
+    """
+    ports = _metrics_ports(settings) if settings.metrics_port else {}
+    envs: dict[str, dict[str, str]] = {}
+    for n, name in enumerate(worker_names(settings.workers), start=1):
+        env = envs[name] = {}
+        if settings.workers > 1:
+            env["PROFFER_WORKER_INSTANCE"] = str(n)
+        if name in ports:
+            env["PROFFER_METRICS_PORT"] = str(ports[name])
+    return envs
+
+
+def worker_names(count: int) -> list[str]:
+    """``worker`` alone, else ``worker-1`` .. ``worker-<count>``."""
+    return ["worker"] if count == 1 else [f"worker-{n}" for n in range(1, count + 1)]
+
+
+def _with_instance(settings: Settings, worker_env: dict[str, str]) -> Settings:
+    instance = worker_env.get("PROFFER_WORKER_INSTANCE", settings.worker_instance)
+    return settings.model_copy(update={"worker_instance": instance})
 
 
 async def prepare_database_and_topics(settings: Settings, local_key: str | None = None) -> str:
@@ -257,17 +297,19 @@ async def prepare_database_and_topics(settings: Settings, local_key: str | None 
         await pool.close()
 
 
-def _worker_metrics_note(port: int) -> str:
-    if not port:
+def _metrics_note(settings: Settings) -> str:
+    if not settings.metrics_port:
         return ""
-    return f" (worker :{port}/metrics, sink :{port + 1}/metrics)"
+    ports = _metrics_ports(settings).items()
+    return " (" + ", ".join(f"{name} :{port}/metrics" for name, port in ports) + ")"
 
 
 def forget_worker_state(settings: Settings) -> None:
     """Drop the worker's local table stores, which belong to a broker that is gone.
 
     A memory broker starts empty, so the remembered event ids on disk name offsets of a
-    log that no longer exists; the profiles come back from PostgreSQL.
+    log that no longer exists; the profiles come back from PostgreSQL. Without an
+    instance, that is every worker's stores (call it before any worker runs).
     """
     shutil.rmtree(settings.worker_data_dir, ignore_errors=True)
 
@@ -292,7 +334,7 @@ def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:
             f"  API key     {api_key}   (tenant {LOCAL_TENANT!r})",
             f"  Kafka       {settings.kafka_bootstrap_servers}{broker_note}",
             f"  PostgreSQL  {redact(settings.database_url)}",
-            f"  Metrics     {api}/metrics{_worker_metrics_note(settings.metrics_port)}",
+            f"  Metrics     {api}/metrics{_metrics_note(settings)}",
             "",
             "Send events:",
             f"  curl -X POST {api}/api/webhook/events -H 'Authorization: Bearer {api_key}' \\",
