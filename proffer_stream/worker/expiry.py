@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from proffer_stream.core.types import CustomerKey
@@ -19,12 +18,8 @@ from proffer_stream.offers.decide import CustomerOffers
 from proffer_stream.offers.lifecycle import may_move_to
 from proffer_stream.offers.models import OfferCommand
 
-
-@dataclass(order=True, frozen=True)
-class _Timer:
-    due: datetime
-    offer_id: int
-    customer: CustomerKey = field(compare=False)
+_Timer = tuple[datetime, int, CustomerKey]
+"""When, which offer, whose: a plain tuple, which the heap compares fastest."""
 
 
 class ExpiryTimers:
@@ -43,9 +38,9 @@ class ExpiryTimers:
             customer = (state.tenant_id, state.external_customer_id)
             for offer in state.offers.values():
                 timed = (offer.id, offer.expires_at)
-                if "expired" in may_move_to(offer) and timed not in self._set:
+                if timed not in self._set and "expired" in may_move_to(offer):
                     self._set.add(timed)
-                    heapq.heappush(self._heap, _Timer(offer.expires_at, offer.id, customer))
+                    heapq.heappush(self._heap, (offer.expires_at, offer.id, customer))
 
     def reload(self, states: Iterable[CustomerOffers]) -> None:
         """Forget every timer and set those of ``states`` (the table after a rebalance)."""
@@ -56,10 +51,10 @@ class ExpiryTimers:
     def due(self, now: datetime) -> list[OfferCommand]:
         """The expire commands of the timers due by ``now``, which are then forgotten."""
         commands = []
-        while self._heap and self._heap[0].due <= now:
-            timer = heapq.heappop(self._heap)
-            self._set.discard((timer.offer_id, timer.due))
-            commands.append(expire_command(timer.customer, timer.offer_id, now))
+        while self._heap and self._heap[0][0] <= now:
+            due, offer_id, customer = heapq.heappop(self._heap)
+            self._set.discard((offer_id, due))
+            commands.append(expire_command(customer, offer_id, now))
         return commands
 
 

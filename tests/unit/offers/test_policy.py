@@ -1,8 +1,11 @@
 """Policy: each check on a draft, what it corrects, what it rejects, and offer codes."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from proffer_stream.offers import policy as policy_module
 from proffer_stream.offers.models import OfferDraft, OfferTerms
 from proffer_stream.offers.policy import (
     OFFER_CODE,
@@ -223,3 +226,11 @@ def test_reachable_channels():
 def test_a_bad_policy_is_refused(fields):
     with pytest.raises(ValidationError):
         Policy(**fields)
+
+
+@given(st.text(alphabet=st.sampled_from("ab _*#<>[]()`~\t\n\x00\u200e\u00a0é")) | st.text())
+def test_text_without_markup_takes_a_shortcut_to_the_same_plain_text(text):
+    slow = text
+    while (once := policy_module._strip_once(slow)) != slow:
+        slow = once
+    assert policy_module._plain(text) == slow
