@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
@@ -49,6 +50,7 @@ from proffer_stream.offers.policy import Policy
 router = APIRouter(prefix="/api/offers", tags=["offers"])
 
 POLL_SECONDS = 0.05
+T = TypeVar("T")
 OfferId = Annotated[int, Path(ge=1, lt=2**53, description="The offer's id.")]
 RequestId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -80,12 +82,10 @@ async def generate(
         publisher, settings, tenant_id, external_id, source="api", by=_by(key_name)
     )
     deadline = time.monotonic() + settings.offer_wait_seconds
-    while time.monotonic() < deadline:
-        decision = await offers.get_decision(db, tenant_id, request_id)
-        if decision is not None:
-            return await _outcome(db, tenant_id, decision)
-        await asyncio.sleep(POLL_SECONDS)
-    return _pending(request_id)
+    decision = await _poll(lambda: offers.get_decision(db, tenant_id, request_id), deadline)
+    if decision is None:
+        return _pending(request_id)
+    return await _outcome(db, tenant_id, decision)
 
 
 @router.get(
@@ -239,12 +239,12 @@ async def change_status(
         topics_for(settings).offer_requests.name,
     )
     deadline = time.monotonic() + settings.offer_wait_seconds
-    while time.monotonic() < deadline:
-        outcome = await offers.get_command_outcome(db, tenant_id, command.command_id)
-        if outcome is not None:
-            return await _answer_change(db, tenant_id, outcome, deadline)
-        await asyncio.sleep(POLL_SECONDS)
-    return _change_pending(command.command_id)
+    outcome = await _poll(
+        lambda: offers.get_command_outcome(db, tenant_id, command.command_id), deadline
+    )
+    if outcome is None:
+        return _change_pending(command.command_id)
+    return await _answer_change(db, tenant_id, outcome, deadline)
 
 
 @router.get(
@@ -371,12 +371,21 @@ async def _answer_change(
             )
         )
         return JSONResponse(conflict.model_dump(mode="json"), status_code=409)
+    offer = await _poll(
+        lambda: offers.get_offer_at(db, tenant_id, outcome.offer_id, outcome.version), deadline
+    )
+    if offer is None:
+        return _change_pending(outcome.command_id)
+    return OfferResponse(offer=offer)
+
+
+async def _poll(find: Callable[[], Awaitable[T | None]], deadline: float) -> T | None:
+    """What ``find`` finds in PostgreSQL (the sink's projection of an outcome), asked every
+    ``POLL_SECONDS`` until ``deadline``; None if nothing by then."""
     while True:
-        offer = await offers.get_offer_at(db, tenant_id, outcome.offer_id, outcome.version)
-        if offer is not None:
-            return OfferResponse(offer=offer)
-        if time.monotonic() >= deadline:
-            return _change_pending(outcome.command_id)
+        found = await find()
+        if found is not None or time.monotonic() >= deadline:
+            return found
         await asyncio.sleep(POLL_SECONDS)
 
 
