@@ -47,6 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import ConsumerRecord
+from ingest import random_event  # events as bench/ingest.py sends them
 from pydantic_core import to_json
 
 from proffer_stream.core.errors import BadRecord
@@ -67,20 +68,6 @@ from proffer_stream.sink.projections import (
 
 TENANT = "local"
 PHASES = ("events-1", "events-100", "customers", "replay")
-
-
-def random_event(index: int) -> dict:
-    """An event as bench/ingest.py sends them (five well-known types in turn)."""
-    kind = index % 5
-    if kind == 0:
-        return {"type": "purchase", "data": {"amount": round(random.uniform(5, 200), 2)}}
-    if kind == 1:
-        return {"type": "cart_abandon", "data": {"items": 2, "total": 80.5}}
-    if kind == 2:
-        return {"type": "feature_use", "data": {"feature": "reports", "times_used": 3}}
-    if kind == 3:
-        return {"type": "click", "data": {"element": "upgrade_button", "page": "/pricing"}}
-    return {"type": "page_view", "data": {"page": random.choice(["/pricing", "/docs", "/"])}}
 
 
 def event_records(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -11,11 +12,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from proffer_stream.core.settings import Settings
 from proffer_stream.local.embedded import free_port, port_is_open
@@ -57,6 +58,25 @@ async def produce_paced(
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def messages_on_topic(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """Every JSON message on ``topic`` from its start, until a second passes with none."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    messages = []
+    try:
+        while fetched := await consumer.getmany(timeout_ms=1000):
+            for records in fetched.values():
+                messages += [json.loads(record.value) for record in records]
+        return messages
+    finally:
+        await consumer.stop()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

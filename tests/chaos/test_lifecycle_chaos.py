@@ -6,12 +6,10 @@ an applied outcome, and no event on the topic disagrees with another copy of its
 """
 
 import asyncio
-import json
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from support import produce_paced, wait_for
+from support import messages_on_topic, produce_paced, wait_for
 
 from proffer_stream.core.identity import offer_id, partition_key
 from proffer_stream.kafka.topics import topics_for
@@ -67,23 +65,11 @@ async def counts(db):
 
 
 async def events_on_topic(settings):
-    consumer = AIOKafkaConsumer(
-        topics_for(settings).offers.name,
-        bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    """Each event id on the topic, with the distinct (type, version, status) of its copies."""
     seen: dict[str, set[tuple]] = {}
-    try:
-        while fetched := await consumer.getmany(timeout_ms=1000):
-            for records in fetched.values():
-                for r in records:
-                    event = json.loads(r.value)
-                    copy = (event["event_type"], event["version"], event["status"])
-                    seen.setdefault(event["event_id"], set()).add(copy)
-    finally:
-        await consumer.stop()
+    for event in await messages_on_topic(settings, topics_for(settings).offers.name):
+        copy = (event["event_type"], event["version"], event["status"])
+        seen.setdefault(event["event_id"], set()).add(copy)
     return seen
 
 

@@ -5,13 +5,11 @@ request's, one decision each, and on the topic no offer that was not requested.
 """
 
 import asyncio
-import json
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fake_openai import start_fake_openai
-from support import produce_paced, wait_for
+from support import messages_on_topic, produce_paced, wait_for
 
 from proffer_stream.core.identity import offer_id, partition_key
 from proffer_stream.kafka.topics import topics_for
@@ -52,23 +50,8 @@ async def counts(db):
 
 
 async def offer_ids_on_topic(settings):
-    consumer = AIOKafkaConsumer(
-        topics_for(settings).offers.name,
-        bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen = []
-    try:
-        while True:
-            fetched = await consumer.getmany(timeout_ms=1000)
-            if not fetched:
-                return seen
-            for records in fetched.values():
-                seen += [json.loads(r.value)["offer_id"] for r in records]
-    finally:
-        await consumer.stop()
+    messages = await messages_on_topic(settings, topics_for(settings).offers.name)
+    return [message["offer_id"] for message in messages]
 
 
 async def settled(db, expected):
