@@ -30,15 +30,17 @@ class OfferTrigger:
     ) -> None:
         """Queue what the update asks of the offers agent; Faust flushes it before
         committing the batch."""
-        key = partition_key(state.tenant_id, state.external_id)
-        for command in offer_commands(state.tenant_id, state.external_id, counted):
-            await self.requests_topic.send(key=key, value=command.model_dump_json().encode())
-            metrics.OFFER_COMMANDS.labels(command.action).inc()
         tenant = state.tenant_id
+        commands = offer_commands(tenant, state.external_id, counted)
         request = triggered_request(
             state, self.configs.rules(tenant), self.configs.policy(tenant), now
         )
-        if request is None:
+        if not commands and request is None:  # most updates: nothing to send
             return
-        await self.requests_topic.send(key=key, value=request.model_dump_json().encode())
-        metrics.OFFER_REQUESTS.labels(request.rule_id or "").inc()
+        key = partition_key(tenant, state.external_id)
+        for command in commands:
+            await self.requests_topic.send(key=key, value=command.model_dump_json().encode())
+            metrics.OFFER_COMMANDS.labels(command.action).inc()
+        if request is not None:
+            await self.requests_topic.send(key=key, value=request.model_dump_json().encode())
+            metrics.OFFER_REQUESTS.labels(request.rule_id or "").inc()
