@@ -110,6 +110,8 @@ def create_app(settings: Settings) -> faust.App:
         TopicOutbox(offers_topic, outcomes_topic),
         configs=configs,
         concurrency=settings.llm_concurrency,
+        max_in_flight=offers_in_flight(settings),
+        on_failure=stop_without_acking,
         on_saved=timers.schedule,
     )
 
@@ -217,17 +219,25 @@ async def _in_batches(
 
 
 def offers_batch_size(settings: Settings) -> int:
-    """Requests the offers agent takes at once: with a model, as many as may be in flight.
-
-    A batch is acked when its slowest request is decided, so batches no bigger than the
-    writes in flight keep a request from waiting behind a whole batch of model calls.
-    """
+    """Requests the offers agent takes at once: with a model, as many as may be written at
+    once, so that a batch's requests start writing as soon as they are read."""
     if settings.model_configured:
         return min(settings.worker_batch_size, settings.llm_concurrency)
     return settings.worker_batch_size
 
 
-def stop_without_acking(exc: Exception) -> None:
+def offers_in_flight(settings: Settings) -> int:
+    """Most undecided requests the offers agent holds before it reads more.
+
+    With a model, twice the writes in flight: a write that ends finds the next request
+    read and waiting, and a rebalance waits for no more than two rounds of writes.
+    """
+    if settings.model_configured:
+        return 2 * settings.llm_concurrency
+    return settings.worker_batch_size
+
+
+def stop_without_acking(exc: BaseException) -> None:
     """Exit at once, so that Faust cannot ack a batch that was not applied.
 
     Records that cannot be applied are dead-lettered one by one, so this is for what

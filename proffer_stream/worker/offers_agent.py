@@ -6,19 +6,20 @@ decision, and each change a command makes (a transition from the API, engagement
 redemption from the customer's events, an expiry from the timers), is one event on
 ``proffer.offers``; a command from the API also gets its outcome on
 ``proffer.offer-command-outcomes``. The customer's offers and the messages decided are
-kept in the ``offers`` table, written once per batch with its changelog, as the signals
-agent does. A record that cannot be read or decided goes to the dead-letter topic; the
-rest of the batch goes on. A decision that cannot be published stops the worker unacked.
+kept in the ``offers`` table, written with its changelog once the customer's messages of a
+batch are decided. A record that cannot be read or decided goes to the dead-letter topic;
+the rest goes on. A decision that cannot be published stops the worker unacked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from faust.types import EventT, TableT
 
@@ -112,13 +113,20 @@ class OffersStore:
 
 
 class OffersAgent:
-    """Decides batches of offer requests: customers side by side, each one's in order.
+    """Decides offer requests and applies commands: customers side by side, each one's
+    in order, batches overlapping.
 
-    A writer may be a model that takes seconds, so the requests of different customers
-    are written concurrently (at most ``concurrency`` writes in flight), while each
-    customer's requests are decided one after the other, in offset order, so that a
-    cooldown or a re-sent request sees the decision before it. The batch is acked only
-    when every decision in it is published and saved.
+    A writer may be a model that takes seconds, so :meth:`process` only hands a batch's
+    messages over and returns as soon as fewer than ``max_in_flight`` are undecided: the
+    next batch is read while the model writes, instead of waiting for the slowest write of
+    the batch before it. At most ``concurrency`` writes are in flight. Each customer's
+    messages are decided one after the other, in offset order (after the customer's
+    messages of earlier batches), so that a cooldown or a re-sent request sees the
+    decision before it. A record is acked only when its decision is published and its
+    customer's state saved; Faust commits up to the first record that is not, so after a
+    crash the rest is read again and the state's memory of decided ids skips what was
+    done. What escapes a customer's decisions goes to ``on_failure``, which must stop the
+    worker without acking.
     """
 
     def __init__(
@@ -131,6 +139,8 @@ class OffersAgent:
         *,
         configs: TenantConfigs,
         concurrency: int,
+        max_in_flight: int,
+        on_failure: Callable[[BaseException], None],
         on_saved: Callable[[Sequence[CustomerOffers]], None] = lambda states: None,
     ) -> None:
         self.offers = offers
@@ -140,12 +150,17 @@ class OffersAgent:
         self.outbox = outbox
         self.configs = configs
         self.writing = asyncio.Semaphore(concurrency)
+        self.max_in_flight = max_in_flight
+        self.on_failure = on_failure
         self.on_saved = on_saved
+        self.in_flight = 0
+        self._room = asyncio.Event()
+        self._last_of: dict[CustomerKey, asyncio.Task[None]] = {}
 
     async def process(self, batch: Sequence[EventT[bytes]]) -> None:
-        """Decide each request and command of the batch once; bad records are
-        dead-lettered."""
-        by_customer: dict[CustomerKey, list[tuple[SourceRecord, OfferMessage]]] = {}
+        """Start deciding the batch's messages; return once fewer than ``max_in_flight``
+        are undecided. Bad records are dead-lettered and acked with the batch."""
+        by_customer: dict[CustomerKey, list[Pending]] = {}
         for event in batch:
             source = source_record(event)
             try:
@@ -153,28 +168,46 @@ class OffersAgent:
             except BadRecord as error:
                 await self.dead_letters.send(source, error)
                 continue
+            event.message.incref()  # the batch's ack leaves it unacked until it is decided
             key = (message.tenant_id, message.external_customer_id)
-            by_customer.setdefault(key, []).append((source, message))
-        decided = await asyncio.gather(
-            *(self._decide_customer(key, messages) for key, messages in by_customer.items())
-        )
-        states = [state for state in decided if state is not None]
-        await self.offers.save(states)
-        self.on_saved(states)
+            by_customer.setdefault(key, []).append(Pending(event, source, message))
+        for key, pending in by_customer.items():
+            self._start(key, pending)
+        while self.in_flight >= self.max_in_flight:
+            self._room.clear()
+            await self._room.wait()
+
+    def _start(self, key: CustomerKey, pending: list[Pending]) -> None:
+        """Decide ``pending`` after the customer's messages already in flight."""
+        before = self._last_of.get(key)
+        task = asyncio.create_task(self._decide_customer(key, pending, before))
+        self._last_of[key] = task
+        self.in_flight += len(pending)
+        task.add_done_callback(functools.partial(self._finished, key, len(pending)))
+
+    def _finished(self, key: CustomerKey, count: int, task: asyncio.Task[None]) -> None:
+        if self._last_of.get(key) is task:
+            del self._last_of[key]
+        self.in_flight -= count
+        self._room.set()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.on_failure(error)
 
     async def _decide_customer(
-        self, key: CustomerKey, messages: list[tuple[SourceRecord, OfferMessage]]
-    ) -> CustomerOffers | None:
-        """Decide one customer's messages in order; their state, if any was decided."""
+        self, key: CustomerKey, pending: list[Pending], before: asyncio.Task[None] | None
+    ) -> None:
+        """Decide one customer's messages in order, save their state, ack the records."""
+        if before is not None:
+            await asyncio.wait([before])  # its decisions are saved (or the worker is stopping)
         state = self.offers.load(key)
         changed = False
-        for source, message in messages:
-            if already_decided(state, _message_id(message), source.offset):
+        for item in pending:
+            if already_decided(state, _message_id(item.message), item.source.offset):
                 continue
             try:
-                events, outcome = await self._handle(state, message, source.offset)
+                events, outcome = await self._handle(state, item.message, item.source.offset)
             except Exception as exc:  # this record only; its state was not changed
-                await self.dead_letters.send(source, BadRecord("processing_error", repr(exc)))
+                await self.dead_letters.send(item.source, BadRecord("processing_error", repr(exc)))
                 continue
             for event in events:
                 await self.outbox.event(event)
@@ -182,7 +215,11 @@ class OffersAgent:
             if outcome is not None:
                 await self.outbox.outcome(outcome)
             changed = True
-        return state if changed else None
+        if changed:
+            await self.offers.save([state])
+            self.on_saved([state])
+        for item in pending:
+            item.event.ack()
 
     async def _handle(
         self, state: CustomerOffers, message: OfferMessage, offset: int
@@ -224,6 +261,14 @@ class OffersAgent:
 
 
 OfferMessage = OfferRequest | OfferCommand
+
+
+class Pending(NamedTuple):
+    """A message being decided, with the record it came in (acked once it is)."""
+
+    event: EventT[bytes]
+    source: SourceRecord
+    message: OfferMessage
 
 
 class Outbox(Protocol):
