@@ -30,7 +30,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ingest import (
     Stack,
     cpu_by_role,
@@ -157,7 +157,7 @@ async def phase_event_to_offer(
         ) as response:
             await response.read()
             if probe is not None and response.status == 200:
-                accepted[probe] = time.monotonic()
+                accepted[probe] = time.time()  # wall clock, as Kafka's record timestamps
 
     async def watch() -> None:
         while True:
@@ -166,7 +166,7 @@ async def phase_event_to_offer(
                 " WHERE tenant_id = $1 AND external_customer_id LIKE 'probe-%'",
                 TENANT,
             )
-            now = time.monotonic()
+            now = time.time()
             for row in rows:
                 offered.setdefault(row["external_customer_id"], now)
             await asyncio.sleep(0.005)
@@ -192,8 +192,52 @@ async def phase_event_to_offer(
     delays = sorted((offered[p] - t) * 1000 for p, t in accepted.items() if p in offered)
     if len(delays) < len(accepted):
         log(f"  {len(accepted) - len(delays)} probe(s) got no offer within 60 s")
-    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-    return statistics.median(delays), p99, len(delays)
+    for hop, (p50, p99) in (await hop_delays(stack, accepted, offered)).items():
+        log(f"  {hop:<34} p50 {p50:6.0f} ms  p99 {p99:6.0f} ms")
+    return statistics.median(delays), percentile(delays, 0.99), len(delays)
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def hop_delays(
+    stack: Stack, accepted: dict[str, float], offered: dict[str, float]
+) -> dict[str, tuple[float, float]]:
+    """p50/p99 ms of each hop from a probe's acceptance to its offer's row, from the
+    timestamps of the first record keyed by the probe on each topic on the way."""
+    topics = topics_for(stack.settings)
+    by_key = {partition_key(TENANT, probe): probe for probe in accepted}
+    path = [topics.events.name, topics.offer_requests.name, topics.offers.name]
+    seen: dict[str, dict[str, float]] = {topic: {} for topic in path}
+    consumer = AIOKafkaConsumer(
+        *path, bootstrap_servers=stack.settings.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        while fetched := await consumer.getmany(timeout_ms=1000):
+            for records in fetched.values():
+                for record in records:
+                    probe = by_key.get(record.key or b"")
+                    if probe is not None:
+                        seen[record.topic].setdefault(probe, record.timestamp / 1000)
+    finally:
+        await consumer.stop()
+    stamps = [accepted, *seen.values(), offered]
+    names = ["accepted", "on events", "on offer-requests", "on offers", "row"]
+    hops = {}
+    for n in range(1, len(stamps)):
+        delays = sorted(
+            (stamps[n][probe] - stamps[n - 1][probe]) * 1000
+            for probe in accepted
+            if probe in stamps[n] and probe in stamps[n - 1]
+        )
+        if delays:
+            hops[f"{names[n - 1]} -> {names[n]}"] = (
+                statistics.median(delays),
+                percentile(delays, 0.99),
+            )
+    return hops
 
 
 async def measure_builtin(stack: Stack, args: argparse.Namespace) -> dict[str, float]:

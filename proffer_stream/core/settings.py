@@ -66,7 +66,11 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(
         2000, description="Most messages the signals agent takes at once."
     )
-    worker_batch_seconds: float = Field(0.05, description="Longest wait to fill a batch.")
+    worker_batch_seconds: float = Field(
+        0.01,
+        description="Longest wait to fill a batch; bounds the latency each agent adds at"
+        " low rates (a busy agent fills its batches while it works on the last one).",
+    )
     broker_session_timeout: float = Field(6.0, description="Consumer group session timeout (s).")
     broker_heartbeat_interval: float = Field(1.0, description="Consumer heartbeat (s).")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Discriminator, Field, RootModel, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
 
 from proffer_stream.core.types import ExternalId, StrictModel, TenantId, Text, UtcDatetime
 from proffer_stream.signals.models import CustomerSignals
@@ -118,6 +118,8 @@ class OfferRequest(StrictModel):
 
 class Verdict(BaseModel):
     """One policy check of a draft: passed, corrected (how) or rejected (why)."""
+
+    model_config = ConfigDict(frozen=True)  # drafts share one passed verdict per check
 
     check: str
     outcome: Literal["passed", "corrected", "rejected"]
