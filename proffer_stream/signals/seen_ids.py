@@ -90,6 +90,10 @@ class SeenIds:
         """Today's chunks that this batch changed, by chunk number."""
         return {chunk: self._chunks[chunk] for chunk in self._changed}
 
+    def mark_saved(self) -> None:
+        """The changed chunks are written: the next :meth:`changed` names only newer ones."""
+        self._changed.clear()
+
     def chunks_by_day(self) -> dict[int, int]:
         """How many chunks each day's bucket has (today's with what this batch added): what
         a profile records so that the next batch reads only those."""

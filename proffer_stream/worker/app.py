@@ -13,6 +13,7 @@ import faust
 from faust.types import EventT, TableT
 
 from proffer_stream.core import metrics
+from proffer_stream.core.event_loop import use_uvloop
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.kafka.topics import (
@@ -88,13 +89,14 @@ def create_app(settings: Settings) -> faust.App:
     configs = TenantConfigs(rules_file_or_default(settings.rules_file), Policy())
     config = ConfigFollower(configs, settings)
     profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
+    seen_ids = SeenIdStore(event_ids, settings.dedup_days)
     agent = SignalsAgent(
         profiles,
         DeadLetters(deadletter_topic, STAGE),
         Rerouter(
             app, topics.events.name, lambda: app.consumer.topic_partitions(topics.events.name)
         ),
-        SeenIdStore(event_ids, settings.dedup_days),
+        seen_ids,
         OfferTrigger(requests_topic, configs),
     )
 
@@ -132,6 +134,11 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report_progress() -> None:
         agent.report()
+
+    @app.on_partitions_revoked.connect
+    async def forget_kept_ids(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Ids kept in memory may belong to partitions that move: read them afresh."""
+        seen_ids.forget()
 
     @app.on_rebalance_complete.connect
     async def reload_expiry_timers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -258,6 +265,7 @@ def stop_without_acking(exc: BaseException) -> None:
 
 def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM."""
+    use_uvloop()
     metrics.serve_metrics(settings.metrics_port)
     (settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)

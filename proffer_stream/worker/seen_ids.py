@@ -28,11 +28,20 @@ def bucket_key(customer: CustomerKey, day: int, chunk: int) -> bytes:
 
 
 class SeenIdStore:
-    """Reads a customer's remembered ids for a batch, and writes back what it added."""
+    """Reads a customer's remembered ids for a batch, and writes back what it added.
 
-    def __init__(self, table: TableT[bytes, bytes], days: int) -> None:
+    The ids it saved are kept in memory too (at most ``kept`` customers', the most
+    recently saved), until the day ends or a rebalance (:meth:`forget`): :meth:`load`
+    lends them out instead of reading and unpacking every day's bucket (8% of the
+    worker's time at one event per record). A lent object leaves the cache until it is
+    saved, so one changed by a batch that did not save it is read afresh.
+    """
+
+    def __init__(self, table: TableT[bytes, bytes], days: int, kept: int = 10_000) -> None:
         self.table = table
         self.days = days
+        self.kept = kept
+        self._kept: dict[CustomerKey, SeenIds] = {}
 
     def load(
         self,
@@ -49,6 +58,9 @@ class SeenIdStore:
         A chunk written after the profile last reached the changelog holds only ids above
         the profile's offset, which do not count as sightings, so it is not missed.
         """
+        kept = self._kept.pop(customer, None)
+        if kept is not None and kept.today == day_of(now):
+            return kept
         buckets = []
         with _in_partition_of(source):
             for day in days_kept(now, self.days):
@@ -69,6 +81,15 @@ class SeenIdStore:
         ]
         with _in_partition_of(source):
             await write_through(self.table, changed, source.message.partition)
+        seen.mark_saved()
+        self._kept[customer] = seen
+        if len(self._kept) > self.kept:
+            del self._kept[next(iter(self._kept))]  # the least recently saved
+
+    def forget(self) -> None:
+        """Drop the ids kept in memory: the partitions they came from may move (call when
+        partitions are revoked; the table is the truth again)."""
+        self._kept.clear()
 
 
 @contextmanager

@@ -54,4 +54,6 @@ def test_funnel_rates_are_the_ratios_to_4_decimals(counts):
         if counts[0]:
             assert stage.rate_from_generated == pytest.approx(counts[i] / counts[0], abs=HALF_UNIT)
         if i and counts[i - 1]:
-            assert stage.rate_from_previous == pytest.approx(counts[i] / counts[i - 1], abs=HALF_UNIT)
+            assert stage.rate_from_previous == pytest.approx(
+                counts[i] / counts[i - 1], abs=HALF_UNIT
+            )

@@ -1,0 +1,79 @@
+"""The profile store's parsed profiles: lent to one batch, trusted only while current."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from proffer_stream.core.identity import partition_key
+from proffer_stream.signals.fold import new_signals
+from proffer_stream.worker.profiles import ProfileStore
+
+pytestmark = pytest.mark.unit
+
+KEY = ("acme", "u1")
+
+
+class FakeTable:
+    """A memory table as Faust has it: ``data`` holds the very objects put in it."""
+
+    def __init__(self):
+        self.data = {}
+        self.sent = []
+
+        async def send(topic, key, value, partition, timestamp, headers):
+            self.sent.append((key, value))
+
+        self.app = SimpleNamespace(producer=SimpleNamespace(send=send))
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "signals-changelog")
+
+    def get(self, key):
+        return self.data.get(key)
+
+
+def store(table, kept=10):
+    return ProfileStore(table, database_url="", dedup_days=7, kept_parsed=kept)
+
+
+async def test_a_saved_profile_is_lent_out_again_without_parsing():
+    table = FakeTable()
+    profiles = store(table)
+    state = new_signals(*KEY)
+    await profiles.save([state])
+    loaded = await profiles.load([KEY])
+    assert loaded.states[KEY] is state
+    assert table.sent == [(partition_key(*KEY), state.model_dump_json().encode())]
+
+
+async def test_a_lent_profile_not_saved_back_is_parsed_afresh():
+    """A batch that changed a profile and did not save it leaves the table's version."""
+    table = FakeTable()
+    profiles = store(table)
+    await profiles.save([new_signals(*KEY)])
+    lent = (await profiles.load([KEY])).states[KEY]
+    lent.event_count = 99  # changed, never saved
+    again = (await profiles.load([KEY])).states[KEY]
+    assert again is not lent
+    assert again.event_count == 0
+
+
+async def test_a_profile_the_table_replaced_is_parsed_from_the_table():
+    """Recovery or a rebalance puts other bytes in the table: those are the truth."""
+    table = FakeTable()
+    profiles = store(table)
+    await profiles.save([new_signals(*KEY)])
+    recovered = new_signals(*KEY).model_copy(update={"event_count": 7})
+    table.data[partition_key(*KEY)] = recovered.model_dump_json().encode()
+    assert (await profiles.load([KEY])).states[KEY].event_count == 7
+
+
+async def test_at_most_kept_parsed_profiles_are_kept_the_oldest_saved_go_first():
+    table = FakeTable()
+    profiles = store(table, kept=2)
+    states = [new_signals("acme", f"u{n}") for n in range(3)]
+    await profiles.save(states)
+    loaded = await profiles.load([("acme", f"u{n}") for n in range(3)])
+    assert [loaded.states[("acme", f"u{n}")] is states[n] for n in range(3)] == [
+        False,
+        True,
+        True,
+    ]
