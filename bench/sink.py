@@ -1,29 +1,30 @@
 """Sink benchmark: rows/s of the events and customers projections, old vs new, interleaved.
 
-Times what the sink does with one fetched batch, without Kafka: the projection's
-``write`` (parse the records, build the rows, write them) in one transaction, exactly
-as ``Sink._write_transaction`` calls it. The records are built in memory as the
-gateway and the signals agent write them:
+Times what the sink does with fetched batches, without Kafka. "new" runs the package's
+projections as ``Sink`` does: each batch read (parsed, rows built) in slices while the
+batch before is written in its transaction. "old" is the sink before, kept in this
+file: each batch parsed and written inside its transaction, one after another, an
+``EventRow`` per event. The records are built in memory as the producers write them:
 
-  events-1    proffer.events records of 1 event each (bench/ingest.py phase b1)
+  events-1    proffer.events records of 1 event each, without ids or times, as a
+              direct producer writes them (bench/ingest.py phase b1)
   events-100  proffer.events records of 100 events each, ids and times set by the
               gateway (phases a and b2)
   customers   signals changelog records (CustomerSignals JSON), a profile per record,
               some customers repeated within a batch (the last one wins)
   replay      the events-100 batches written a second time: every row a conflict
 
-Each phase runs ``--rounds`` times, alternating the package's projections ("new") with
-the previous per-column ``unnest`` statements kept in this file ("old"), so the shared
+Each phase runs ``--rounds`` times, alternating "old" and "new" so the shared
 machine's noise falls on both alike. Every round writes fresh event ids and customers,
 so rows are real inserts (except in replay). For each it prints rows/s over the whole
 write, the bench process's CPU per row (the sink's side: parsing, rows, encoding), and
-the rest of the wall time per row (mostly PostgreSQL and the round trips).
+the rest of the wall time per row (PostgreSQL and the round trips, less what overlaps).
 
 PostgreSQL: PROFFER_DATABASE_URL if set (a database ``bench_sink_<pid>`` is created on
 that server and dropped at the end), else an embedded one in a temporary directory.
 
   .venv/bin/python bench/sink.py                      # 100,000 rows per phase and round
-  .venv/bin/python bench/sink.py --rows 30000 --rounds 2 --phases events-100
+  .venv/bin/python bench/sink.py --rows 30000 --rounds 2 --phases events-1
   PROFFER_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/sink.py
 
 Figures, not pass/fail: the exit code is 0 whatever the figures.
@@ -39,26 +40,29 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import ConsumerRecord
 from ingest import random_event  # events as bench/ingest.py sends them
-from pydantic_core import to_json
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id, partition_key
 from proffer_stream.core.settings import Settings
-from proffer_stream.db.events import EventRow
+from proffer_stream.db.events import insert_events, staged_event
 from proffer_stream.db.migrations import migrate
 from proffer_stream.db.pool import connect_pool
+from proffer_stream.ingest.models import NormalizedEvent
 from proffer_stream.ingest.records import read_event_record
 from proffer_stream.local.embedded import EmbeddedPostgres
 from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.sink.consumer import read_in_slices
 from proffer_stream.sink.projections import (
     CustomersProjection,
     EventsProjection,
@@ -68,6 +72,14 @@ from proffer_stream.sink.projections import (
 
 TENANT = "local"
 PHASES = ("events-1", "events-100", "customers", "replay")
+
+
+class OldProjection(Protocol):
+    """A projection of the sink before: reads and writes in ``write``."""
+
+    table: str
+
+    async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int: ...
 
 
 def event_records(
@@ -90,6 +102,23 @@ def event_records(
             "customer": {"id": external, "email": None, "name": None, "metadata": None},
             "events": events,
             "received_at": received.isoformat(),
+        }
+        records.append(_record(topic, index, partition_key(TENANT, external), value))
+    return records
+
+
+def direct_records(prefix: str, rows: int, customers: int, topic: str) -> list[Record]:
+    """``proffer.events`` records of one event as bench/ingest.py's phase b1 produces
+    them: no event ids or times, so the sink derives them from the record."""
+    received = datetime.now(UTC).isoformat()
+    records = []
+    for index in range(rows):
+        external = f"{prefix}c{index % customers}"
+        value = {
+            "tenant_id": TENANT,
+            "customer": {"id": external},
+            "events": [random_event(0)],
+            "received_at": received,
         }
         records.append(_record(topic, index, partition_key(TENANT, external), value))
     return records
@@ -151,27 +180,13 @@ def _record(topic: str, offset: int, key: bytes, value: dict) -> Record:
 # --- The previous implementation, kept here only to compare against.
 
 
-async def old_insert_events(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> int:
-    """``insert_events`` before the staging table: one ``unnest`` of seven arrays."""
-    if not rows:
-        return 0
-    status = await conn.execute(
-        """
-        INSERT INTO events (tenant_id, customer_id, id, type, data, occurred_at, received_at)
-        SELECT t, c, i, ty, d::jsonb, o, r
-        FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                    $6::timestamptz[], $7::timestamptz[]) AS u(t, c, i, ty, d, o, r)
-        ON CONFLICT DO NOTHING
-        """,
-        [r.tenant_id for r in rows],
-        [r.customer_id for r in rows],
-        [r.event.id for r in rows],
-        [r.event.type for r in rows],
-        [to_json(r.event.data).decode() for r in rows],
-        [r.event.occurred_at for r in rows],
-        [r.event.received_at for r in rows],
-    )
-    return int(status.rsplit(" ", 1)[1])
+@dataclass(frozen=True)
+class EventRow:
+    """An event and whose it is, as the previous sink built it."""
+
+    tenant_id: str
+    customer_id: int
+    event: NormalizedEvent
 
 
 def _old_rows(record: Record) -> list[EventRow]:
@@ -191,7 +206,8 @@ def _old_rows(record: Record) -> list[EventRow]:
 
 
 class OldEventsProjection:
-    """The events projection before the staging table."""
+    """The events projection before plain tuples: an ``EventRow`` per event, the
+    customer's id hashed per record."""
 
     table = "events"
 
@@ -199,22 +215,62 @@ class OldEventsProjection:
         self.topic = topic
 
     async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
-        return await old_insert_events(conn, [row for r in records for row in _old_rows(r)])
+        rows = [row for r in records for row in _old_rows(r)]
+        return await insert_events(
+            conn, [staged_event(row.tenant_id, row.customer_id, row.event) for row in rows]
+        )
+
+
+class OldCustomersProjection:
+    """The customers projection before reading apart from writing (the same work)."""
+
+    table = "customers"
+
+    def __init__(self, topic: str) -> None:
+        self.projection = CustomersProjection(topic)
+
+    async def write(self, conn: asyncpg.Connection, records: Sequence[Record]) -> int:
+        return await self.projection.write(conn, self.projection.read(records))
+
+
+async def old_write_batches(
+    pool: asyncpg.Pool, projection: OldProjection, records: Sequence[Record], batch: int
+) -> int:
+    """The sink before: each batch read and written in its transaction, one after another."""
+    rows = 0
+    for start in range(0, len(records), batch):
+        async with pool.acquire() as conn, conn.transaction():
+            rows += await projection.write(conn, records[start : start + batch])
+    return rows
 
 
 # --- Measuring.
 
 
 async def write_batches(
-    pool: asyncpg.Pool, projection: Projection, records: Sequence[Record], batch: int
-) -> tuple[int, float, float]:
-    """Write ``records`` in batches of ``batch``, a transaction each: rows, wall s, CPU s."""
+    pool: asyncpg.Pool, projection: Projection[Any], records: Sequence[Record], batch: int
+) -> int:
+    """As the sink does: each batch read (in slices) while the one before is written."""
     rows = 0
+    writing: asyncio.Task[int] | None = None
+
+    async def write(items: list[Any]) -> int:
+        async with pool.acquire() as conn, conn.transaction():
+            return await projection.write(conn, items)
+
+    for start in range(0, len(records), batch):
+        items = await read_in_slices(projection, records[start : start + batch])
+        if writing is not None:
+            rows += await writing
+        writing = asyncio.create_task(write(items))
+    return rows + (await writing if writing is not None else 0)
+
+
+async def timed(write: Awaitable[int]) -> tuple[int, float, float]:
+    """Rows written, wall seconds and this process's CPU seconds of ``write``."""
     wall = time.perf_counter()
     cpu = time.process_time()
-    for start in range(0, len(records), batch):
-        async with pool.acquire() as conn, conn.transaction():
-            rows += await projection.write(conn, records[start : start + batch])
+    rows = await write
     return rows, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -225,20 +281,32 @@ def phase_records(
     if phase == "customers":
         records = changelog_records(tag, args.rows, topic)
         return records, len({r.key for r in records})
-    per_record = 1 if phase == "events-1" else 100
-    records = event_records(tag, args.rows, per_record, args.customers, topic)
-    return records, len(records) * per_record
+    if phase == "events-1":
+        return direct_records(tag, args.rows, args.customers, topic), args.rows
+    records = event_records(tag, args.rows, 100, args.customers, topic)
+    return records, len(records) * 100
 
 
 async def run(dsn: str, args: argparse.Namespace) -> None:
     pool = await connect_pool(dsn, max_size=2)
     try:
         await migrate(pool)
-        variants: dict[str, dict[str, Callable[[str], Projection]]] = {
-            # The customers write did not change: both sides run the package's.
-            "old": {"events": OldEventsProjection, "customers": CustomersProjection},
-            "new": {"events": EventsProjection, "customers": CustomersProjection},
+        old_projections: dict[str, Callable[[str], OldProjection]] = {
+            "events": OldEventsProjection,
+            "customers": OldCustomersProjection,
         }
+        new_projections: dict[str, Callable[[str], Projection[Any]]] = {
+            "events": EventsProjection,
+            "customers": CustomersProjection,
+        }
+
+        async def write(code: str, table: str, records: list[Record]) -> tuple[int, float, float]:
+            if code == "old":
+                before = old_projections[table](table)
+                return await timed(old_write_batches(pool, before, records, args.batch))
+            projection = new_projections[table](table)
+            return await timed(write_batches(pool, projection, records, args.batch))
+
         results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         print(
             f"{args.rows:,} rows per phase and round, batches of {args.batch:,} records,"
@@ -257,9 +325,8 @@ async def run(dsn: str, args: argparse.Namespace) -> None:
                     source = "events-100" if phase == "replay" else phase
                     records, expected = phase_records(source, tag, args, table)
                     if phase == "replay":  # the same batches once more: all conflicts
-                        await write_batches(pool, variants[code][table](table), records, args.batch)
-                    projection = variants[code][table](table)
-                    rows, wall, cpu = await write_batches(pool, projection, records, args.batch)
+                        await write(code, table, records)
+                    rows, wall, cpu = await write(code, table, records)
                     if phase != "replay" and rows != expected:
                         raise RuntimeError(f"{code} {phase}: wrote {rows} rows, not {expected}")
                     rate = expected / wall

@@ -208,9 +208,11 @@ def _parses(record: Record) -> bool:
 async def _write_transaction(
     pool: asyncpg.Pool, projection: OffersProjection, records: Sequence[Record]
 ) -> int:
+    events = projection.read(records)
+
     async def transaction() -> int:
         async with pool.acquire() as conn, conn.transaction():
-            return await projection.write(conn, records)
+            return await projection.write(conn, events)
 
     return await retry_transient(transaction, transient=TRANSIENT_ERRORS, what="PostgreSQL")
 

@@ -36,7 +36,7 @@ async def test_keys_are_stored_hashed_and_can_be_revoked(db):
 async def test_events_are_inserted_once(db):
     cid = customer_id("acme", "u1")
     rows = [
-        events.EventRow(
+        events.staged_event(
             "acme",
             cid,
             NormalizedEvent(

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
 
 
-def _row(external: str, event_id: str, n: int = 0) -> events.EventRow:
-    return events.EventRow(
+def _row(external: str, event_id: str, n: int = 0) -> events.StagedEvent:
+    return events.staged_event(
         "acme",
         customer_id("acme", external),
         NormalizedEvent(id=event_id, type="click", data={"n": n}, occurred_at=NOW, received_at=NOW),
@@ -115,9 +115,9 @@ async def test_the_events_projection_skips_bad_records_and_repeats(db: asyncpg.P
     ]
     async with db.acquire() as conn:
         async with conn.transaction():
-            assert await projection.write(conn, records) == 3
+            assert await projection.write(conn, projection.read(records)) == 3
         async with conn.transaction():
-            assert await projection.write(conn, records) == 0
+            assert await projection.write(conn, projection.read(records)) == 0
     assert await db.fetchval("SELECT count(*) FROM events") == 3
 
 
@@ -132,25 +132,23 @@ async def test_customers_the_last_snapshot_of_a_batch_and_of_batches_wins(
     other = new_signals("acme", "u2")
     async with db.acquire() as conn:
         async with conn.transaction():
-            written = await projection.write(
-                conn,
-                [
-                    _snapshot_record(0, older),
-                    _snapshot_record(1, other),
-                    _snapshot_record(2, newer),
-                ],
-            )
+            records = [
+                _snapshot_record(0, older),
+                _snapshot_record(1, other),
+                _snapshot_record(2, newer),
+            ]
+            written = await projection.write(conn, projection.read(records))
         assert written == 2
         row = await customers.get_customer_by_external_id(db, "acme", "u1")
         assert row is not None and (row.event_count, row.email) == (2, "a@x.io")
         # The changelog is the order of truth: a later record wins whatever it holds.
         async with conn.transaction():
-            assert await projection.write(conn, [_snapshot_record(3, older)]) == 1
+            assert await projection.write(conn, projection.read([_snapshot_record(3, older)])) == 1
         row = await customers.get_customer_by_external_id(db, "acme", "u1")
         assert row is not None and (row.event_count, row.email) == (1, None)
         # A replayed batch ends in the same rows.
         async with conn.transaction():
-            assert await projection.write(conn, [_snapshot_record(3, older)]) == 1
+            assert await projection.write(conn, projection.read([_snapshot_record(3, older)])) == 1
         stored = await conn.fetchrow(
             "SELECT event_count, signals, updated_at FROM customers WHERE external_id = 'u1'"
         )
