@@ -71,13 +71,6 @@ class Settings(BaseSettings):
         description="Longest wait to fill a batch; bounds the latency each agent adds at"
         " low rates (a busy agent fills its batches while it works on the last one).",
     )
-    changelog_flush_seconds: float = Field(
-        0.5,
-        gt=0,
-        description="Longest the worker holds a table's changed value before it sends it to"
-        " the changelog (it always sends before committing offsets); bounds how stale the"
-        " customers rows in PostgreSQL are. Longer: fewer records for busy customers.",
-    )
     broker_session_timeout: float = Field(6.0, description="Consumer group session timeout (s).")
     broker_heartbeat_interval: float = Field(1.0, description="Consumer heartbeat (s).")
 

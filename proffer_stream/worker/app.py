@@ -37,7 +37,6 @@ from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.seen_ids import SeenIdStore
 from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
-from proffer_stream.worker.tables import HeldChangelog
 from proffer_stream.worker.tenant_config import ConfigFollower
 from proffer_stream.worker.transport import worker_transport
 
@@ -71,10 +70,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         web_port=settings.worker_web_port,
     )
-    changelog = HeldChangelog()
-    app.transport = worker_transport(
-        app, settings.bootstrap_servers, settings.fetch_max_wait_ms, changelog.flush
-    )
+    app.transport = worker_transport(app, settings.bootstrap_servers, settings.fetch_max_wait_ms)
     events_topic = app.topic(topics.events.name, key_type=bytes, value_type=bytes)
     deadletter_topic = app.topic(topics.deadletter.name, key_type=bytes, value_type=bytes)
     # Writes happen per batch, outside one event's context: the partitioner (murmur2
@@ -92,8 +88,8 @@ def create_app(settings: Settings) -> faust.App:
     requests_topic = app.topic(topics.offer_requests.name, key_type=bytes, value_type=bytes)
     configs = TenantConfigs(rules_file_or_default(settings.rules_file), Policy())
     config = ConfigFollower(configs, settings)
-    profiles = ProfileStore(table, settings.database_url, settings.dedup_days, changelog=changelog)
-    seen_ids = SeenIdStore(event_ids, settings.dedup_days, changelog=changelog)
+    profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
+    seen_ids = SeenIdStore(event_ids, settings.dedup_days)
     agent = SignalsAgent(
         profiles,
         DeadLetters(deadletter_topic, STAGE),
@@ -104,7 +100,7 @@ def create_app(settings: Settings) -> faust.App:
         OfferTrigger(requests_topic, configs),
     )
 
-    offers_store = OffersStore(offers_table, changelog)
+    offers_store = OffersStore(offers_table)
     timers = ExpiryTimers()
     offers_agent = OffersAgent(
         offers_store,
@@ -141,14 +137,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def forget_kept_ids(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Ids kept in memory may belong to partitions that move: read them afresh. And
-        what the revoked partitions changed reaches their changelogs before they move."""
+        """Ids kept in memory may belong to partitions that move: read them afresh."""
         seen_ids.forget()
-        await changelog.flush()
-
-    @app.timer(settings.changelog_flush_seconds)  # type: ignore[untyped-decorator]
-    async def flush_changelogs() -> None:
-        await changelog.flush()
 
     @app.on_rebalance_complete.connect
     async def reload_expiry_timers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -47,7 +47,7 @@ from proffer_stream.offers.writer import write_builtin
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.profiles import ProfileStore
-from proffer_stream.worker.tables import HeldChangelog, write_through
+from proffer_stream.worker.tables import write_through
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,8 @@ class BuiltinWriter:
 class OffersStore:
     """Each customer's :class:`CustomerOffers` in the Faust table ``offers``."""
 
-    def __init__(self, table: TableT[bytes, bytes], changelog: HeldChangelog) -> None:
+    def __init__(self, table: TableT[bytes, bytes]) -> None:
         self.table = table
-        self.changelog = changelog
 
     def all(self) -> list[CustomerOffers]:
         """Every customer's offers this worker holds (after a rebalance, for the timers)."""
@@ -100,8 +99,8 @@ class OffersStore:
         return CustomerOffers.model_validate_json(stored)
 
     async def save(self, states: Sequence[CustomerOffers]) -> None:
-        """In the table, the changelog records held."""
-        write_through(
+        """Table and changelog, once per batch."""
+        await write_through(
             self.table,
             (
                 (
@@ -110,7 +109,6 @@ class OffersStore:
                 )
                 for state in states
             ),
-            self.changelog,
         )
 
 

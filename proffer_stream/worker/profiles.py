@@ -18,7 +18,7 @@ from proffer_stream.db.events import counted_event_ids
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
-from proffer_stream.worker.tables import HeldChangelog, write_through
+from proffer_stream.worker.tables import write_through
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,9 @@ class ProfileStore:
         table: TableT[bytes, bytes],
         database_url: str,
         dedup_days: int,
-        *,
-        changelog: HeldChangelog,
         kept_parsed: int = 10_000,
     ) -> None:
         self.table = table
-        self.changelog = changelog
         self.database_url = database_url
         self.dedup_days = dedup_days
         self.kept_parsed = kept_parsed
@@ -88,7 +85,7 @@ class ProfileStore:
         return loaded
 
     async def save(self, states: Iterable[CustomerSignals]) -> None:
-        """Put profiles in the table and hold their changelog records."""
+        """Put profiles in the table and queue their changelog records."""
         items = []
         for state in states:
             key, value = (
@@ -97,7 +94,7 @@ class ProfileStore:
             )
             items.append((key, value))
             self._keep(key, value, state)
-        write_through(self.table, items, self.changelog)
+        await write_through(self.table, items)
 
     def _take(self, key: bytes) -> CustomerSignals | None:
         """The profile in the table: the parsed one kept, if it is still what the table

@@ -19,7 +19,7 @@ from faust.types import EventT, TableT
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, pack, unpack
-from proffer_stream.worker.tables import HeldChangelog, write_through
+from proffer_stream.worker.tables import write_through
 
 
 def bucket_key(customer: CustomerKey, day: int, chunk: int) -> bytes:
@@ -37,16 +37,8 @@ class SeenIdStore:
     saved, so one changed by a batch that did not save it is read afresh.
     """
 
-    def __init__(
-        self,
-        table: TableT[bytes, bytes],
-        days: int,
-        *,
-        changelog: HeldChangelog,
-        kept: int = 10_000,
-    ) -> None:
+    def __init__(self, table: TableT[bytes, bytes], days: int, kept: int = 10_000) -> None:
         self.table = table
-        self.changelog = changelog
         self.days = days
         self.kept = kept
         self._kept: dict[CustomerKey, SeenIds] = {}
@@ -88,7 +80,7 @@ class SeenIdStore:
             for chunk, entries in seen.changed().items()
         ]
         with _in_partition_of(source):
-            write_through(self.table, changed, self.changelog, source.message.partition)
+            await write_through(self.table, changed, source.message.partition)
         seen.mark_saved()
         self._kept[customer] = seen
         if len(self._kept) > self.kept:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import faust
@@ -15,13 +15,9 @@ from proffer_stream.kafka.lag import fetched_log_ends
 
 
 def worker_transport(
-    app: faust.App,
-    bootstrap_servers: str,
-    fetch_max_wait_ms: int,
-    before_commit: Callable[[], Awaitable[None]],
+    app: faust.App, bootstrap_servers: str, fetch_max_wait_ms: int
 ) -> aiokafka_driver.Transport:
-    """Faust's Kafka transport with our fetch wait, end offsets it can trust, and a hook
-    that runs before offsets are committed.
+    """Faust's Kafka transport with our fetch wait, and end offsets it can trust.
 
     Fetch wait: Faust's fixed 1,500 ms delays every event by up to 1.5 s at low rates
     on a broker that holds an empty fetch for the whole wait (the local one does;
@@ -32,9 +28,6 @@ def worker_transport(
     recovery stopped short while the source offsets were committed past what it
     restored, and counts came out short after a kill -9 (1 trial in 5). The end is
     checked against the high watermark of a real fetch (:func:`fetched_log_ends`).
-
-    Before commit: ``before_commit`` runs before each commit of offsets, ahead of the
-    producer flush Faust does then (the tables' held changelog records are sent there).
 
     Set before any topic is declared: the transport is created on first use.
     """
@@ -119,12 +112,6 @@ def worker_transport(
                 ]
                 if uncommitted:
                     await self.seek_wait(await self.earliest_offsets(*uncommitted))
-
-        async def _commit_offsets(
-            self, offsets: Mapping[TP, int], start_new_transaction: bool = True
-        ) -> bool:
-            await before_commit()
-            return await super()._commit_offsets(offsets, start_new_transaction)
 
         def _new_consumer_thread(self) -> Thread:
             return Thread(self, loop=self.loop, beacon=self.beacon)

@@ -12,7 +12,6 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.db.migrations import migrate, pending, require_current
 from proffer_stream.db.pool import connect_pool
 from proffer_stream.worker.profiles import ProfileStore
-from proffer_stream.worker.tables import HeldChangelog
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +81,7 @@ async def test_pending_reads_without_writing(empty_database):
 async def test_a_query_error_is_not_mistaken_for_an_outage(empty_database):
     """The worker's restore used to retry any PostgreSQL error for ever."""
     store = ProfileStore(
-        table=None,
-        database_url=Settings(database_url=empty_database).database_url,
-        dedup_days=7,
-        changelog=HeldChangelog(),
+        table=None, database_url=Settings(database_url=empty_database).database_url, dedup_days=7
     )
     try:
         restored = await store._restore([("acme", "u1"), ("acme", "u2")])
