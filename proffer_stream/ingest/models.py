@@ -13,12 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import to_json
 
-from proffer_stream.core.limits import (
-    LARGEST_NUMBER,
-    SCANNED_STORABLE,
-    check_json,
-    scan_is_storable,
-)
+from proffer_stream.core.limits import LARGEST_NUMBER, check_json
 from proffer_stream.core.types import (
     EventId,
     EventType,
@@ -98,12 +93,9 @@ class CustomerIn(StrictModel):
 
     @field_validator("metadata")
     @classmethod
-    def _metadata_fits(
-        cls, metadata: dict[str, Any] | None, info: ValidationInfo
-    ) -> dict[str, Any] | None:
+    def _metadata_fits(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
         if metadata is not None:
-            if not _scanned_storable(info):
-                check_json(metadata)
+            check_json(metadata)
             if len(to_json(metadata)) > MAX_METADATA_BYTES:
                 raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
         return metadata
@@ -130,24 +122,11 @@ class EventIn(StrictModel):
         model's core validator: about a third of the cost of a model validator that
         builds the known model, and pydantic nests its errors under ``data``.
         """
-        if not _scanned_storable(info):
-            check_json(data)
+        check_json(data)
         schema = KNOWN_EVENT_DATA.get(info.data.get("type", ""))
         if schema is not None:
             schema.__pydantic_validator__.validate_python(data)
         return data
-
-
-def _scanned_storable(info: ValidationInfo) -> bool:
-    """The whole message passed :func:`scan_is_storable` (the caller says so in the
-    validation context), so its values need no check one by one."""
-    return bool(info.context and info.context.get(SCANNED_STORABLE))
-
-
-def storable_context(message: bytes) -> dict[str, bool]:
-    """The validation context for a raw message: whether its values were all found
-    storable by one scan of its bytes."""
-    return {SCANNED_STORABLE: scan_is_storable(message)}
 
 
 class WebhookEventsRequest(StrictModel):

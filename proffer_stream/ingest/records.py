@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import partition_key, record_event_id
 from proffer_stream.core.types import CustomerKey
-from proffer_stream.ingest.models import EventBatch, NormalizedEvent, storable_context
+from proffer_stream.ingest.models import EventBatch, NormalizedEvent
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,17 +34,17 @@ def read_event_record(
     key: bytes | None, value: bytes | None, *, partition: int, offset: int, timestamp_ms: int
 ) -> EventRecord:
     """Validate one ``proffer.events`` record, or raise :class:`BadRecord` saying why."""
-    batch = read_message(EventBatch, value, context=storable_context(value or b""))
+    batch = read_message(EventBatch, value)
     require_customer_key(key, batch.tenant_id, batch.customer.id)
     events = normalized_events(batch, partition=partition, offset=offset, timestamp_ms=timestamp_ms)
     return EventRecord(batch, events, partition, offset)
 
 
-def read_message(model: type[M], value: bytes | None, context: dict[str, Any] | None = None) -> M:
-    """A record's value as ``model`` (validated with ``context``), or :class:`BadRecord`
-    (invalid JSON, or invalid message) saying where and what."""
+def read_message(model: type[M], value: bytes | None) -> M:
+    """A record's value as ``model``, or :class:`BadRecord` (invalid JSON, or invalid
+    message) saying where and what."""
     try:
-        return model.model_validate_json(value or b"", context=context)
+        return model.model_validate_json(value or b"")
     except ValidationError as exc:
         invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
         raise BadRecord(

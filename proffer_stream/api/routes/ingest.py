@@ -12,12 +12,7 @@ from proffer_stream.api.errors import ApiError, error_details
 from proffer_stream.api.models import ErrorDetail, ErrorResponse, IngestResponse
 from proffer_stream.core import metrics
 from proffer_stream.core.identity import customer_id, new_request_id, partition_key
-from proffer_stream.ingest.models import (
-    EventBatch,
-    EventIn,
-    WebhookEventsRequest,
-    storable_context,
-)
+from proffer_stream.ingest.models import EventBatch, EventIn, WebhookEventsRequest
 
 router = APIRouter(prefix="/api/webhook", tags=["ingest"])
 
@@ -86,7 +81,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _parse_webhook(body: bytes, max_events: int) -> WebhookEventsRequest:
     try:
-        payload = WebhookEventsRequest.model_validate_json(body, context=storable_context(body))
+        payload = WebhookEventsRequest.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors()
         if any(error["type"] == "json_invalid" for error in errors):
