@@ -18,6 +18,7 @@ from proffer_stream.db.events import counted_event_ids
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.worker.lent import Lent
 from proffer_stream.worker.tables import write_through
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ class ProfileStore:
         self.table = table
         self.database_url = database_url
         self.dedup_days = dedup_days
-        self.kept_parsed = kept_parsed
-        self._parsed: dict[bytes, tuple[bytes, CustomerSignals]] = {}
+        self._parsed: Lent[bytes, tuple[bytes, CustomerSignals]] = Lent(kept_parsed)
         self._pool: asyncpg.Pool | None = None
 
     def get(self, key: CustomerKey) -> CustomerSignals | None:
@@ -93,7 +93,7 @@ class ProfileStore:
                 state.model_dump_json().encode(),
             )
             items.append((key, value))
-            self._keep(key, value, state)
+            self._parsed.keep(key, (value, state))
         await write_through(self.table, items)
 
     def _take(self, key: bytes) -> CustomerSignals | None:
@@ -102,15 +102,10 @@ class ProfileStore:
         stored = self.table.get(key)
         if stored is None:
             return None
-        kept = self._parsed.pop(key, None)
+        kept = self._parsed.take(key)
         if kept is not None and kept[0] is stored:
             return kept[1]
         return CustomerSignals.model_validate_json(stored)
-
-    def _keep(self, key: bytes, value: bytes, state: CustomerSignals) -> None:
-        self._parsed[key] = (value, state)
-        if len(self._parsed) > self.kept_parsed:
-            del self._parsed[next(iter(self._parsed))]  # the least recently saved
 
     async def close(self) -> None:
         if self._pool is not None:

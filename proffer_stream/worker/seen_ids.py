@@ -19,6 +19,7 @@ from faust.types import EventT, TableT
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, pack, unpack
+from proffer_stream.worker.lent import Lent
 from proffer_stream.worker.tables import write_through
 
 
@@ -40,8 +41,7 @@ class SeenIdStore:
     def __init__(self, table: TableT[bytes, bytes], days: int, kept: int = 10_000) -> None:
         self.table = table
         self.days = days
-        self.kept = kept
-        self._kept: dict[CustomerKey, SeenIds] = {}
+        self._kept: Lent[CustomerKey, SeenIds] = Lent(kept)
 
     def load(
         self,
@@ -58,7 +58,7 @@ class SeenIdStore:
         A chunk written after the profile last reached the changelog holds only ids above
         the profile's offset, which do not count as sightings, so it is not missed.
         """
-        kept = self._kept.pop(customer, None)
+        kept = self._kept.take(customer)
         if kept is not None and kept.today == day_of(now):
             return kept
         buckets = []
@@ -82,9 +82,7 @@ class SeenIdStore:
         with _in_partition_of(source):
             await write_through(self.table, changed, source.message.partition)
         seen.mark_saved()
-        self._kept[customer] = seen
-        if len(self._kept) > self.kept:
-            del self._kept[next(iter(self._kept))]  # the least recently saved
+        self._kept.keep(customer, seen)
 
     def forget(self) -> None:
         """Drop the ids kept in memory: the partitions they came from may move (call when
