@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="Longest wait to fill a batch; bounds the latency each agent adds at"
         " low rates (a busy agent fills its batches while it works on the last one).",
     )
+    profile_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="While the signals agent is behind, longest a changed profile is held"
+        " before it is written to the changelog (and so to PostgreSQL); when it keeps up,"
+        " every batch writes its profiles.",
+    )
     broker_session_timeout: float = Field(6.0, description="Consumer group session timeout (s).")
     broker_heartbeat_interval: float = Field(1.0, description="Consumer heartbeat (s).")
 

@@ -8,7 +8,7 @@ import asyncpg
 from pydantic_core import to_json
 
 from proffer_stream.core.types import CustomerKey
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerColumns, CustomerSignals
 
 
 async def upsert_customers(conn: asyncpg.Connection, snapshots: Sequence[CustomerSignals]) -> int:
@@ -17,7 +17,19 @@ async def upsert_customers(conn: asyncpg.Connection, snapshots: Sequence[Custome
     A snapshot whose internal id is held by another external id (a hash collision)
     leaves that row alone.
     """
-    if not snapshots:
+    return await upsert_customer_columns(
+        conn, snapshots, [snapshot.model_dump_json() for snapshot in snapshots]
+    )
+
+
+async def upsert_customer_columns(
+    conn: asyncpg.Connection,
+    columns: Sequence[CustomerSignals | CustomerColumns],
+    signals_json: Sequence[str],
+) -> int:
+    """:func:`upsert_customers`, of each snapshot's columns and its whole JSON (the
+    sink has both from a changelog value without reading the whole profile)."""
+    if not columns:
         return 0
     status = await conn.execute(
         """
@@ -34,17 +46,17 @@ async def upsert_customers(conn: asyncpg.Connection, snapshots: Sequence[Custome
             updated_at = EXCLUDED.updated_at
         WHERE c.external_id = EXCLUDED.external_id
         """,
-        [s.tenant_id for s in snapshots],
-        [s.customer_id for s in snapshots],
-        [s.external_id for s in snapshots],
-        [s.email for s in snapshots],
-        [s.name for s in snapshots],
-        [to_json(s.metadata).decode() for s in snapshots],
-        [s.event_count for s in snapshots],
-        [s.first_seen_at for s in snapshots],
-        [s.last_seen_at for s in snapshots],
-        [s.model_dump_json() for s in snapshots],
-        [s.updated_at for s in snapshots],
+        [c.tenant_id for c in columns],
+        [c.customer_id for c in columns],
+        [c.external_id for c in columns],
+        [c.email for c in columns],
+        [c.name for c in columns],
+        [to_json(c.metadata).decode() for c in columns],
+        [c.event_count for c in columns],
+        [c.first_seen_at for c in columns],
+        [c.last_seen_at for c in columns],
+        list(signals_json),
+        [c.updated_at for c in columns],
     )
     return int(status.rsplit(" ", 1)[1])
 

@@ -149,12 +149,19 @@ class LocalStack:
             " PostgreSQL.",
             code,
         )
+        # A new memory broker is a new cluster: its groups, offsets and changelogs are
+        # gone, and its offsets start again at 0. A consumer of the old one must not
+        # meet it: the old worker rejoined it on its own (seen), and would take its
+        # records for replays of offsets it had applied, skip them and commit past them
+        # (events stored, never counted). So the workers are killed first (what they
+        # hold belongs to the lost log), the sink stops (it writes what it has read),
+        # and all of them start afresh against the new broker.
+        for name in worker_envs(settings):
+            self.supervisor.halt(name, at_once=True)
+        self.supervisor.halt("sink")
         self.broker = EmbeddedBroker(self.broker.port, self.broker.log_file)
         self.broker.start()
         asyncio.run(ensure_topics(settings))
-        # A new memory broker is a new cluster: its groups, offsets and changelogs are
-        # gone, and a Faust worker does not recover from that on its own (seen: it
-        # rejoined, then consumed nothing). Consumers start afresh against it.
         for name, worker_env in worker_envs(settings).items():
             own = _with_instance(settings, worker_env)
             self.supervisor.respawn(name, before=functools.partial(forget_worker_state, own))

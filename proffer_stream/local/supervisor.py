@@ -117,6 +117,16 @@ class Supervisor:
             before()
         self._respawn(child)
 
+    def halt(self, name: str, timeout: float = 10.0, *, at_once: bool = False) -> None:
+        """Stop a child and keep it for :meth:`respawn` (before the next :meth:`watch`,
+        which would take it for dead): SIGTERM (SIGKILL after ``timeout``), or SIGKILL
+        ``at_once``."""
+        child = self.children[name]
+        if at_once and child.process.poll() is None:
+            child.process.kill()
+        self._terminate([child], timeout)
+        child.restart_at = None
+
     def kill(self, name: str) -> None:
         """SIGKILL, as a crash would; the child is no longer supervised."""
         child = self.children.pop(name)

@@ -47,10 +47,13 @@ def apply_record(
 ) -> list[NormalizedEvent]:
     """Fold one ``proffer.events`` record into ``state``; return the events counted.
 
-    A record at or below the last offset applied is a replay and changes nothing; an
-    event whose id ``seen`` remembers is a re-send and is not counted again.
+    A record at or below the last offset applied is a replay: it changes nothing but
+    ``seen``, which remembers its ids again if it lost them (they are written after
+    the profile). An event whose id ``seen`` remembers is a re-send and is not counted
+    again.
     """
     if offset <= state.source_offset:
+        seen.remember_replayed((event.id for event in events), offset)
         return []
     _merge_profile(state, customer)
     counted_here: dict[str, NormalizedEvent] = {}

@@ -3,9 +3,11 @@
 A client may re-send an event days later, with any number of events in between, so ids
 are remembered per customer in day buckets (the day they were first counted) for a
 configured number of days. Each id is kept as a 64-bit hash with the offset of the
-record that counted it: an entry above the profile's source offset was written by a
-batch whose profile never reached the changelog (a crash between the two writes), so it
-is not a sighting, and the replayed record counts the event as it should.
+record that counted it: an entry above the profile's source offset was written for a
+record whose profile never reached the changelog (a crash between the two writes), so it
+is not a sighting, and the replayed record counts the event as it should. The other way
+round, ids written after their profile and lost in a crash, a replayed record remembers
+again (:meth:`SeenIds.remember_replayed`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ class SeenIds:
             return False
         self._remember(hash_, offset)
         return True
+
+    def remember_replayed(self, event_ids: Iterable[str], offset: int) -> None:
+        """Remember, at ``offset``, the ids of a replayed record the profile applied, those
+        not remembered already (ids written after the profile, lost in a crash)."""
+        for event_id in event_ids:
+            hash_ = id_hash(event_id)
+            if hash_ not in self._entries:
+                self._remember(hash_, offset)
 
     def add_counted(self, event_ids: Iterable[str]) -> None:
         """Remember ids counted by a profile restored from elsewhere (any offset)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -29,6 +28,7 @@ from aiokafka.errors import CommitFailedError
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.event_loop import use_uvloop
+from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
 from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.migrations import require_current
@@ -44,6 +44,7 @@ from proffer_stream.sink.projections import (
     Projection,
     Record,
     TenantConfigProjection,
+    latest_of_each_key,
 )
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,9 @@ class Sink:
         await consumer.start()
         await producer.start()
         log.info("sink consuming %s", ", ".join(self.projections))
-        _freeze_startup_heap()
+        # Full collections walked the startup heap every few batches: 46 ms of the sink's
+        # CPU in a phase b1 of bench/ingest.py (30,000 records), 15 ms frozen.
+        freeze_startup_heap()
         reporter = asyncio.create_task(self._report_progress())
         storing: asyncio.Task[None] | None = None
         try:
@@ -118,7 +121,7 @@ class Sink:
                 storing.cancel()  # rolled back and not committed: replayed, absorbed
                 await asyncio.wait([storing])
             reporter.cancel()
-            await consumer.stop()
+            await _stop_consumer(consumer)
             await producer.stop()
             await pool.close()
             log.info("sink stopped: %s", dict(self.rows_written))
@@ -146,7 +149,10 @@ class Sink:
         items: dict[str, list[Any]] = {}
         try:
             for topic, topic_records in _by_topic(records).items():
-                items[topic] = await read_in_slices(self.projections[topic], topic_records)
+                projection = self.projections[topic]
+                if projection.latest_per_key:
+                    topic_records = latest_of_each_key(topic_records)
+                items[topic] = await read_in_slices(projection, topic_records)
         except DATA_ERRORS as exc:
             log.warning("a batch of %d records failed (%r); writing one by one", len(records), exc)
             return Batch(records, offsets, None)
@@ -230,17 +236,6 @@ class Sink:
                 reported = dict(self.rows_written)
 
 
-def _freeze_startup_heap() -> None:
-    """Leave what exists once the sink has started (modules, clients: most of the heap)
-    out of every later garbage collection.
-
-    Full collections walked it every few batches: 46 ms of the sink's CPU in a phase b1
-    of ``bench/ingest.py`` (30,000 records, about a tenth of its CPU), 15 ms frozen.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 async def read_in_slices(projection: Projection[Item], records: Sequence[Record]) -> list[Item]:
     """``projection.read(records)``, a few records at a time, letting the event loop run
     (the previous batch's write to its next statement) every :data:`READ_SLICE_SECONDS`."""
@@ -252,6 +247,18 @@ async def read_in_slices(projection: Projection[Item], records: Sequence[Record]
             await asyncio.sleep(0)
             pause_at = time.perf_counter() + READ_SLICE_SECONDS
     return items
+
+
+async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer; aiokafka's stop re-raises the cancellation of a fetch it was
+    retrying when the broker is gone, which is no reason to end the shutdown there."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("the consumer stopped while the broker was unreachable")
 
 
 def _by_topic(records: Sequence[Record]) -> dict[str, list[Record]]:
@@ -277,6 +284,7 @@ async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
 def run_sink(settings: Settings) -> None:
     """Run the sink until SIGINT/SIGTERM."""
     use_uvloop()
+    collect_less_often()
     metrics.serve_metrics(settings.metrics_port)
 
     async def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Protocol, TypeAlias, TypeVar
+from typing import NamedTuple, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
-from proffer_stream.db.customers import upsert_customers
+from proffer_stream.db.customers import upsert_customer_columns
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
 from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
 from proffer_stream.db.tenant_config import apply_config_changes
@@ -25,7 +25,7 @@ from proffer_stream.ingest.records import (
 )
 from proffer_stream.offers.config import ConfigChange
 from proffer_stream.offers.models import CommandOutcome, OfferEvent
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerColumns
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ class Projection(Protocol[Item]):
 
     topic: str
     table: str
+    latest_per_key: bool
+    """Each record is the whole state of its key: of a batch's records with a value, only
+    the last of each key needs reading (:func:`latest_of_each_key`)."""
 
     def read(self, records: Sequence[Record]) -> list[Item]:
         """What the records hold for the table; :class:`BadRecord` for one that cannot be
@@ -60,6 +63,7 @@ class EventsProjection:
     """
 
     table = "events"
+    latest_per_key = False
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
@@ -100,20 +104,31 @@ def _read(record: Record) -> EventRecord | None:
         return None
 
 
+class Snapshot(NamedTuple):
+    """A profile from the signals changelog: its columns, and its JSON as the worker
+    wrote it."""
+
+    columns: CustomerColumns
+    json: str
+
+
 class CustomersProjection:
     """The signals changelog -> ``customers``: the latest snapshot of each customer."""
 
     table = "customers"
+    latest_per_key = True  # profiles, the last write wins
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
 
-    def read(self, records: Sequence[Record]) -> list[CustomerSignals]:
+    def read(self, records: Sequence[Record]) -> list[Snapshot]:
         return [snapshot for snapshot in map(_snapshot, records) if snapshot is not None]
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[CustomerSignals]) -> int:
-        latest = {(snapshot.tenant_id, snapshot.customer_id): snapshot for snapshot in items}
-        upserted = await upsert_customers(conn, list(latest.values()))
+    async def write(self, conn: asyncpg.Connection, items: Sequence[Snapshot]) -> int:
+        latest = {(s.columns.tenant_id, s.columns.customer_id): s for s in items}.values()
+        upserted = await upsert_customer_columns(
+            conn, [s.columns for s in latest], [s.json for s in latest]
+        )
         if upserted < len(latest):
             log.error(
                 "%d customer profile(s) not projected: their internal id is held by another"
@@ -123,13 +138,21 @@ class CustomersProjection:
         return upserted
 
 
-def _snapshot(record: Record) -> CustomerSignals | None:
+def latest_of_each_key(records: Sequence[Record]) -> list[Record]:
+    """The last record with a value of each key (a tenth fewer to parse in phase b1 of
+    ``bench/ingest.py``; more when the sink is behind)."""
+    latest = {record.key: record for record in records if record.value is not None}
+    return list(latest.values())
+
+
+def _snapshot(record: Record) -> Snapshot | None:
     if record.value is None:
         return None
     try:
-        return CustomerSignals.model_validate_json(record.value)
+        columns = CustomerColumns.model_validate_json(record.value)
     except ValidationError as exc:
         raise BadRecord("invalid_message", describe_errors(exc.errors())) from None
+    return Snapshot(columns, record.value.decode())
 
 
 class OffersProjection:
@@ -140,6 +163,7 @@ class OffersProjection:
     """
 
     table = "offer_events"
+    latest_per_key = False
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
@@ -155,6 +179,7 @@ class CommandOutcomesProjection:
     """``proffer.offer-command-outcomes`` -> ``offer_commands``: what the gateway waits for."""
 
     table = "offer_commands"
+    latest_per_key = False
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
@@ -170,6 +195,7 @@ class TenantConfigProjection:
     """``proffer.tenant-config`` -> ``tenant_config``: each tenant's latest rules and policy."""
 
     table = "tenant_config"
+    latest_per_key = False
 
     def __init__(self, topic: str) -> None:
         self.topic = topic

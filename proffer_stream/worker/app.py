@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.types import EventT, TableT
 
 from proffer_stream.core import metrics
 from proffer_stream.core.event_loop import use_uvloop
+from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.kafka.topics import (
@@ -30,6 +32,7 @@ from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import rules_file_or_default
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.expiry import ExpiryTimers
+from proffer_stream.worker.inbox import Inbox, consume_in_batches
 from proffer_stream.worker.offer_trigger import OfferTrigger
 from proffer_stream.worker.offers_agent import STAGE as OFFERS_STAGE
 from proffer_stream.worker.offers_agent import OffersAgent, OffersStore
@@ -41,6 +44,8 @@ from proffer_stream.worker.tenant_config import ConfigFollower
 from proffer_stream.worker.transport import worker_transport
 
 log = logging.getLogger(__name__)
+
+Batch = TypeVar("Batch")
 
 PRODUCER_BATCH_BYTES = 512 * 1024
 """Most bytes of one partition's records the worker's producer sends in one batch."""
@@ -70,8 +75,22 @@ def create_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         web_port=settings.worker_web_port,
     )
-    app.transport = worker_transport(app, settings.bootstrap_servers, settings.fetch_max_wait_ms)
+    events_inbox = Inbox(app, topics.events.name, maxsize=2 * settings.worker_batch_size)
+    held_writes: list[Callable[[], Awaitable[None]]] = []
+
+    async def write_held() -> None:
+        for flush in held_writes:
+            await flush()
+
+    app.transport = worker_transport(
+        app,
+        settings.bootstrap_servers,
+        settings.fetch_max_wait_ms,
+        [events_inbox],
+        before_commit=write_held,
+    )
     events_topic = app.topic(topics.events.name, key_type=bytes, value_type=bytes)
+    app.topics.add(events_topic)  # subscribed; its records go to the inbox
     deadletter_topic = app.topic(topics.deadletter.name, key_type=bytes, value_type=bytes)
     # Writes happen per batch, outside one event's context: the partitioner (murmur2
     # on the customer's key, as producers use) picks the changelog partition.
@@ -90,6 +109,7 @@ def create_app(settings: Settings) -> faust.App:
     config = ConfigFollower(configs, settings)
     profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
     seen_ids = SeenIdStore(event_ids, settings.dedup_days)
+    held_writes.extend([profiles.flush, seen_ids.flush])  # profiles first
     agent = SignalsAgent(
         profiles,
         DeadLetters(deadletter_topic, STAGE),
@@ -115,10 +135,16 @@ def create_app(settings: Settings) -> faust.App:
         on_saved=timers.schedule,
     )
 
-    @app.agent(events_topic, name="signals", concurrency=1)
-    async def signals(stream: faust.StreamT[bytes]) -> None:
-        await _in_batches(
-            stream, after(config.ready, agent.process), settings.worker_batch_size, settings
+    @app.task  # type: ignore[untyped-decorator]
+    async def signals() -> None:
+        await consume_in_batches(
+            app,
+            events_inbox,
+            after(config.ready, agent.process),
+            settings.worker_batch_size,
+            settings.worker_batch_seconds,
+            on_failure=stop_without_acking,
+            after_batch=flush_when_caught_up(profiles.flush, settings.profile_flush_seconds),
         )
 
     @app.agent(requests_topic, name="offers", concurrency=1)
@@ -126,6 +152,10 @@ def create_app(settings: Settings) -> faust.App:
         await _in_batches(
             stream, after(config.ready, offers_agent.process), offers_batch_size(settings), settings
         )
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def leave_startup_heap_out_of_collections() -> None:
+        freeze_startup_heap()
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_tenant_config() -> None:
@@ -137,7 +167,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def forget_kept_ids(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Ids kept in memory may belong to partitions that move: read them afresh."""
+        """Ids kept in memory may belong to partitions that move: read them afresh. (The
+        commit before this wrote what was held; what a commit left is written now.)"""
+        await write_held()
         seen_ids.forget()
 
     @app.on_rebalance_complete.connect
@@ -197,16 +229,32 @@ def _table(app: faust.App, name: str, settings: Settings, **options: Any) -> Tab
     return table
 
 
+def flush_when_caught_up(
+    flush: Callable[[], Awaitable[None]], most_seconds: float
+) -> Callable[[bool], Awaitable[None]]:
+    """Run ``flush`` after a batch that leaves its agent caught up, or that ends
+    ``most_seconds`` or more after the last flush."""
+    last = time.monotonic()
+
+    async def after_batch(caught_up: bool) -> None:
+        nonlocal last
+        if caught_up or time.monotonic() - last >= most_seconds:
+            last = time.monotonic()
+            await flush()
+
+    return after_batch
+
+
 def after(
-    ready: asyncio.Event, process: Callable[[Sequence[EventT[bytes]]], Awaitable[None]]
-) -> Callable[[Sequence[EventT[bytes]]], Awaitable[None]]:
+    ready: asyncio.Event, process: Callable[[Batch], Awaitable[None]]
+) -> Callable[[Batch], Awaitable[None]]:
     """``process``, once ``ready`` is set: no batch is judged by stale tenant rules.
 
     The agents iterate their streams from the start (Faust seeks and resumes them during
     recovery); only the processing of the first batch waits.
     """
 
-    async def process_when_ready(batch: Sequence[EventT[bytes]]) -> None:
+    async def process_when_ready(batch: Batch) -> None:
         await ready.wait()
         await process(batch)
 
@@ -266,6 +314,7 @@ def stop_without_acking(exc: BaseException) -> None:
 def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM."""
     use_uvloop()
+    collect_less_often()
     metrics.serve_metrics(settings.metrics_port)
     (settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import faust
-from faust.types import EventT
+from faust.types import Message
 
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
@@ -14,9 +14,8 @@ from proffer_stream.kafka.deadletter import SourceRecord, dead_letter
 log = logging.getLogger(__name__)
 
 
-def source_record(event: EventT[bytes]) -> SourceRecord:
-    """The position and bytes of the Kafka record behind a Faust event."""
-    message = event.message
+def source_record(message: Message) -> SourceRecord:
+    """The position and bytes of a Kafka record as Faust's consumer read it."""
     return SourceRecord(
         topic=message.topic,
         partition=message.partition,

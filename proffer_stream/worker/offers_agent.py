@@ -162,7 +162,7 @@ class OffersAgent:
         are undecided. Bad records are dead-lettered and acked with the batch."""
         by_customer: dict[CustomerKey, list[Pending]] = {}
         for event in batch:
-            source = source_record(event)
+            source = source_record(event.message)
             try:
                 message = read_offer_message(source)
             except BadRecord as error:

@@ -12,15 +12,16 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from types import SimpleNamespace
 
 from faust.streams import _current_event
-from faust.types import EventT, TableT
+from faust.types import Message, TableT
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, pack, unpack
 from proffer_stream.worker.lent import Lent
-from proffer_stream.worker.tables import write_through
+from proffer_stream.worker.tables import put_all, send_changelog
 
 
 def bucket_key(customer: CustomerKey, day: int, chunk: int) -> bytes:
@@ -36,18 +37,26 @@ class SeenIdStore:
     lends them out instead of reading and unpacking every day's bucket (8% of the
     worker's time at one event per record). A lent object leaves the cache until it is
     saved, so one changed by a batch that did not save it is read afresh.
+
+    Saved chunks are held until :meth:`flush` (and packed then), which the worker runs
+    before every offset commit: a customer's chunk is written once per commit instead of
+    once per batch (a RocksDB put and a changelog record were an eighth of the worker's
+    time at one event per record). What a crash loses of them belongs to records after the
+    committed offset, which are read again: the profile skips those it had applied, and
+    remembers their ids again (:meth:`SeenIds.remember_replayed`).
     """
 
     def __init__(self, table: TableT[bytes, bytes], days: int, kept: int = 10_000) -> None:
         self.table = table
         self.days = days
         self._kept: Lent[CustomerKey, SeenIds] = Lent(kept)
+        self._held: dict[int, dict[bytes, dict[int, int]]] = {}  # by partition: to write
 
     def load(
         self,
         customer: CustomerKey,
         now: datetime,
-        source: EventT[bytes],
+        source: Message,
         known: dict[int, int] | None = None,
     ) -> SeenIds:
         """The ids remembered for ``customer`` in the window that ends ``now``.
@@ -62,27 +71,48 @@ class SeenIdStore:
         if kept is not None and kept.today == day_of(now):
             return kept
         buckets = []
-        with _in_partition_of(source):
+        held = self._held.get(source.partition, {})
+        with _in_partition_of(source.partition):
             for day in days_kept(now, self.days):
                 chunk = 0
                 while known is None or chunk < known.get(day, 0):
-                    value = self.table.data.get(bucket_key(customer, day, chunk))
-                    if value is None:
+                    entries = self._stored_chunk(bucket_key(customer, day, chunk), held)
+                    if entries is None:
                         break
-                    buckets.append((day, chunk, unpack(value)))
+                    buckets.append((day, chunk, entries))
                     chunk += 1
         return SeenIds(day_of(now), buckets)
 
-    async def save(self, customer: CustomerKey, seen: SeenIds, source: EventT[bytes]) -> None:
-        """Write the chunks ``seen`` changed, on the partition of the customer's events."""
-        changed = [
-            (bucket_key(customer, seen.today, chunk), pack(entries))
-            for chunk, entries in seen.changed().items()
-        ]
-        with _in_partition_of(source):
-            await write_through(self.table, changed, source.message.partition)
+    def save(self, customer: CustomerKey, seen: SeenIds, source: Message) -> None:
+        """Hold the chunks ``seen`` changed for the next :meth:`flush`, on the partition
+        of the customer's events."""
+        held = self._held.setdefault(source.partition, {})
+        for chunk, entries in seen.changed().items():  # a copy: a later batch changes them
+            held[bucket_key(customer, seen.today, chunk)] = entries.copy()
         seen.mark_saved()
         self._kept.keep(customer, seen)
+
+    def _stored_chunk(self, key: bytes, held: dict[bytes, dict[int, int]]) -> dict[int, int] | None:
+        """A chunk's entries: as held for the next flush, else as in the table."""
+        entries = held.get(key)
+        if entries is not None:
+            return entries.copy()
+        value = self.table.data.get(key)
+        return None if value is None else unpack(value)
+
+    async def flush(self) -> None:
+        """Write the held chunks to the table and queue their changelog records (before
+        an offset commit, which flushes the producer first)."""
+        held, self._held = self._held, {}
+        packed = {
+            partition: [(key, pack(entries)) for key, entries in chunks.items()]
+            for partition, chunks in held.items()
+        }
+        for partition, items in packed.items():  # all in the store before the first send
+            with _in_partition_of(partition):
+                put_all(self.table, items)
+        for partition, items in packed.items():
+            await send_changelog(self.table, items, partition)
 
     def forget(self) -> None:
         """Drop the ids kept in memory: the partitions they came from may move (call when
@@ -90,15 +120,25 @@ class SeenIdStore:
         self._kept.clear()
 
 
+class _EventIn:
+    """What Faust's RocksDB store reads of the current event: its record's partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
 @contextmanager
-def _in_partition_of(source: EventT[bytes]) -> Iterator[None]:
-    """Make ``source`` the current event, which tells RocksDB the partition to use.
+def _in_partition_of(partition: int) -> Iterator[None]:
+    """Make the current event one of ``partition``, which tells RocksDB the partition.
 
     Faust's RocksDB store reads and writes the database of the current event's
-    partition; work done once per batch has no current event (or another record's), so
-    it names the record it is for.
+    partition; work done once per batch or commit has no current event (or another
+    record's), so it names the partition it is for.
     """
-    token = _current_event.set(weakref.ref(source))
+    event = _EventIn(partition)
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
     try:
         yield
     finally:

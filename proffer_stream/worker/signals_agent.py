@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from faust.types import EventT
+from faust.types import Message
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.types import CustomerKey
@@ -51,12 +51,12 @@ class SignalsAgent:
         self.trigger = trigger
         self.progress = Progress()
 
-    async def process(self, batch: Sequence[EventT[bytes]]) -> None:
+    async def process(self, batch: Sequence[Message]) -> None:
         """Apply a batch; what cannot be applied is dead-lettered, never stops the rest."""
         readable = []
-        origin: dict[CustomerKey, EventT[bytes]] = {}
-        for event in batch:
-            source = source_record(event)
+        origin: dict[CustomerKey, Message] = {}
+        for message in batch:
+            source = source_record(message)
             record = await self._read(source)
             if record is None:
                 continue
@@ -64,7 +64,7 @@ class SignalsAgent:
                 await self.rerouter.move(source, record)
                 continue
             readable.append((source, record))
-            origin[record.customer_key] = event
+            origin[record.customer_key] = message
         loaded = await self.profiles.load(origin.keys())
         states, failed = loaded.states, loaded.failed
         now = datetime.now(UTC)
@@ -91,9 +91,11 @@ class SignalsAgent:
         for key in applied:
             if self.trigger is not None:
                 await self.trigger.after_update(states[key], counted.get(key, []), now)
-            await self.seen_ids.save(key, seen[key], origin[key])
             states[key].id_chunks = seen[key].chunks_by_day()
-        await self.profiles.save(states[key] for key in applied)
+        for key, ids in seen.items():  # replays too: they may remember lost ids again
+            if key in applied or ids.changed():
+                self.seen_ids.save(key, ids, origin[key])
+        self.profiles.save(states[key] for key in applied)
 
     def report(self) -> None:
         self.progress.report()
@@ -110,7 +112,7 @@ class SignalsAgent:
         key: CustomerKey,
         records: list[EventRecord],
         now: datetime,
-        origin: EventT[bytes],
+        origin: Message,
     ) -> tuple[CustomerSignals, SeenIds, list[NormalizedEvent]]:
         """The customer's profile and ids before a failed record: as loaded, plus the good
         records; and the events those counted.
@@ -124,7 +126,7 @@ class SignalsAgent:
         return state, seen, counted
 
     def _seen_ids(
-        self, key: CustomerKey, now: datetime, origin: EventT[bytes], loaded: Loaded
+        self, key: CustomerKey, now: datetime, origin: Message, loaded: Loaded
     ) -> SeenIds:
         state = loaded.states.get(key)
         seen = self.seen_ids.load(key, now, origin, state.id_chunks if state else None)

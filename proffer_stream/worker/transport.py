@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
 from aiokafka import TopicPartition
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
+from mode import ServiceT
 
 from proffer_stream.kafka.lag import fetched_log_ends
+from proffer_stream.worker.inbox import Inbox
 
 
 def worker_transport(
-    app: faust.App, bootstrap_servers: str, fetch_max_wait_ms: int
+    app: faust.App,
+    bootstrap_servers: str,
+    fetch_max_wait_ms: int,
+    inboxes: Iterable[Inbox],
+    before_commit: Callable[[], Awaitable[None]],
 ) -> aiokafka_driver.Transport:
-    """Faust's Kafka transport with our fetch wait, and end offsets it can trust.
+    """Faust's Kafka transport with our fetch wait, end offsets it can trust, the
+    records of each inbox's topic handed to it in bulk, and ``before_commit`` awaited
+    before every offset commit (before Faust flushes the producer), for writes held
+    until then.
 
     Fetch wait: Faust's fixed 1,500 ms delays every event by up to 1.5 s at low rates
     on a broker that holds an empty fetch for the whole wait (the local one does;
@@ -29,8 +39,11 @@ def worker_transport(
     restored, and counts came out short after a kill -9 (1 trial in 5). The end is
     checked against the high watermark of a real fetch (:func:`fetched_log_ends`).
 
+    Inboxes: see :mod:`proffer_stream.worker.inbox`.
+
     Set before any topic is declared: the transport is created on first use.
     """
+    inbox_of_topic = {inbox.topic: inbox for inbox in inboxes}
 
     class Thread(aiokafka_driver.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -112,6 +125,74 @@ def worker_transport(
                 ]
                 if uncommitted:
                     await self.seek_wait(await self.earliest_offsets(*uncommitted))
+
+        async def _drain_messages(self, fetcher: ServiceT) -> None:
+            """Faust's drain (``Consumer._drain_messages``), except that a record of a
+            topic with an inbox is put there instead of delivered through the conductor,
+            which raced a task per record against a suspended flow.
+
+            Same bookkeeping: read offsets, gaps, commits every ``broker_commit_every``.
+            Same flow control: a record fetched while the flow is suspended is dropped
+            (fetched again from the committed offset); one fetched while the app's flow
+            control is suspended waits for it, or for the consumer's flow to stop.
+            """
+            callback = self.callback
+            read_offset = self._read_offset
+            acks_enabled_for = self.app.topics.acks_enabled_for
+            since_yield = 0
+            try:
+                while not (self.should_stop or fetcher.should_stop):
+                    self.diag.set_flag(CONSUMER_FETCHING)
+                    fetched = self.getmany(timeout=1.0)
+                    await self.sleep(0)
+                    if self.should_stop:
+                        continue
+                    async for tp, message in fetched:
+                        since_yield += 1
+                        if since_yield > 100:
+                            await asyncio.sleep(0)
+                            since_yield = 0
+                        offset, last = message.offset, read_offset.get(tp)
+                        if last is not None and offset < last:
+                            continue  # read already
+                        if last and offset - last > 1 and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, last + 1, offset)
+                        if self._commit_every is not None and self._n_acked >= self._commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        inbox = inbox_of_topic.get(tp.topic)
+                        if inbox is None:
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        else:
+                            await self._put(inbox, message)
+                        read_offset[tp] = offset
+                    self.diag.unset_flag(CONSUMER_FETCHING)
+            except self.consumer_stopped_errors:
+                if self.transport.app.should_stop:
+                    return
+                raise
+            except asyncio.CancelledError:
+                if self.transport.app.should_stop:
+                    return
+                raise
+            except Exception as exc:
+                self.log.exception("Drain messages raised: %r", exc)
+                raise
+            finally:
+                self.diag.unset_flag(CONSUMER_FETCHING)
+
+        async def _put(self, inbox: Inbox, message: Message) -> None:
+            flow_control = self.app.flow_control
+            if not flow_control.is_active():
+                await self.wait_first(flow_control.acquire(), self.suspend_flow.wait())
+            if not self.suspend_flow.is_set():
+                inbox.put(message)
+
+        async def _commit_offsets(
+            self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+        ) -> bool:
+            await before_commit()
+            return await super()._commit_offsets(offsets, start_new_transaction)
 
         def _new_consumer_thread(self) -> Thread:
             return Thread(self, loop=self.loop, beacon=self.beacon)

@@ -76,6 +76,17 @@ def test_a_replayed_record_changes_nothing():
     assert state.source_offset == 5
 
 
+def test_a_replayed_record_remembers_the_ids_a_crash_lost_and_counts_nothing():
+    # The profile (offset 5) reached the changelog, the ids written after it did not.
+    state, lost = new_signals("acme", "u1"), no_ids()
+    apply(state, [event("click", id_="a")], offset=5, seen=lost)
+    after_crash = no_ids()
+    assert apply(state, [event("click", id_="a")], offset=5, seen=after_crash) == 0
+    assert after_crash.changed()  # remembered again, to be written
+    assert apply(state, [event("click", id_="a")], offset=9, seen=after_crash) == 0  # re-send
+    assert state.event_count == 1
+
+
 def test_a_resent_event_id_counts_once_but_moves_the_offset():
     state, seen = new_signals("acme", "u1"), no_ids()
     apply(state, [event("purchase", {"amount": 5}, id_="order-1")], offset=1, seen=seen)

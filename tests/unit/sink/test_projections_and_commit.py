@@ -11,8 +11,14 @@ from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
 from proffer_stream.ingest.records import read_event_record
 from proffer_stream.signals.fold import new_signals
+from proffer_stream.signals.models import CustomerColumns, CustomerSignals
 from proffer_stream.sink.consumer import _commit
-from proffer_stream.sink.projections import CustomersProjection, staged_events
+from proffer_stream.sink.projections import (
+    CustomersProjection,
+    Snapshot,
+    latest_of_each_key,
+    staged_events,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -82,9 +88,20 @@ def test_the_customers_projection_reads_snapshots_and_skips_tombstones():
     read = projection.read(
         [record(0, b"acme:u1", value, "changelog"), record(1, b"acme:u1", None, "changelog")]
     )
-    assert read == [snapshot]
+    assert read == [Snapshot(CustomerColumns(**snapshot.model_dump()), value.decode())]
     with pytest.raises(BadRecord):
         projection.read([record(2, b"acme:u1", b'{"tenant_id": 1}', "changelog")])
+
+
+def test_of_a_batch_of_snapshots_only_the_last_of_each_key_with_a_value_is_read():
+    assert CustomersProjection.latest_per_key
+    records = [
+        record(0, b"acme:u1", b"u1 first", "changelog"),
+        record(1, b"acme:u2", b"u2 only", "changelog"),
+        record(2, b"acme:u1", b"u1 last", "changelog"),
+        record(3, b"acme:u1", None, "changelog"),
+    ]
+    assert [r.value for r in latest_of_each_key(records)] == [b"u1 last", b"u2 only"]
 
 
 class FakeConsumer:
@@ -116,3 +133,12 @@ async def test_nothing_is_committed_when_no_partition_is_held_or_the_group_rebal
     await _commit(consumer, {A: 10})  # type: ignore[arg-type]
     assert consumer.committed == []
     await _commit(FakeConsumer({A}, fail=True), {A: 10})  # type: ignore[arg-type]
+
+
+def test_the_customers_columns_are_fields_of_the_profile_typed_alike():
+    for name, field in CustomerColumns.model_fields.items():
+        profile_field = CustomerSignals.model_fields[name]
+        assert (profile_field.annotation, profile_field.metadata) == (
+            field.annotation,
+            field.metadata,
+        ), name

@@ -34,11 +34,16 @@ def store(table, kept=10):
     return ProfileStore(table, database_url="", dedup_days=7, kept_parsed=kept)
 
 
+async def saved(profiles, states):
+    profiles.save(states)
+    await profiles.flush()
+
+
 async def test_a_saved_profile_is_lent_out_again_without_parsing():
     table = FakeTable()
     profiles = store(table)
     state = new_signals(*KEY)
-    await profiles.save([state])
+    await saved(profiles, [state])
     loaded = await profiles.load([KEY])
     assert loaded.states[KEY] is state
     assert table.sent == [(partition_key(*KEY), state.model_dump_json().encode())]
@@ -48,7 +53,7 @@ async def test_a_lent_profile_not_saved_back_is_parsed_afresh():
     """A batch that changed a profile and did not save it leaves the table's version."""
     table = FakeTable()
     profiles = store(table)
-    await profiles.save([new_signals(*KEY)])
+    await saved(profiles, [new_signals(*KEY)])
     lent = (await profiles.load([KEY])).states[KEY]
     lent.event_count = 99  # changed, never saved
     again = (await profiles.load([KEY])).states[KEY]
@@ -60,7 +65,7 @@ async def test_a_profile_the_table_replaced_is_parsed_from_the_table():
     """Recovery or a rebalance puts other bytes in the table: those are the truth."""
     table = FakeTable()
     profiles = store(table)
-    await profiles.save([new_signals(*KEY)])
+    await saved(profiles, [new_signals(*KEY)])
     recovered = new_signals(*KEY).model_copy(update={"event_count": 7})
     table.data[partition_key(*KEY)] = recovered.model_dump_json().encode()
     assert (await profiles.load([KEY])).states[KEY].event_count == 7
@@ -70,10 +75,25 @@ async def test_at_most_kept_parsed_profiles_are_kept_the_oldest_saved_go_first()
     table = FakeTable()
     profiles = store(table, kept=2)
     states = [new_signals("acme", f"u{n}") for n in range(3)]
-    await profiles.save(states)
+    await saved(profiles, states)
     loaded = await profiles.load([("acme", f"u{n}") for n in range(3)])
     assert [loaded.states[("acme", f"u{n}")] is states[n] for n in range(3)] == [
         False,
         True,
         True,
     ]
+
+
+async def test_saved_profiles_are_held_and_read_until_one_flush_writes_the_last():
+    table = FakeTable()
+    profiles = store(table)
+    state = new_signals(*KEY)
+    profiles.save([state])
+    state = (await profiles.load([KEY])).states[KEY]
+    state.event_count = 2
+    profiles.save([state])
+    assert table.sent == [] and table.data == {}
+    assert profiles.get(KEY).event_count == 2
+    await profiles.flush()
+    assert table.sent == [(partition_key(*KEY), state.model_dump_json().encode())]
+    assert (await profiles.load([KEY])).states[KEY] is state

@@ -1,4 +1,5 @@
-"""The ids store's memory: lent to one batch, dropped at the day's end and on a rebalance."""
+"""The ids store's memory: lent to one batch, dropped at the day's end and on a rebalance;
+its writes held until the next commit."""
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -15,13 +16,7 @@ KEY = ("acme", "u1")
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
-class Source:
-    """A record of the customer's (weakly referenced, as Faust's events are)."""
-
-    message = SimpleNamespace(partition=0)
-
-
-SOURCE = Source()
+SOURCE = SimpleNamespace(partition=0)  # a record of the customer's
 
 
 async def saved_store() -> tuple[FakeTable, SeenIdStore]:
@@ -29,7 +24,8 @@ async def saved_store() -> tuple[FakeTable, SeenIdStore]:
     store = SeenIdStore(table, days=7)
     seen = store.load(KEY, NOW, SOURCE)
     assert seen.first_sighting("e1", offset=5, applied_up_to=5)
-    await store.save(KEY, seen, SOURCE)
+    store.save(KEY, seen, SOURCE)
+    await store.flush()
     return table, store
 
 
@@ -60,3 +56,24 @@ async def test_kept_ids_are_dropped_at_the_day_s_end_and_on_a_rebalance(drop):
     seen = store.load(KEY, now, SOURCE)
     assert seen.today == day_of(now)
     assert not seen.first_sighting("e1", offset=6, applied_up_to=6)  # read from the table
+
+
+async def test_saved_chunks_are_held_until_the_flush_and_read_from_there_meanwhile():
+    table = FakeTable()
+    store = SeenIdStore(table, days=7)
+    seen = store.load(KEY, NOW, SOURCE)
+    seen.first_sighting("e1", offset=5, applied_up_to=5)
+    store.save(KEY, seen, SOURCE)
+    seen = store.load(KEY, NOW, SOURCE)
+    seen.first_sighting("e2", offset=6, applied_up_to=6)
+    store.save(KEY, seen, SOURCE)
+    assert table.data == {} and table.sent == []
+    store.forget()  # not from the cache: from what is held
+    assert not store.load(KEY, NOW, SOURCE).first_sighting("e2", offset=7, applied_up_to=7)
+    await store.flush()
+    assert len(table.sent) == 1  # the chunk once, with both ids
+    assert table.data == {bucket_key(KEY, day_of(NOW), 0): table.sent[0][1]}
+    store.forget()
+    again = store.load(KEY, NOW, SOURCE)
+    assert not again.first_sighting("e1", offset=7, applied_up_to=7)
+    assert not again.first_sighting("e2", offset=7, applied_up_to=7)

@@ -1,5 +1,6 @@
 """The signals agent without a broker: each record on its own, bad ones dead-lettered."""
 
+import asyncio
 import json
 from types import SimpleNamespace
 
@@ -8,6 +9,7 @@ import pytest
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.seen_ids import SeenIds, day_of
 from proffer_stream.worker import signals_agent
+from proffer_stream.worker.app import flush_when_caught_up
 from proffer_stream.worker.profiles import Loaded
 from proffer_stream.worker.signals_agent import SignalsAgent
 
@@ -25,7 +27,7 @@ class FakeProfiles:
         failed = {k: RuntimeError("bad data") for k in keys if k in self.failing}
         return Loaded(states=states, failed=failed)
 
-    async def save(self, states):
+    def save(self, states):
         self.saved.extend(states)
 
 
@@ -47,7 +49,7 @@ class FakeSeenIds:
         buckets = [(day_of(now), 0, entries) for entries in self.saved.get(key, {}).values()]
         return SeenIds(day_of(now), buckets)
 
-    async def save(self, key, seen, source):
+    def save(self, key, seen, source):
         self.saved.setdefault(key, {}).update(seen.changed())
 
 
@@ -56,7 +58,7 @@ class NoReroute:
         return False
 
 
-def event(offset, customer, events, key=None):
+def record(offset, customer, events, key=None):
     value = {"tenant_id": "acme", "customer": {"id": customer}, "events": events}
     message = SimpleNamespace(
         topic="proffer.events",
@@ -66,7 +68,7 @@ def event(offset, customer, events, key=None):
         key=key if key is not None else f"acme:{customer}".encode(),
         value=json.dumps(value).encode(),
     )
-    return SimpleNamespace(message=message)
+    return message
 
 
 def agent():
@@ -77,9 +79,9 @@ def agent():
 async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_applied():
     under_test, profiles, letters = agent()
     batch = [
-        event(0, "a", [{"type": "click"}]),
-        event(1, "b", [{"type": "click"}], key=b"acme:wrong"),
-        event(2, "a", [{"type": "click"}]),
+        record(0, "a", [{"type": "click"}]),
+        record(1, "b", [{"type": "click"}], key=b"acme:wrong"),
+        record(2, "a", [{"type": "click"}]),
     ]
     await under_test.process(batch)
     assert letters.sent == [(1, "wrong_key")]
@@ -98,9 +100,9 @@ async def test_a_record_that_raises_leaves_no_half_effect(monkeypatch):
     monkeypatch.setattr(signals_agent, "apply_record", explode_on_boom)
     under_test, profiles, letters = agent()
     batch = [
-        event(0, "a", [{"type": "click"}]),
-        event(1, "a", [{"type": "boom"}]),
-        event(2, "a", [{"type": "click"}]),
+        record(0, "a", [{"type": "click"}]),
+        record(1, "a", [{"type": "boom"}]),
+        record(2, "a", [{"type": "click"}]),
     ]
     await under_test.process(batch)
     assert letters.sent == [(1, "processing_error")]
@@ -111,7 +113,7 @@ async def test_a_record_that_raises_leaves_no_half_effect(monkeypatch):
 async def test_a_customer_whose_profile_cannot_be_read_fails_only_its_records():
     under_test, profiles, letters = agent()
     profiles.failing.add(("acme", "b"))
-    await under_test.process([event(0, "b", [{"type": "x"}]), event(1, "a", [{"type": "x"}])])
+    await under_test.process([record(0, "b", [{"type": "x"}]), record(1, "a", [{"type": "x"}])])
     assert letters.sent == [(0, "processing_error")]
     assert [s.external_id for s in profiles.saved] == ["a"]
 
@@ -121,8 +123,19 @@ async def test_a_replayed_record_writes_nothing():
     state = new_signals("acme", "a")
     state.source_offset = 5
     profiles.stored[("acme", "a")] = state
-    await under_test.process([event(5, "a", [{"type": "click"}])])
+    await under_test.process([record(5, "a", [{"type": "click"}])])
     assert profiles.saved == []
+
+
+async def test_a_replay_remembers_the_ids_a_crash_lost_so_a_resend_counts_once():
+    under_test, profiles, _ = agent()
+    state = new_signals("acme", "a")
+    state.source_offset, state.event_count = 5, 1  # record 5 counted; its ids were lost
+    profiles.stored[("acme", "a")] = state
+    await under_test.process([record(5, "a", [{"type": "click", "id": "e1"}])])
+    assert profiles.saved == [] and under_test.seen_ids.saved  # only the ids written
+    await under_test.process([record(6, "a", [{"type": "click", "id": "e1"}])])  # re-send
+    assert [s.event_count for s in profiles.saved] == [1]
 
 
 async def test_a_resent_request_counts_once_across_batches():
@@ -130,7 +143,7 @@ async def test_a_resent_request_counts_once_across_batches():
     request = [{"type": "click", "id": f"e{i}"} for i in range(1000)]
     profiles_after = []
     for offset, events in enumerate([request, [{"type": "click", "id": "other"}], request]):
-        await under_test.process([event(offset, "a", events)])
+        await under_test.process([record(offset, "a", events)])
         profiles.stored[("acme", "a")] = profiles.saved[-1]
         profiles_after.append(profiles.saved[-1].event_count)
     assert profiles_after == [1000, 1001, 1001]
@@ -148,9 +161,25 @@ async def test_the_ids_of_a_record_that_raised_are_not_remembered(monkeypatch):
     monkeypatch.setattr(signals_agent, "apply_record", explode_on_boom)
     under_test, profiles, _ = agent()
     batch = [
-        event(0, "a", [{"type": "boom", "id": "x"}]),
-        event(1, "a", [{"type": "click", "id": "y"}]),
-        event(2, "a", [{"type": "click", "id": "x"}]),
+        record(0, "a", [{"type": "boom", "id": "x"}]),
+        record(1, "a", [{"type": "click", "id": "y"}]),
+        record(2, "a", [{"type": "click", "id": "x"}]),
     ]
     await under_test.process(batch)
     assert profiles.saved[-1].counts_by_type == {"click": 2}
+
+
+async def test_profiles_are_flushed_when_caught_up_or_when_the_last_flush_is_old():
+    flushes = []
+
+    async def flush():
+        flushes.append(1)
+
+    after_batch = flush_when_caught_up(flush, most_seconds=0.05)
+    await after_batch(False)
+    assert flushes == []  # behind, and flushed (created) just now
+    await after_batch(True)
+    assert flushes == [1]
+    await asyncio.sleep(0.06)
+    await after_batch(False)
+    assert flushes == [1, 1]
