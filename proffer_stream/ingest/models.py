@@ -6,12 +6,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    with_config,
+)
 from pydantic_core import to_json
+from typing_extensions import TypedDict
 
 from proffer_stream.core.limits import LARGEST_NUMBER, check_json
 from proffer_stream.core.types import (
@@ -31,51 +40,59 @@ StrictNumber = Annotated[float, Field(strict=True, ge=0, le=LARGEST_NUMBER)]
 
 
 # --- Well-known event types: the data fields we read for signals must have the right type.
+# TypedDicts, not models: a validator checks a dict without building an instance from
+# it (0.22 against 0.74 µs for a purchase's data), with the same errors.
 
 
-class _KnownData(BaseModel):
-    model_config = ConfigDict(extra="allow")
+@with_config(ConfigDict(extra="allow"))
+class PageViewData(TypedDict, total=False):
+    page: str | None
+    duration_seconds: StrictNumber | None
 
 
-class PageViewData(_KnownData):
-    page: str | None = None
-    duration_seconds: StrictNumber | None = None
+@with_config(ConfigDict(extra="allow"))
+class PurchaseData(TypedDict, total=False):
+    amount: StrictNumber | None
+    product: str | None
+    currency: str | None
 
 
-class PurchaseData(_KnownData):
-    amount: StrictNumber | None = None
-    product: str | None = None
-    currency: str | None = None
+@with_config(ConfigDict(extra="allow"))
+class ClickData(TypedDict, total=False):
+    element: str | None
+    page: str | None
 
 
-class ClickData(_KnownData):
-    element: str | None = None
-    page: str | None = None
+@with_config(ConfigDict(extra="allow"))
+class FeatureUseData(TypedDict, total=False):
+    feature: str | None
+    times_used: Annotated[int, Field(strict=True, ge=0)] | None
 
 
-class FeatureUseData(_KnownData):
-    feature: str | None = None
-    times_used: Annotated[int, Field(strict=True, ge=0)] | None = None
+@with_config(ConfigDict(extra="allow"))
+class CartAbandonData(TypedDict, total=False):
+    items: Any
+    total: StrictNumber | None
 
 
-class CartAbandonData(_KnownData):
-    items: Any = None
-    total: StrictNumber | None = None
+@with_config(ConfigDict(extra="allow"))
+class SignupData(TypedDict, total=False):
+    plan: str | None
+    source: str | None
 
 
-class SignupData(_KnownData):
-    plan: str | None = None
-    source: str | None = None
-
-
-KNOWN_EVENT_DATA: dict[str, type[_KnownData]] = {
-    "page_view": PageViewData,
-    "purchase": PurchaseData,
-    "click": ClickData,
-    "feature_use": FeatureUseData,
-    "cart_abandon": CartAbandonData,
-    "signup": SignupData,
+KNOWN_EVENT_DATA: dict[str, Callable[[Any], object]] = {
+    event_type: TypeAdapter(data).validator.validate_python
+    for event_type, data in {
+        "page_view": PageViewData,
+        "purchase": PurchaseData,
+        "click": ClickData,
+        "feature_use": FeatureUseData,
+        "cart_abandon": CartAbandonData,
+        "signup": SignupData,
+    }.items()
 }
+"""Each well-known event type's check of its data (raises ``ValidationError``)."""
 
 
 # --- Ingest: the webhook body and the proffer.events message.
@@ -119,13 +136,13 @@ class EventIn(StrictModel):
         """Check the fields signals read (e.g. a purchase's amount); errors name the field.
 
         A field validator (``type`` is validated before ``data``) running the known
-        model's core validator: about a third of the cost of a model validator that
-        builds the known model, and pydantic nests its errors under ``data``.
+        type's core validator: about a third of the cost of a model validator that
+        builds a model, and pydantic nests its errors under ``data``.
         """
         check_json(data)
-        schema = KNOWN_EVENT_DATA.get(info.data.get("type", ""))
-        if schema is not None:
-            schema.__pydantic_validator__.validate_python(data)
+        check_known_data = KNOWN_EVENT_DATA.get(info.data.get("type", ""))
+        if check_known_data is not None:
+            check_known_data(data)
         return data
 
 

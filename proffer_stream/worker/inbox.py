@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import faust
-from faust.types import TP, Message
+from faust.types import TP, ConsumerT, Message
 
 
 class Inbox:
@@ -86,8 +86,8 @@ async def consume_in_batches(
     after_batch: Callable[[bool], Awaitable[None]],
 ) -> None:
     """Feed ``process`` the inbox's records in batches, and ack each batch it applied
-    once ``after_batch`` (told whether the inbox is empty, i.e. the agent caught up) is
-    done.
+    once ``after_batch`` (told whether the agent caught up: nothing fetched waits, and
+    the batch ended where its partitions ended at the last fetch) is done.
 
     As Faust's streams do, records of an earlier consumer generation, or taken while the
     flow is suspended, are skipped (fetched again after the rebalance), and the records
@@ -107,9 +107,17 @@ async def consume_in_batches(
             unacked.add(message)
         try:
             await process(live)
-            await after_batch(not inbox)
+            await after_batch(not inbox and _at_the_end(consumer, live))
         except Exception as exc:  # not CancelledError: shutdown commits what is acked
             on_failure(exc)
         else:
             for message in live:
                 consumer.ack(message)
+
+
+def _at_the_end(consumer: ConsumerT, batch: Sequence[Message]) -> bool:
+    """Whether the batch ends at the end of each partition it read, as the last fetch
+    saw it. An empty inbox alone says little: it empties between fetches while the
+    agent is far behind."""
+    last = {message.tp: message.offset for message in batch}
+    return all(offset + 1 >= (consumer.highwater(tp) or 0) for tp, offset in last.items())

@@ -16,6 +16,10 @@ class FakeConsumer:
     def __init__(self):
         self.full, self.drop, self.acked = [], [], []
         self.unacked = set()
+        self.ends = {}  # partition -> its end offset as the last fetch saw it
+
+    def highwater(self, tp):
+        return self.ends.get(tp)
 
     def on_buffer_full(self, tp):
         self.full.append(tp)
@@ -40,6 +44,7 @@ class Record:
 
     def __init__(self, offset, partition=0, generation_id=1):
         self.topic, self.partition, self.offset = "events", partition, offset
+        self.tp = TP("events", partition)
         self.generation_id = generation_id
         self.tracked = False
 
@@ -88,10 +93,10 @@ async def no_flush(caught_up):
     pass
 
 
-async def run_one_batch(app, inbox, process, failures):
+async def run_one_batch(app, inbox, process, failures, after_batch=no_flush, size=10):
     consuming = asyncio.ensure_future(
         consume_in_batches(
-            app, inbox, process, 10, 0, on_failure=failures.append, after_batch=no_flush
+            app, inbox, process, size, 0, on_failure=failures.append, after_batch=after_batch
         )
     )
     await asyncio.sleep(0.02)
@@ -126,3 +131,26 @@ async def test_a_batch_that_fails_is_not_acked():
     await run_one_batch(app, inbox, process, failures)
     assert [str(f) for f in failures] == ["table write failed"]
     assert app.consumer.acked == []
+
+
+async def test_the_agent_is_caught_up_only_when_nothing_waits_fetched_or_unfetched():
+    app, verdicts = fake_app(), []
+    inbox = Inbox(app, "events", maxsize=100)
+
+    async def process(batch):
+        pass
+
+    async def note(caught_up):
+        verdicts.append(caught_up)
+
+    app.consumer.ends = {TP("events", 0): 3, TP("events", 1): 10}
+    for offset in range(3):
+        inbox.put(Record(offset))
+    inbox.put(Record(5, partition=1))  # partition 1 has more, not fetched yet
+    await run_one_batch(app, inbox, process, [], after_batch=note, size=2)
+    # [0, 1]: more fetched waits; [2, p1@5]: partition 1 ends at 10
+    assert verdicts == [False, False]
+    verdicts.clear()
+    inbox.put(Record(9, partition=1))
+    await run_one_batch(app, inbox, process, [], after_batch=note)
+    assert verdicts == [True]
