@@ -59,29 +59,36 @@ def check_json(value: Any) -> None:
 
 
 def _check(value: Any, depth: int) -> tuple[list[str | int], str] | None:
-    """``None`` when storable, else (path to the bad value, innermost first; the reason)."""
+    """``None`` when storable, else (path to the bad value, innermost first; the reason).
+
+    Plain keys and scalars pass inline, without a call each (event data is mostly a few
+    of them); anything else gets a call that also says what is wrong.
+    """
     kind = type(value)
-    if kind is dict:
-        if depth >= MAX_NESTING:
-            return [], f"nested deeper than {MAX_NESTING} levels"
-        for key, item in value.items():
-            message = _check_scalar(key)
+    if kind is not dict and kind is not list:
+        message = _check_scalar(value)
+        return None if message is None else ([], message)
+    if depth >= MAX_NESTING:
+        return [], f"nested deeper than {MAX_NESTING} levels"
+    is_dict = kind is dict
+    for place, item in value.items() if is_dict else enumerate(value):
+        if is_dict and (type(place) is not str or "\x00" in place or not place.isascii()):
+            message = _check_scalar(place)
             if message is not None:
-                return [key], message
-            problem = _check(item, depth + 1)
-            if problem is not None:
-                return [*problem[0], key], problem[1]
-        return None
-    if kind is list:
-        if depth >= MAX_NESTING:
-            return [], f"nested deeper than {MAX_NESTING} levels"
-        for index, item in enumerate(value):
-            problem = _check(item, depth + 1)
-            if problem is not None:
-                return [*problem[0], index], problem[1]
-        return None
-    message = _check_scalar(value)
-    return None if message is None else ([], message)
+                return [place], message
+        item_kind = type(item)
+        if (
+            (item_kind is str and "\x00" not in item and item.isascii())
+            or (item_kind is float and -LARGEST_NUMBER <= item <= LARGEST_NUMBER)
+            or (item_kind is int and -LARGEST_WHOLE_NUMBER <= item <= LARGEST_WHOLE_NUMBER)
+            or item is None
+            or item_kind is bool
+        ):
+            continue
+        problem = _check(item, depth + 1)
+        if problem is not None:
+            return [*problem[0], place], problem[1]
+    return None
 
 
 def _check_scalar(value: Any) -> str | None:
