@@ -168,12 +168,14 @@ class EventBatch(StrictModel):
     received_at: SaneDatetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NormalizedEvent:
     """An event with its id and times settled: what signals count and the sink stores.
 
     A plain dataclass: built in-process from an already validated record, many per
     record, where a pydantic model's second validation was a tenth of the sink's CPU.
+    Read-only by convention, not frozen: a frozen one's ``__init__`` took 0.78 µs
+    against 0.34.
     """
 
     id: str
