@@ -16,9 +16,11 @@ from proffer_stream.ingest.models import EventBatch, NormalizedEvent
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventRecord:
-    """A valid ``proffer.events`` record, its events normalised."""
+    """A valid ``proffer.events`` record, its events normalised (read-only by
+    convention: one per record, and a frozen dataclass's ``__init__`` costs twice as
+    much)."""
 
     batch: EventBatch
     events: list[NormalizedEvent]
