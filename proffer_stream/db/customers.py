@@ -11,24 +11,18 @@ from proffer_stream.core.types import CustomerKey
 from proffer_stream.signals.models import CustomerColumns, CustomerSignals
 
 
-async def upsert_customers(conn: asyncpg.Connection, snapshots: Sequence[CustomerSignals]) -> int:
-    """Write the latest signals snapshot of each customer (last write wins).
-
-    A snapshot whose internal id is held by another external id (a hash collision)
-    leaves that row alone.
-    """
-    return await upsert_customer_columns(
-        conn, snapshots, [snapshot.model_dump_json() for snapshot in snapshots]
-    )
-
-
-async def upsert_customer_columns(
+async def upsert_customers(
     conn: asyncpg.Connection,
     columns: Sequence[CustomerSignals | CustomerColumns],
     signals_json: Sequence[str],
 ) -> int:
-    """:func:`upsert_customers`, of each snapshot's columns and its whole JSON (the
-    sink has both from a changelog value without reading the whole profile)."""
+    """Write the latest signals snapshot of each customer (last write wins): its columns,
+    and its whole JSON as given (the sink has both from a changelog value without
+    reading the whole profile).
+
+    A snapshot whose internal id is held by another external id (a hash collision)
+    leaves that row alone.
+    """
     if not columns:
         return 0
     status = await conn.execute(

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
-from proffer_stream.db.customers import upsert_customer_columns
+from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
 from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
 from proffer_stream.db.tenant_config import apply_config_changes
@@ -126,7 +126,7 @@ class CustomersProjection:
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[Snapshot]) -> int:
         latest = {(s.columns.tenant_id, s.columns.customer_id): s for s in items}.values()
-        upserted = await upsert_customer_columns(
+        upserted = await upsert_customers(
             conn, [s.columns for s in latest], [s.json for s in latest]
         )
         if upserted < len(latest):

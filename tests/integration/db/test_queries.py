@@ -59,8 +59,8 @@ async def test_customer_snapshots_last_write_wins_and_load_back(db):
     first.event_count = 1
     later = first.model_copy(update={"event_count": 2, "email": "a@x.io"})
     async with db.acquire() as conn:
-        await customers.upsert_customers(conn, [first])
-        await customers.upsert_customers(conn, [later])
+        await customers.upsert_customers(conn, [first], [first.model_dump_json()])
+        await customers.upsert_customers(conn, [later], [later.model_dump_json()])
     row = await customers.get_customer_by_external_id(db, "acme", "u1")
     assert row.email == "a@x.io"
     assert row.customer_id == customer_id("acme", "u1")
@@ -74,7 +74,7 @@ async def test_a_colliding_internal_id_keeps_the_first_customer(db):
     first = new_signals("acme", "u1")
     impostor = first.model_copy(update={"external_id": "u2", "email": "u2@x.io"})
     async with db.acquire() as conn:
-        assert await customers.upsert_customers(conn, [first]) == 1
-        assert await customers.upsert_customers(conn, [impostor]) == 0
+        assert await customers.upsert_customers(conn, [first], [first.model_dump_json()]) == 1
+        assert await customers.upsert_customers(conn, [impostor], [impostor.model_dump_json()]) == 0
     row = await customers.get_customer(db, "acme", first.customer_id)
     assert (row.external_id, row.email) == ("u1", None)

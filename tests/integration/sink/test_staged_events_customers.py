@@ -162,10 +162,15 @@ async def test_customers_without_updated_at_get_the_transaction_time(db: asyncpg
     assert snapshot.updated_at is None
     async with db.acquire() as conn:
         async with conn.transaction():
-            assert await customers.upsert_customers(conn, [snapshot]) == 1
+            assert (
+                await customers.upsert_customers(conn, [snapshot], [snapshot.model_dump_json()])
+                == 1
+            )
             now = await conn.fetchval("SELECT now()")
         assert await conn.fetchval("SELECT updated_at FROM customers") == now
         # Outside a transaction too: another external id with the same internal id (a
         # hash collision) keeps the first customer.
         collision = snapshot.model_copy(update={"external_id": "u2"})
-        assert await customers.upsert_customers(conn, [collision]) == 0
+        assert (
+            await customers.upsert_customers(conn, [collision], [collision.model_dump_json()]) == 0
+        )
