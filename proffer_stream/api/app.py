@@ -16,6 +16,7 @@ from proffer_stream.api.middleware import RequestMetrics
 from proffer_stream.api.models import ErrorResponse
 from proffer_stream.api.routes import config, customers, ingest, keys, offers, operations, stats
 from proffer_stream.api.services import Services
+from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
 from proffer_stream.core.settings import Settings
 from proffer_stream.ingest.models import WebhookEventsRequest
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.start()
+        freeze_startup_heap()
         try:
             yield
         finally:
@@ -75,6 +77,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def run_gateway(settings: Settings) -> None:
     """Serve the API on ``gateway_host:gateway_port`` until SIGINT/SIGTERM."""
+    collect_less_often()
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,

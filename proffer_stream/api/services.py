@@ -64,13 +64,10 @@ class EventPublisher:
         One deadline covers both the wait for metadata (``send``) and the delivery, so
         an outage is answered within the produce timeout, not twice it.
         """
-
-        async def deliver() -> None:
-            delivery = await self.producer.send(topic or self.topic, value=value, key=key)
-            await delivery
-
         try:
-            await asyncio.wait_for(deliver(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # no task per call, unlike wait_for
+                delivery = await self.producer.send(topic or self.topic, value=value, key=key)
+                await delivery
         except (TimeoutError, KafkaError) as exc:
             log.warning("Kafka did not take a record: %r", exc)
             raise ApiError(

@@ -1,9 +1,11 @@
-"""Keeping Python's garbage collector off the hot path of the long-running consumers.
+"""Keeping Python's garbage collector off the hot path of the worker, the sink and the gateway.
 
 Their objects mostly die by reference counting; the collector finds few cycles, but with
 its defaults it ran a collection every 700 net allocations and a full one every few
 batches, each walking the whole heap: about a fifth of the worker's CPU at one event
-per record (measured with ``gc.callbacks``: 0.92-0.99 s of 3.9 s).
+per record (measured with ``gc.callbacks``: 0.92-0.99 s of 3.9 s), and in the gateway
+6.5-7.8 µs of CPU per event accepted against 5.2-5.5 with both measures (posts of 100
+events), besides full collections of 35-110 ms in the middle of requests.
 """
 
 from __future__ import annotations
