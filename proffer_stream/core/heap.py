@@ -5,7 +5,8 @@ its defaults it ran a collection every 700 net allocations and a full one every 
 batches, each walking the whole heap: about a fifth of the worker's CPU at one event
 per record (measured with ``gc.callbacks``: 0.92-0.99 s of 3.9 s), and in the gateway
 6.5-7.8 µs of CPU per event accepted against 5.2-5.5 with both measures (posts of 100
-events), besides full collections of 35-110 ms in the middle of requests.
+events), besides full collections of 35-110 ms (wall time, on a loaded box) in the
+middle of requests.
 """
 
 from __future__ import annotations
