@@ -96,11 +96,18 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    command(
+    up = command(
         "up",
         "Run everything locally: broker, PostgreSQL, migrations, worker, sink and gateway. "
         "Prints the API address and an API key; Ctrl-C stops it all, data is kept.",
         _up,
+    )
+    up.add_argument(
+        "--workers",
+        type=_at_least_one,
+        metavar="N",
+        help="Worker processes to start (default: PROFFER_WORKERS, else 1). They share the"
+        " partitions of proffer.events; the others take over those of one that dies.",
     )
     command("worker", "Run a Faust worker (the signals agent). Run more to scale out.", _worker)
     command("gateway", "Run the HTTP gateway (ingest and API) on PROFFER_GATEWAY_PORT.", _gateway)
@@ -167,7 +174,16 @@ def _with_database(settings: Settings) -> Settings:
     return settings.model_copy(update={"database_url": dsn})
 
 
-def _up(_: argparse.Namespace, settings: Settings) -> int:
+def _at_least_one(text: str) -> int:
+    number = int(text) if text.isdigit() else 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return number
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
     rules_file_or_default(settings.rules_file)  # a bad rules file stops `up` before it starts
     if settings.llm_local_model:
         from proffer_stream.llm import local_server

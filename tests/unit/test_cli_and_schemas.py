@@ -43,3 +43,13 @@ def test_help_lists_the_commands_and_configuration():
         "PROFFER_DATABASE_URL",
     ):
         assert word in result.stdout
+
+
+def test_up_takes_how_many_workers_to_start():
+    from proffer_stream.cli import _parser
+
+    assert _parser().parse_args(["up", "--workers", "3"]).workers == 3
+    assert _parser().parse_args(["up"]).workers is None  # PROFFER_WORKERS decides
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["up", "--workers", bad])
