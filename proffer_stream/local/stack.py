@@ -104,7 +104,7 @@ class LocalStack:
         sink_env = {"PROFFER_METRICS_PORT": str(settings.metrics_port + 1)}
         self.supervisor.start("sink", {**env, **(sink_env if settings.metrics_port else {})})
         log.info(
-            "starting %d worker%s (PROFFER_WORKERS)",
+            "starting %d worker%s (up --workers N, or PROFFER_WORKERS)",
             settings.workers,
             "" if settings.workers == 1 else "s",
         )
