@@ -16,6 +16,10 @@ one gateway, and measures:
      Figures: redemptions per second, from the first post until the offers table shows
      them all redeemed, and p50/p99 of (redeemed row seen by a 20 ms poll - the post sent).
 
+  c) generate: --generates customers send one event each over the webhook; once their
+     rows are in PostgreSQL, one client asks POST /api/offers/generate for each in turn
+     (built-in writer). Figures: p50/p99 of a generate's latency (request -> the offer).
+
 Figures, not pass/fail: the exit code is 0 whatever the figures. Noisy on a shared
 2-core machine: the broker, PostgreSQL, the three processes and this client share it.
 """
@@ -270,6 +274,47 @@ async def phase_redemptions(
     }
 
 
+async def phase_generate(
+    stack: Stack,
+    db: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    args: argparse.Namespace,
+) -> dict[str, float | int | None]:
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    names = [f"life-g-{n}" for n in range(args.generates)]
+    log(f"c) generate: {len(names):,} customers send an event each")
+    for name in names:
+        body = {"customer": {"id": name}, "events": [{"type": "page_view"}]}
+        async with session.post(
+            f"{stack.api}/api/webhook/events", json=body, headers=headers
+        ) as response:
+            response.raise_for_status()
+    for _ in range(600):  # their rows, within a minute
+        known = "SELECT count(*) FROM customers WHERE external_id = ANY($1)"
+        if await db.fetchval(known, names) == len(names):
+            break
+        await asyncio.sleep(0.1)
+    log(f"c) generate: {len(names):,} POST /api/offers/generate, one at a time")
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    for name in names:
+        sent = time.monotonic()
+        async with session.post(
+            f"{stack.api}/api/offers/generate",
+            json={"external_customer_id": name},
+            headers=headers,
+        ) as response:
+            await response.read()
+            statuses[response.status] += 1
+        latencies.append((time.monotonic() - sent) * 1000)
+    return {
+        "generate_p50_ms": statistics.median(latencies) if latencies else None,
+        "generate_p99_ms": percentile(latencies, 0.99),
+        "generates_200": statuses[200],
+        "generates_other": sum(statuses.values()) - statuses[200],
+    }
+
+
 async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, float | int | None]:
     db = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=2)
     connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
@@ -281,6 +326,8 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, float | i
             figures |= await phase_redemptions(stack, db, session, args)
         else:
             figures |= {"redemptions_per_s": None, "redemption_p99_ms": None}
+        if args.generates:
+            figures |= await phase_generate(stack, db, session, args)
     await db.close()
     return figures
 
@@ -326,6 +373,13 @@ def report(figures: dict[str, float | int | None], args: argparse.Namespace) -> 
             f"   {figures['redeemed']:,} redeemed; posts {figures['purchase_posts_200']:,} x 200,"
             f" {figures['purchase_posts_other']:,} other"
         )
+    if args.generates:
+        print(f"\nc) generate, built-in writer, {args.generates:,} customers, one at a time:")
+        print(
+            f"   latency: p50 {ms(figures['generate_p50_ms'])},"
+            f" p99 {ms(figures['generate_p99_ms'])};"
+            f" {figures['generates_200']:,} x 200, {figures['generates_other']:,} other"
+        )
 
     print("\nSummary:")
     rows = [
@@ -336,6 +390,8 @@ def report(figures: dict[str, float | int | None], args: argparse.Namespace) -> 
         ("redemptions/s", figures.get("redemptions_per_s"), "/s"),
         ("redemption p50", figures.get("redemption_p50_ms"), "ms"),
         ("redemption p99", figures.get("redemption_p99_ms"), "ms"),
+        ("generate p50", figures.get("generate_p50_ms"), "ms"),
+        ("generate p99", figures.get("generate_p99_ms"), "ms"),
     ]
     for label, value, unit in rows:
         shown = "not measured" if value is None else f"{value:>10,.1f} {unit}"
@@ -357,6 +413,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--concurrency", type=int, default=32, help="concurrent HTTP clients in a and b"
+    )
+    parser.add_argument(
+        "--generates", type=int, default=100, help="generate calls timed in c (0 skips c)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()

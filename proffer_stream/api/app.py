@@ -14,7 +14,16 @@ from proffer_stream import __version__
 from proffer_stream.api.errors import install_error_handlers
 from proffer_stream.api.middleware import RequestMetrics
 from proffer_stream.api.models import ErrorResponse
-from proffer_stream.api.routes import config, customers, ingest, keys, offers, operations, stats
+from proffer_stream.api.routes import (
+    config,
+    customers,
+    ingest,
+    keys,
+    offer_requests,
+    offers,
+    operations,
+    stats,
+)
 from proffer_stream.api.services import Services
 from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
 from proffer_stream.core.settings import Settings
@@ -52,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
-    for module in (ingest, customers, offers, stats, config, keys, operations):
+    for module in (ingest, customers, offer_requests, offers, stats, config, keys, operations):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

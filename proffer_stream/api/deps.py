@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.services import EventPublisher, Services
 from proffer_stream.core.settings import Settings
+from proffer_stream.db.replies import ReplyListener
 
 # Dependencies are ``async def`` even when they do not await: FastAPI runs a plain
 # ``def`` dependency in a thread pool, a thread hop per dependency per request.
@@ -30,6 +31,10 @@ async def _pool(request: Request) -> asyncpg.Pool:
 
 async def _publisher(request: Request) -> EventPublisher:
     return _services_of(request).publisher
+
+
+async def _replies(request: Request) -> ReplyListener:
+    return _services_of(request).replies
 
 
 async def _settings(request: Request) -> Settings:
@@ -60,6 +65,7 @@ Tenant = Annotated[str, Depends(require_tenant)]
 OptionalTenant = Annotated[str | None, Depends(tenant_or_signup)]
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Publisher = Annotated[EventPublisher, Depends(_publisher)]
+Replies = Annotated[ReplyListener, Depends(_replies)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 ServicesDep = Annotated[Services, Depends(_services)]
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from proffer_stream.core.types import ExternalId, Money, StrictModel, Text
 from proffer_stream.db.keys import NewApiKey
+from proffer_stream.db.offers import Decision
 from proffer_stream.db.stats import FunnelStageName
 from proffer_stream.ingest.models import NormalizedEvent
 from proffer_stream.offers.models import Channel, DecisionTrace, Offer, OfferStatus
@@ -187,6 +188,16 @@ class DecisionView(BaseModel):
     offer_id: int | None
     decided_at: datetime
     trace: DecisionTrace
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecisionView:
+        return cls(
+            request_id=decision.request_id,
+            outcome="offer" if decision.outcome == "offer" else "suppressed",
+            offer_id=decision.offer_id,
+            decided_at=decision.decided_at,
+            trace=decision.trace,
+        )
 
 
 class TraceResponse(BaseModel):

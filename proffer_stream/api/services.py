@@ -18,6 +18,7 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.db import keys
 from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
+from proffer_stream.db.replies import ReplyListener
 from proffer_stream.kafka.progress import GroupWatch, ProgressWatch
 from proffer_stream.kafka.topics import topics_for, worker_app_id
 from proffer_stream.offers.rules import rules_file_or_default
@@ -112,6 +113,7 @@ class Services:
         self.publisher = EventPublisher(settings)
         self.progress = _progress_watch(settings)
         self.default_rules = rules_file_or_default(settings.rules_file)
+        self.replies = ReplyListener(settings.database_url)
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None
 
@@ -119,11 +121,13 @@ class Services:
         self._pool = await connect_pool(self.settings.database_url)
         await require_current(self._pool)
         self._keys = KeyCache(self._pool)
+        await self.replies.start()
         await self.publisher.start()
         log.info("gateway connected: topic %s", self.publisher.topic)
 
     async def stop(self) -> None:
         await self.publisher.stop()
+        await self.replies.stop()
         await self.progress.stop()
         if self._pool is not None:
             await self._pool.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol, TypeAlias, TypeVar
 
 import asyncpg
@@ -16,6 +16,7 @@ from proffer_stream.core.identity import customer_id
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
 from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
+from proffer_stream.db.replies import command_key, decision_key, offer_key
 from proffer_stream.db.tenant_config import apply_config_changes
 from proffer_stream.ingest.records import (
     EventRecord,
@@ -55,6 +56,10 @@ class Projection(Protocol[Item]):
         """Write ``read``'s items in the caller's transaction; return the rows changed."""
         ...
 
+    def replies(self, items: Sequence[Item]) -> Iterable[str]:
+        """The reply keys (:mod:`proffer_stream.db.replies`) the items make readable."""
+        ...
+
 
 class EventsProjection:
     """``proffer.events`` -> ``events``: every event once, by tenant, customer and id.
@@ -73,6 +78,9 @@ class EventsProjection:
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[StagedEvent]) -> int:
         return await insert_events(conn, items)
+
+    def replies(self, items: Sequence[StagedEvent]) -> Iterable[str]:
+        return ()
 
 
 def staged_events(records: Sequence[Record]) -> list[StagedEvent]:
@@ -137,6 +145,9 @@ class CustomersProjection:
             )
         return upserted
 
+    def replies(self, items: Sequence[Snapshot]) -> Iterable[str]:
+        return ()
+
 
 def latest_of_each_key(records: Sequence[Record]) -> list[Record]:
     """The last record with a value of each key (a tenth fewer to parse in phase b1 of
@@ -174,6 +185,13 @@ class OffersProjection:
     async def write(self, conn: asyncpg.Connection, items: Sequence[OfferEvent]) -> int:
         return await apply_offer_events(conn, items)
 
+    def replies(self, items: Sequence[OfferEvent]) -> Iterable[str]:
+        for event in items:
+            if event.trace is not None and event.request_id is not None:
+                yield decision_key(event.request_id)
+            if event.offer_id is not None:
+                yield offer_key(event.offer_id)
+
 
 class CommandOutcomesProjection:
     """``proffer.offer-command-outcomes`` -> ``offer_commands``: what the gateway waits for."""
@@ -190,6 +208,9 @@ class CommandOutcomesProjection:
     async def write(self, conn: asyncpg.Connection, items: Sequence[CommandOutcome]) -> int:
         return await apply_command_outcomes(conn, items)
 
+    def replies(self, items: Sequence[CommandOutcome]) -> Iterable[str]:
+        return [command_key(outcome.command_id) for outcome in items]
+
 
 class TenantConfigProjection:
     """``proffer.tenant-config`` -> ``tenant_config``: each tenant's latest rules and policy."""
@@ -205,3 +226,6 @@ class TenantConfigProjection:
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[ConfigChange]) -> int:
         return await apply_config_changes(conn, items)
+
+    def replies(self, items: Sequence[ConfigChange]) -> Iterable[str]:
+        return ()

@@ -103,6 +103,34 @@ async def test_the_whole_state_machine_over_the_api(settings, processes):
         assert (await api.get(f"/api/offers/{at_source}/events")).status_code == 404
 
 
+async def test_answers_are_what_a_following_read_reads(settings, processes):
+    """Read-your-writes: the offer ``generate`` or ``PATCH`` answers with is the one a GET
+    right after reads, its history holds the change, for offers changed at once."""
+    processes.start_pipeline(settings.model_copy(update={"signup_enabled": True}))
+    key = await sign_up(settings)
+    async with client(settings, key) as api:
+        names = [f"ryw-{n}" for n in range(8)]
+        await asyncio.gather(*(customer(api, name) for name in names))
+        made = await asyncio.gather(*(new_offer(api, name) for name in names))
+        for offer in made:
+            read = await api.get(f"/api/offers/{offer['id']}")
+            assert read.json()["offer"] == offer
+
+        async def change_then_read(offer, status):
+            answered = await patch(api, offer["id"], status)
+            assert answered.status_code == 200, answered.text
+            read = (await api.get(f"/api/offers/{offer['id']}")).json()["offer"]
+            history = (await api.get(f"/api/offers/{offer['id']}/events")).json()["events"]
+            return answered.json()["offer"], read, history
+
+        for status, version in (("approved", 2), ("sent", 3)):
+            results = await asyncio.gather(*(change_then_read(o, status) for o in made))
+            for answered, read, history in results:
+                assert answered == read
+                assert answered["status"] == status and answered["version"] == version
+                assert [e["version"] for e in history] == list(range(1, version + 1))
+
+
 async def test_conflicting_changes_at_once_one_wins(settings, processes, db):
     """Two approvals of one offer, and a redemption racing an expiry: one of each pair is
     applied and the other answers 409; one event each."""

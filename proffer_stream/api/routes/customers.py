@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from proffer_stream.api.deps import Db, Tenant
 from proffer_stream.api.errors import ApiError
@@ -13,19 +13,17 @@ from proffer_stream.api.models import (
     CustomerResponse,
     CustomersResponse,
     DecisionsResponse,
+    DecisionView,
     ErrorResponse,
     EventsResponse,
 )
-from proffer_stream.api.routes.offers import decision_view
+from proffer_stream.api.params import CustomerId, Limit, Offset
 from proffer_stream.db import customers, events, offers
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.signals.views import customer_view
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-CustomerId = Annotated[int, Path(ge=1, lt=2**53, description="Proffer's internal customer id.")]
 ExternalId = Annotated[
     str, Path(min_length=1, max_length=256, pattern=r"^[^\x00]*$", description="Your own id.")
 ]
@@ -89,7 +87,7 @@ async def list_customer_decisions(
 ) -> DecisionsResponse:
     found = await offers.list_decisions(db, tenant_id, customer_id, limit=limit, offset=offset)
     return DecisionsResponse(
-        decisions=[decision_view(d) for d in found], limit=limit, offset=offset
+        decisions=[DecisionView.of(d) for d in found], limit=limit, offset=offset
     )
 
 

@@ -1,0 +1,184 @@
+"""Commands the API waits for, and their answers.
+
+The gateway decides nothing: it puts an offer request or a status change on
+``proffer.offer-requests``, where the offers agent that owns the customer decides. It
+listens for the outcome's reply key before it publishes, and wakes when the sink's
+commit has made the outcome readable (:mod:`proffer_stream.db.replies`): the answer
+is what a following GET reads. A wait that runs out (``PROFFER_OFFER_WAIT_SECONDS``)
+answers 202 with where to ask again.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+from fastapi.responses import JSONResponse
+
+from proffer_stream.api.errors import ApiError
+from proffer_stream.api.models import (
+    ChangePending,
+    ErrorDetail,
+    OfferPending,
+    OfferResponse,
+    TransitionConflict,
+    TransitionError,
+)
+from proffer_stream.api.services import EventPublisher
+from proffer_stream.core.identity import new_request_id, partition_key
+from proffer_stream.core.settings import Settings
+from proffer_stream.db import offers
+from proffer_stream.db.offers import Decision
+from proffer_stream.db.replies import ReplyListener, command_key, decision_key, offer_key
+from proffer_stream.kafka.topics import topics_for
+from proffer_stream.offers.models import (
+    CommandOutcome,
+    Offer,
+    OfferCommand,
+    OfferRequest,
+    OfferStatus,
+    RequestSource,
+)
+
+
+def requested_by(key_name: str) -> str:
+    """Who asked, as offer events record it."""
+    return f"api key {key_name!r}"
+
+
+def offer_request(tenant_id: str, external_id: str, source: RequestSource, by: str) -> OfferRequest:
+    """A new request for an offer for this customer, with a fresh id."""
+    return OfferRequest(
+        request_id=new_request_id(),
+        tenant_id=tenant_id,
+        external_customer_id=external_id,
+        source=source,
+        requested_at=datetime.now(UTC),
+        requested_by=by,
+    )
+
+
+async def send_request(
+    publisher: EventPublisher, settings: Settings, request: OfferRequest
+) -> None:
+    """Put the request on ``proffer.offer-requests``, keyed like the customer's events."""
+    await publisher.publish(
+        partition_key(request.tenant_id, request.external_customer_id),
+        request.model_dump_json().encode(),
+        topics_for(settings).offer_requests.name,
+    )
+
+
+async def generate(
+    publisher: EventPublisher,
+    replies: ReplyListener,
+    db: asyncpg.Pool,
+    settings: Settings,
+    request: OfferRequest,
+) -> OfferResponse | JSONResponse:
+    """Send the request and answer with its offer once decided (or why there is none)."""
+    tenant_id, request_id = request.tenant_id, request.request_id
+    deadline = time.monotonic() + settings.offer_wait_seconds
+    with replies.expect(decision_key(request_id)) as reply:
+        await send_request(publisher, settings, request)
+        decision = await reply.read(
+            lambda: offers.get_decision(db, tenant_id, request_id), deadline
+        )
+    if decision is None:
+        return offer_pending(request_id)
+    return await answer_decision(db, tenant_id, decision)
+
+
+async def change_status(
+    publisher: EventPublisher,
+    replies: ReplyListener,
+    db: asyncpg.Pool,
+    settings: Settings,
+    offer: Offer,
+    change: tuple[OfferStatus, str | None],
+    by: str,
+) -> OfferResponse | JSONResponse:
+    """Ask the offer's owner to move it to ``change``'s status (with its reason), and
+    answer with the offer at its new version, or the 409 saying why not."""
+    status, reason = change
+    command = OfferCommand(
+        command_id=new_request_id(),
+        tenant_id=offer.tenant_id,
+        external_customer_id=offer.external_customer_id,
+        action="transition",
+        offer_id=offer.id,
+        status=status,
+        cause=by,
+        reason=reason,
+        issued_at=datetime.now(UTC),
+    )
+    deadline = time.monotonic() + settings.offer_wait_seconds
+    with replies.expect(command_key(command.command_id)) as reply:
+        await publisher.publish(
+            partition_key(offer.tenant_id, offer.external_customer_id),
+            command.model_dump_json().encode(),
+            topics_for(settings).offer_requests.name,
+        )
+        outcome = await reply.read(
+            lambda: offers.get_command_outcome(db, offer.tenant_id, command.command_id), deadline
+        )
+    if outcome is None:
+        return change_pending(command.command_id)
+    return await answer_change(replies, db, offer.tenant_id, outcome, deadline)
+
+
+async def answer_decision(db: asyncpg.Pool, tenant_id: str, decision: Decision) -> OfferResponse:
+    """The decided offer, or a 422 saying why none was made."""
+    if decision.offer_id is not None:
+        offer = await offers.get_offer(db, tenant_id, decision.offer_id)
+        if offer is not None:
+            return OfferResponse(offer=offer)
+    reasons = decision.trace.suppressed or ["no offer was made"]
+    raise ApiError(
+        422,
+        "no_offer",
+        "No offer was made: " + "; ".join(reasons),
+        [ErrorDetail(loc=v.check, message=v.detail) for v in decision.trace.verdicts],
+    )
+
+
+async def answer_change(
+    replies: ReplyListener,
+    db: asyncpg.Pool,
+    tenant_id: str,
+    outcome: CommandOutcome,
+    deadline: float,
+) -> OfferResponse | JSONResponse:
+    """The offer as the change left it (once the sink has it), or the 409 saying why not."""
+    if outcome.outcome == "rejected":
+        conflict = TransitionConflict(
+            error=TransitionError(
+                code="invalid_transition",
+                message=outcome.reason or "the offer cannot make this move",
+                details=[ErrorDetail(loc="body.status", message=outcome.reason or "")],
+                current_status=outcome.status,
+                allowed_statuses=outcome.allowed,
+            )
+        )
+        return JSONResponse(conflict.model_dump(mode="json"), status_code=409)
+    offer = await replies.wait_for(
+        offer_key(outcome.offer_id),
+        lambda: offers.get_offer_at(db, tenant_id, outcome.offer_id, outcome.version),
+        deadline,
+    )
+    if offer is None:
+        return change_pending(outcome.command_id)
+    return OfferResponse(offer=offer)
+
+
+def change_pending(command_id: str) -> JSONResponse:
+    """202: the change is accepted; where to ask what became of it."""
+    pending = ChangePending(command_id=command_id, poll_url=f"/api/offers/commands/{command_id}")
+    return JSONResponse(pending.model_dump(), status_code=202)
+
+
+def offer_pending(request_id: str) -> JSONResponse:
+    """202: the request is accepted; where to ask for its offer."""
+    pending = OfferPending(request_id=request_id, poll_url=f"/api/offers/requests/{request_id}")
+    return JSONResponse(pending.model_dump(), status_code=202)

@@ -1,0 +1,126 @@
+"""``/api/offers/generate``, ``/generate-batch`` and ``/requests``: ask for offers now.
+
+Each request is decided by the offers agent that owns the customer (see
+:mod:`proffer_stream.api.commands`); ``generate`` waits for the decision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from proffer_stream.api.commands import (
+    answer_decision,
+    generate,
+    offer_pending,
+    offer_request,
+    requested_by,
+    send_request,
+)
+from proffer_stream.api.deps import AppSettings, Db, KeyName, Publisher, Replies, Tenant
+from proffer_stream.api.errors import ApiError
+from proffer_stream.api.models import (
+    NOT_JSON,
+    BatchRequested,
+    ErrorResponse,
+    GenerateBatch,
+    GenerateOffer,
+    OfferPending,
+    OfferResponse,
+)
+from proffer_stream.api.params import CommandId
+from proffer_stream.db import customers, offers
+from proffer_stream.db.tenant_config import latest_change
+from proffer_stream.offers.policy import Policy
+
+router = APIRouter(prefix="/api/offers", tags=["offers"])
+
+
+@router.post(
+    "/generate",
+    response_model=OfferResponse,
+    summary="Generate an offer for a customer now",
+    responses={
+        **NOT_JSON,
+        202: {"model": OfferPending, "description": "Still being decided: poll poll_url"},
+        404: {"model": ErrorResponse, "description": "Unknown customer"},
+        422: {"model": ErrorResponse, "description": "Invalid input, or no offer (why)"},
+    },
+)
+async def generate_offer(
+    body: GenerateOffer,
+    tenant_id: Tenant,
+    key_name: KeyName,
+    db: Db,
+    publisher: Publisher,
+    replies: Replies,
+    settings: AppSettings,
+) -> OfferResponse | JSONResponse:
+    """Ask the offers agent for an offer, and wait (``PROFFER_OFFER_WAIT_SECONDS``) for it."""
+    external_id = await _external_id(db, tenant_id, body)
+    request = offer_request(tenant_id, external_id, "api", requested_by(key_name))
+    return await generate(publisher, replies, db, settings, request)
+
+
+@router.get(
+    "/requests/{request_id}",
+    response_model=OfferResponse,
+    summary="What became of an offer request",
+    responses={
+        202: {"model": OfferPending, "description": "Not decided yet"},
+        422: {"model": ErrorResponse, "description": "No offer was made (why)"},
+    },
+)
+async def get_request(
+    request_id: CommandId, tenant_id: Tenant, db: Db
+) -> OfferResponse | JSONResponse:
+    decision = await offers.get_decision(db, tenant_id, request_id)
+    if decision is None:
+        return offer_pending(request_id)
+    return await answer_decision(db, tenant_id, decision)
+
+
+@router.post(
+    "/generate-batch",
+    response_model=BatchRequested,
+    summary="Request offers for the customers due one",
+    responses=NOT_JSON,
+)
+async def generate_batch(
+    body: GenerateBatch,
+    tenant_id: Tenant,
+    key_name: KeyName,
+    db: Db,
+    publisher: Publisher,
+    settings: AppSettings,
+) -> BatchRequested:
+    """Customers with at least ``min_events`` events and no offer within the tenant's
+    offer cooldown (24 hours by default), most recently active first, up to ``limit``."""
+    change = await latest_change(db, tenant_id, "policy")
+    policy = change.policy if change and change.policy else Policy()
+    since = datetime.now(UTC) - timedelta(hours=policy.offer_cooldown_hours)
+    due = await offers.customers_due_an_offer(
+        db, tenant_id, min_events=body.min_events, since=since, limit=body.limit
+    )
+    request_ids = []
+    for external_id in due:
+        request = offer_request(tenant_id, external_id, "batch", requested_by(key_name))
+        await send_request(publisher, settings, request)
+        request_ids.append(request.request_id)
+    return BatchRequested(requested=len(request_ids), request_ids=request_ids)
+
+
+async def _external_id(db: Db, tenant_id: str, body: GenerateOffer) -> str:
+    if body.external_customer_id is not None:
+        found = await customers.get_customer_by_external_id(
+            db, tenant_id, body.external_customer_id
+        )
+    else:
+        assert body.customer_id is not None
+        found = await customers.get_customer(db, tenant_id, body.customer_id)
+    if found is None:
+        which = body.external_customer_id or body.customer_id
+        raise ApiError(404, "customer_not_found", f"No customer {which!r} has sent events yet.")
+    return found.external_id
