@@ -85,6 +85,9 @@ async def settings(
         database_url=dsn,
         data_dir=tmp_path / "data",
         topic_prefix=f"{name}.",
+        # A group of its own: a sink killed by an earlier test leaves a member behind
+        # in a shared group, and the next sink's join waits for it to time out.
+        sink_group=f"{name}.proffer-sink",
         partitions=4,
         gateway_port=free_port(),
         worker_web_port=free_port(),

@@ -1,11 +1,12 @@
 """Commands the API waits for, and their answers.
 
 The gateway decides nothing: it puts an offer request or a status change on
-``proffer.offer-requests``, where the offers agent that owns the customer decides. It
-listens for the outcome's reply key before it publishes, and wakes when the sink's
-commit has made the outcome readable (:mod:`proffer_stream.db.replies`): the answer
-is what a following GET reads. A wait that runs out (``PROFFER_OFFER_WAIT_SECONDS``)
-answers 202 with where to ask again.
+``proffer.offer-requests``, where the offers agent that owns the customer decides, and a
+rules or policy change on ``proffer.tenant-config-commands``, where the one owner of
+the tenant's config decides. It listens for the outcome's reply key before it
+publishes, and wakes when the sink's commit has made the outcome readable
+(:mod:`proffer_stream.db.replies`): the answer is what a following GET reads. A wait
+that runs out (``PROFFER_OFFER_WAIT_SECONDS``) answers 202 with where to ask again.
 """
 
 from __future__ import annotations
@@ -19,19 +20,30 @@ from fastapi.responses import JSONResponse
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import (
     ChangePending,
+    ConfigChangePending,
     ErrorDetail,
     OfferPending,
     OfferResponse,
     TransitionConflict,
     TransitionError,
+    VersionConflict,
+    VersionConflictError,
 )
 from proffer_stream.api.services import EventPublisher
 from proffer_stream.core.identity import new_request_id, partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import offers
 from proffer_stream.db.offers import Decision
-from proffer_stream.db.replies import ReplyListener, command_key, decision_key, offer_key
+from proffer_stream.db.replies import (
+    ReplyListener,
+    command_key,
+    config_version_key,
+    decision_key,
+    offer_key,
+)
+from proffer_stream.db.tenant_config import change_at, get_config_outcome
 from proffer_stream.kafka.topics import topics_for
+from proffer_stream.offers.config import ConfigChange, ConfigCommand, ConfigOutcome, config_key
 from proffer_stream.offers.models import (
     CommandOutcome,
     Offer,
@@ -170,6 +182,63 @@ async def answer_change(
     if offer is None:
         return change_pending(outcome.command_id)
     return OfferResponse(offer=offer)
+
+
+async def change_config(
+    publisher: EventPublisher,
+    replies: ReplyListener,
+    db: asyncpg.Pool,
+    settings: Settings,
+    command: ConfigCommand,
+) -> ConfigChange | JSONResponse:
+    """Ask the owner of the tenant's config to make the change; answer with the change in
+    force once projected, a 409 when another was made meanwhile, or a 202."""
+    deadline = time.monotonic() + settings.offer_wait_seconds
+    with replies.expect(command_key(command.command_id)) as reply:
+        await publisher.publish(
+            config_key(command.tenant_id, command.kind),
+            command.model_dump_json().encode(),
+            topics_for(settings).tenant_config_commands.name,
+        )
+        outcome = await reply.read(
+            lambda: get_config_outcome(db, command.tenant_id, command.command_id), deadline
+        )
+    if outcome is None:
+        return config_pending(command.command_id)
+    return await answer_config(replies, db, outcome, deadline)
+
+
+async def answer_config(
+    replies: ReplyListener, db: asyncpg.Pool, outcome: ConfigOutcome, deadline: float
+) -> ConfigChange | JSONResponse:
+    """The change a command made, once PostgreSQL has it in force (so that a GET reads
+    it), or the 409 saying which version is in force."""
+    if outcome.change is None:
+        conflict = VersionConflict(
+            error=VersionConflictError(
+                code="version_conflict",
+                message=outcome.reason or "another change was made meanwhile",
+                current_version=outcome.version,
+            )
+        )
+        return JSONResponse(conflict.model_dump(mode="json"), status_code=409)
+    tenant_id, kind = outcome.tenant_id, outcome.kind
+    projected = await replies.wait_for(
+        config_version_key(tenant_id, kind),
+        lambda: change_at(db, tenant_id, kind, outcome.version),
+        deadline,
+    )
+    if projected is None:
+        return config_pending(outcome.command_id)
+    return outcome.change
+
+
+def config_pending(command_id: str) -> JSONResponse:
+    """202: the config change is accepted; where to ask what became of it."""
+    pending = ConfigChangePending(
+        command_id=command_id, poll_url=f"/api/config/commands/{command_id}"
+    )
+    return JSONResponse(pending.model_dump(), status_code=202)
 
 
 def change_pending(command_id: str) -> JSONResponse:

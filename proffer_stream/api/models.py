@@ -236,6 +236,26 @@ class PolicyView(BaseModel):
     is_default: bool = False
 
 
+class ConfigChangePending(BaseModel):
+    """The change is on its way to its owner; poll ``poll_url`` for its outcome."""
+
+    success: Literal[True] = True
+    status: Literal["pending"] = "pending"
+    command_id: str
+    poll_url: str
+
+
+class VersionConflictError(ErrorBody):
+    current_version: int = Field(description="The version in force (0: the defaults).")
+
+
+class VersionConflict(BaseModel):
+    """Another change was made meanwhile (409): read the current version and try again."""
+
+    success: Literal[False] = False
+    error: VersionConflictError
+
+
 class FunnelStageView(BaseModel):
     """How many offers reached a stage (its timestamp is set; generated: all offers)."""
 

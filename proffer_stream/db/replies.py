@@ -8,8 +8,9 @@ wakes when its outcome can be read, so what the answer says, a following GET rea
 No polling: a request reads PostgreSQL once before it waits and once per wake-up.
 
 Keys name what became readable: :func:`decision_key`, :func:`command_key`,
-:func:`offer_key`. A key may wake a request of another tenant with the same id (ids are
-random or hashed, so hardly ever); it only reads again, scoped to its own tenant.
+:func:`offer_key`, :func:`config_version_key`. A key may wake a request of another
+tenant with the same id (ids are random or hashed, so hardly ever); it only reads
+again, scoped to its own tenant.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def command_key(command_id: str) -> str:
 def offer_key(offer_id: int) -> str:
     """Readable when a new version of the offer is projected."""
     return f"o:{offer_id}"
+
+
+def config_version_key(tenant_id: str, kind: str) -> str:
+    """Readable when a new version of the tenant's rules or policy is projected."""
+    return f"t:{kind}:{tenant_id}"
 
 
 def payloads(keys: Iterable[str]) -> list[str]:

@@ -1,14 +1,13 @@
-"""Each tenant's rule set and policy, as projected from ``proffer.tenant-config``."""
+"""Each tenant's rule set and policy, as projected from ``proffer.tenant-config``, and
+what became of the changes asked for (``proffer.tenant-config-outcomes``)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 
-from proffer_stream.offers.config import ConfigChange, ConfigKind
-
-_LOCK_NAMESPACE = 0x50524643  # "PRFC": one config change of a tenant's kind at a time
+from proffer_stream.offers.config import ConfigChange, ConfigKind, ConfigOutcome
 
 
 async def apply_config_changes(conn: asyncpg.Connection, changes: Sequence[ConfigChange]) -> int:
@@ -52,25 +51,45 @@ async def all_changes(pool: asyncpg.Pool) -> list[ConfigChange]:
     return [ConfigChange.model_validate_json(row["change"]) for row in rows]
 
 
-async def change_config(
-    pool: asyncpg.Pool,
-    tenant_id: str,
-    kind: ConfigKind,
-    make: Callable[[ConfigChange | None], ConfigChange],
-    publish: Callable[[ConfigChange], Awaitable[None]],
-) -> ConfigChange:
-    """Make the next change from the one in force, publish it, and record it.
+async def change_at(
+    pool: asyncpg.Pool, tenant_id: str, kind: ConfigKind, version: int
+) -> ConfigChange | None:
+    """The tenant's change of this kind in force, once it is ``version`` or later."""
+    row = await pool.fetchval(
+        "SELECT change FROM tenant_config WHERE tenant_id = $1 AND kind = $2 AND version >= $3",
+        tenant_id,
+        kind,
+        version,
+    )
+    return None if row is None else ConfigChange.model_validate_json(row)
 
-    One change of a tenant's kind at a time (an advisory lock), so two concurrent
-    changes get two versions. The row is written after the topic has the change, in the
-    same transaction as the lock, so a read after the answer sees it; the sink writes
-    the same row again, idempotently.
-    """
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_NAMESPACE, tenant_id + kind
-        )
-        change = make(await latest_change(conn, tenant_id, kind))
-        await publish(change)
-        await apply_config_changes(conn, [change])
-    return change
+
+async def apply_config_outcomes(conn: asyncpg.Connection, outcomes: Sequence[ConfigOutcome]) -> int:
+    """Project config command outcomes: each command's once."""
+    if not outcomes:
+        return 0
+    await conn.execute(
+        """
+        INSERT INTO config_commands (tenant_id, command_id, kind, outcome, occurred_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[])
+        ON CONFLICT DO NOTHING
+        """,
+        [o.tenant_id for o in outcomes],
+        [o.command_id for o in outcomes],
+        [o.kind for o in outcomes],
+        [o.model_dump_json() for o in outcomes],
+        [o.occurred_at for o in outcomes],
+    )
+    return len(outcomes)
+
+
+async def get_config_outcome(
+    pool: asyncpg.Pool, tenant_id: str, command_id: str
+) -> ConfigOutcome | None:
+    """What became of a config command, once the sink has it."""
+    row = await pool.fetchval(
+        "SELECT outcome FROM config_commands WHERE tenant_id = $1 AND command_id = $2",
+        tenant_id,
+        command_id,
+    )
+    return None if row is None else ConfigOutcome.model_validate_json(row)

@@ -81,3 +81,19 @@ async def fetched_log_ends(
         return await log_ends(consumer, reported)
     finally:
         await consumer.stop()
+
+
+async def log_ends_now(
+    bootstrap_servers: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Each partition's end offset now, checked like :func:`log_ends`."""
+    if not partitions:
+        return {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        return await log_ends(consumer, await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()

@@ -12,7 +12,7 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.ingest.models import EventBatch
 from proffer_stream.kafka.deadletter import DeadLetter
 from proffer_stream.kafka.topics import Topics, topics
-from proffer_stream.offers.config import ConfigChange
+from proffer_stream.offers.config import ConfigChange, ConfigCommand, ConfigOutcome
 from proffer_stream.offers.models import CommandOutcome, OfferEvent, OfferRequestsRecord
 from proffer_stream.signals.models import CustomerSignals
 
@@ -50,6 +50,16 @@ def messages() -> dict[str, tuple[type[BaseModel], str, Mode]]:
         "proffer.tenant-config.v1.json": (
             ConfigChange,
             names.tenant_config.name,
+            "serialization",
+        ),
+        "proffer.tenant-config-commands.v1.json": (
+            ConfigCommand,
+            names.tenant_config_commands.name,
+            "serialization",
+        ),
+        "proffer.tenant-config-outcomes.v1.json": (
+            ConfigOutcome,
+            names.tenant_config_outcomes.name,
             "serialization",
         ),
     }

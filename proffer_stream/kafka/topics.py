@@ -48,6 +48,8 @@ class Topics:
     offer_outcomes: TopicSpec
     deadletter: TopicSpec
     tenant_config: TopicSpec
+    tenant_config_commands: TopicSpec
+    tenant_config_outcomes: TopicSpec
     signals_changelog: TopicSpec
     event_ids_changelog: TopicSpec
     offers_changelog: TopicSpec
@@ -60,6 +62,8 @@ class Topics:
             self.offer_outcomes,
             self.deadletter,
             self.tenant_config,
+            self.tenant_config_commands,
+            self.tenant_config_outcomes,
             self.signals_changelog,
             self.event_ids_changelog,
             self.offers_changelog,
@@ -94,6 +98,10 @@ def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
         ),
         deadletter=TopicSpec(f"{prefix}proffer.deadletter"),
         tenant_config=TopicSpec(f"{prefix}proffer.tenant-config", COMPACTED),
+        tenant_config_commands=TopicSpec(f"{prefix}proffer.tenant-config-commands"),
+        tenant_config_outcomes=TopicSpec(
+            f"{prefix}proffer.tenant-config-outcomes", {"retention.ms": str(DAY_MS)}
+        ),
         signals_changelog=TopicSpec(changelog_name(app_id, SIGNALS_TABLE), COMPACTED),
         event_ids_changelog=TopicSpec(
             changelog_name(app_id, EVENT_IDS_TABLE),

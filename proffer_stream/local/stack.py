@@ -24,6 +24,7 @@ from proffer_stream.kafka.lag import group_lag
 from proffer_stream.kafka.topics import ensure_topics, topics_for, wait_for_broker, worker_app_id
 from proffer_stream.llm import local_server
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open
+from proffer_stream.local.restore import restore_tenant_config
 from proffer_stream.local.supervisor import GaveUp, RestartPolicy, Supervisor
 from proffer_stream.sink.consumer import projections_for
 
@@ -161,7 +162,7 @@ class LocalStack:
         self.supervisor.halt("sink")
         self.broker = EmbeddedBroker(self.broker.port, self.broker.log_file)
         self.broker.start()
-        asyncio.run(ensure_topics(settings))
+        asyncio.run(_topics_with_config(settings))
         for name, worker_env in worker_envs(settings).items():
             own = _with_instance(settings, worker_env)
             self.supervisor.respawn(name, before=functools.partial(forget_worker_state, own))
@@ -199,7 +200,11 @@ class LocalStack:
             (
                 "worker",
                 worker_app_id(settings.topic_prefix, settings.worker_id),
-                [topics.events.name, topics.offer_requests.name],
+                [
+                    topics.events.name,
+                    topics.offer_requests.name,
+                    topics.tenant_config_commands.name,
+                ],
             ),
             ("sink", settings.sink_group, sorted(projections_for(settings))),
         ]
@@ -295,6 +300,7 @@ async def prepare_database_and_topics(settings: Settings, local_key: str | None 
         applied = await migrate(pool)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        await restore_tenant_config(settings)
         if local_key and await keys.tenant_for_key(pool, local_key) == LOCAL_TENANT:
             return local_key
         new_key = await keys.create_key(pool, LOCAL_TENANT, "local development")
@@ -302,6 +308,12 @@ async def prepare_database_and_topics(settings: Settings, local_key: str | None 
         return new_key.key
     finally:
         await pool.close()
+
+
+async def _topics_with_config(settings: Settings) -> None:
+    """The topics of a new broker, with the tenant config PostgreSQL kept."""
+    await ensure_topics(settings)
+    await restore_tenant_config(settings)
 
 
 def _metrics_note(settings: Settings) -> str:

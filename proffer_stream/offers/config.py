@@ -1,14 +1,17 @@
 """A tenant's own trigger rules and policy: the messages that change them. Pure.
 
-Each change is a :class:`ConfigChange` on the compacted topic ``proffer.tenant-config``,
-keyed by tenant and kind, with a version one more than the last; the latest version of
-each key is in force. Workers read the whole topic, so a change takes effect on every
-worker within seconds; the sink keeps the latest of each in PostgreSQL for the API and
-for a broker that lost its log.
+The API asks for a change with a :class:`ConfigCommand` on
+``proffer.tenant-config-commands``, keyed by tenant and kind. Its one owner (a worker
+agent) decides it against the version in force (:func:`decide_change`): the change is a
+:class:`ConfigChange` on the compacted topic ``proffer.tenant-config`` with a version one
+more than the last, and the answer a :class:`ConfigOutcome`. Workers read the whole
+topic, so a change takes effect on every worker within seconds; the sink keeps the
+latest of each in PostgreSQL for the API.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -18,6 +21,9 @@ from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import RuleSet, TriggerRule
 
 ConfigKind = Literal["rules", "policy"]
+COMMANDS_KEPT = 10_000
+"""Changes remembered by the command that made them, so that a command decided again
+(replayed after a crash) answers as it did: far more than can be replayed at once."""
 
 
 class ConfigChange(StrictModel):
@@ -31,12 +37,100 @@ class ConfigChange(StrictModel):
     policy: Policy | None = Field(None, description="The whole policy, for kind 'policy'.")
     changed_at: UtcDatetime
     changed_by: Text | None = Field(None, description="The API key's name.")
+    command_id: str | None = Field(None, description="The command that made it.")
 
     @model_validator(mode="after")
     def _body_matches_kind(self) -> ConfigChange:
         if (self.rules is None) == (self.policy is None) or getattr(self, self.kind) is None:
             raise ValueError(f"a '{self.kind}' change carries exactly its {self.kind}")
         return self
+
+
+class ConfigCommand(StrictModel):
+    """A request to replace a tenant's rule set or policy, on
+    ``proffer.tenant-config-commands``, decided by the one owner of its key."""
+
+    schema_version: Literal[1] = 1
+    command_id: str
+    tenant_id: TenantId
+    kind: ConfigKind
+    base_version: int = Field(
+        ge=0,
+        description="The version the change was made against (0: the defaults). If another"
+        " is in force when it is decided, it is rejected.",
+    )
+    rules: list[TriggerRule] | None = Field(None, description="The new rules, for 'rules'.")
+    policy: Policy | None = Field(None, description="The new policy, for 'policy'.")
+    issued_at: UtcDatetime
+    issued_by: Text | None = Field(None, description="The API key's name.")
+
+    @model_validator(mode="after")
+    def _body_matches_kind(self) -> ConfigCommand:
+        if (self.rules is None) == (self.policy is None) or getattr(self, self.kind) is None:
+            raise ValueError(f"a '{self.kind}' command carries exactly its {self.kind}")
+        return self
+
+
+class ConfigOutcome(StrictModel):
+    """What became of a :class:`ConfigCommand`, on ``proffer.tenant-config-outcomes``."""
+
+    schema_version: Literal[1] = 1
+    command_id: str
+    tenant_id: TenantId
+    kind: ConfigKind
+    outcome: Literal["applied", "rejected"]
+    version: int = Field(ge=0, description="The version in force after it.")
+    reason: str | None = Field(None, description="Why it was rejected.")
+    change: ConfigChange | None = Field(None, description="The change it made, when applied.")
+    occurred_at: UtcDatetime
+
+
+def decide_change(
+    command: ConfigCommand, current: ConfigChange | None, default_rules: RuleSet, now: datetime
+) -> ConfigOutcome:
+    """Apply ``command`` to the change in force (None: the defaults), or reject it when
+    it was made against another version."""
+    in_force = current.version if current else 0
+    if command.base_version != in_force:
+        return ConfigOutcome(
+            command_id=command.command_id,
+            tenant_id=command.tenant_id,
+            kind=command.kind,
+            outcome="rejected",
+            version=in_force,
+            reason=f"the {command.kind} changed meanwhile: version {in_force} is in force,"
+            f" the change was made against version {command.base_version}",
+            occurred_at=now,
+        )
+    version = in_force + 1
+    rules = None
+    if command.rules is not None:
+        old = current.rules if current and current.rules else default_rules
+        rules = versioned_rules(command.rules, old, version)
+    change = ConfigChange(
+        tenant_id=command.tenant_id,
+        kind=command.kind,
+        version=version,
+        rules=rules,
+        policy=command.policy,
+        changed_at=now,
+        changed_by=command.issued_by,
+        command_id=command.command_id,
+    )
+    return applied(command, change, now)
+
+
+def applied(command: ConfigCommand, change: ConfigChange, now: datetime) -> ConfigOutcome:
+    """The outcome of ``command``, which made ``change``."""
+    return ConfigOutcome(
+        command_id=command.command_id,
+        tenant_id=command.tenant_id,
+        kind=command.kind,
+        outcome="applied",
+        version=change.version,
+        change=change,
+        occurred_at=now,
+    )
 
 
 def config_key(tenant_id: str, kind: ConfigKind) -> bytes:
@@ -75,19 +169,33 @@ class TenantConfigs:
         self.default_policy = default_policy
         self._rules: dict[str, RuleSet] = {}
         self._policies: dict[str, Policy] = {}
-        self._versions: dict[tuple[str, ConfigKind], int] = {}
+        self._latest: dict[tuple[str, ConfigKind], ConfigChange] = {}
+        self._made_by: dict[str, ConfigChange] = {}
 
     def apply(self, change: ConfigChange) -> bool:
         """Take ``change`` unless a later version is in force; True when taken."""
+        if change.command_id is not None:
+            self._made_by[change.command_id] = change
+            if len(self._made_by) > COMMANDS_KEPT:
+                del self._made_by[next(iter(self._made_by))]
         key = (change.tenant_id, change.kind)
-        if self._versions.get(key, 0) > change.version:
+        known = self._latest.get(key)
+        if known is not None and known.version > change.version:
             return False
-        self._versions[key] = change.version
+        self._latest[key] = change
         if change.rules is not None:
             self._rules[change.tenant_id] = change.rules
         if change.policy is not None:
             self._policies[change.tenant_id] = change.policy
         return True
+
+    def change(self, tenant_id: str, kind: ConfigKind) -> ConfigChange | None:
+        """The tenant's change of this kind in force; None while the defaults are."""
+        return self._latest.get((tenant_id, kind))
+
+    def made_by(self, command_id: str) -> ConfigChange | None:
+        """The change a command made, if one did (of the changes read since start)."""
+        return self._made_by.get(command_id)
 
     def rules(self, tenant_id: str) -> RuleSet:
         return self._rules.get(tenant_id, self.default_rules)

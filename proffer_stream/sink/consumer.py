@@ -38,6 +38,7 @@ from proffer_stream.kafka.deadletter import SourceRecord, dead_letter
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.sink.projections import (
     CommandOutcomesProjection,
+    ConfigOutcomesProjection,
     CustomersProjection,
     EventsProjection,
     Item,
@@ -78,6 +79,9 @@ def projections_for(settings: Settings) -> dict[str, Projection[Any]]:
         topics.offers.name: OffersProjection(topics.offers.name),
         topics.offer_outcomes.name: CommandOutcomesProjection(topics.offer_outcomes.name),
         topics.tenant_config.name: TenantConfigProjection(topics.tenant_config.name),
+        topics.tenant_config_outcomes.name: ConfigOutcomesProjection(
+            topics.tenant_config_outcomes.name
+        ),
     }
 
 

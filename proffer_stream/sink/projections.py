@@ -16,15 +16,15 @@ from proffer_stream.core.identity import customer_id
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
 from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
-from proffer_stream.db.replies import command_key, decision_key, offer_key
-from proffer_stream.db.tenant_config import apply_config_changes
+from proffer_stream.db.replies import command_key, config_version_key, decision_key, offer_key
+from proffer_stream.db.tenant_config import apply_config_changes, apply_config_outcomes
 from proffer_stream.ingest.records import (
     EventRecord,
     describe_errors,
     read_event_record,
     read_message,
 )
-from proffer_stream.offers.config import ConfigChange
+from proffer_stream.offers.config import ConfigChange, ConfigOutcome
 from proffer_stream.offers.models import CommandOutcome, OfferEvent
 from proffer_stream.signals.models import CustomerColumns
 
@@ -228,4 +228,23 @@ class TenantConfigProjection:
         return await apply_config_changes(conn, items)
 
     def replies(self, items: Sequence[ConfigChange]) -> Iterable[str]:
-        return ()
+        return [config_version_key(change.tenant_id, change.kind) for change in items]
+
+
+class ConfigOutcomesProjection:
+    """``proffer.tenant-config-outcomes`` -> ``config_commands``: what the gateway waits for."""
+
+    table = "config_commands"
+    latest_per_key = False
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def read(self, records: Sequence[Record]) -> list[ConfigOutcome]:
+        return [read_message(ConfigOutcome, record.value) for record in records]
+
+    async def write(self, conn: asyncpg.Connection, items: Sequence[ConfigOutcome]) -> int:
+        return await apply_config_outcomes(conn, items)
+
+    def replies(self, items: Sequence[ConfigOutcome]) -> Iterable[str]:
+        return [command_key(outcome.command_id) for outcome in items]

@@ -26,10 +26,12 @@ from proffer_stream.kafka.topics import (
     worker_app_id,
 )
 from proffer_stream.llm.writer import writer_for
-from proffer_stream.offers.config import TenantConfigs
+from proffer_stream.offers.config import ConfigChange, ConfigOutcome, TenantConfigs, config_key
 from proffer_stream.offers.models import CommandOutcome, OfferEvent
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import rules_file_or_default
+from proffer_stream.worker.config_owner import STAGE as CONFIG_STAGE
+from proffer_stream.worker.config_owner import ConfigOwner
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.expiry import ExpiryTimers
 from proffer_stream.worker.inbox import Inbox, consume_in_batches
@@ -105,6 +107,9 @@ def create_app(settings: Settings) -> faust.App:
         options={"ttl": (settings.dedup_days + 1) * 86_400},
     )
     requests_topic = app.topic(topics.offer_requests.name, key_type=bytes, value_type=bytes)
+    config_commands_topic = app.topic(
+        topics.tenant_config_commands.name, key_type=bytes, value_type=bytes
+    )
     configs = TenantConfigs(rules_file_or_default(settings.rules_file), Policy())
     config = ConfigFollower(configs, settings)
     profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
@@ -152,6 +157,17 @@ def create_app(settings: Settings) -> faust.App:
         await _in_batches(
             stream, after(config.ready, offers_agent.process), offers_batch_size(settings), settings
         )
+
+    config_owner = ConfigOwner(
+        configs,
+        config,
+        ConfigTopicsOutbox(app, topics.tenant_config.name, topics.tenant_config_outcomes.name),
+        DeadLetters(deadletter_topic, CONFIG_STAGE),
+    )
+
+    @app.agent(config_commands_topic, name="tenant-config", concurrency=1)
+    async def tenant_config(stream: faust.StreamT[bytes]) -> None:
+        await _in_batches(stream, after(config.ready, config_owner.process), 100, settings)
 
     @app.task  # type: ignore[untyped-decorator]
     async def leave_startup_heap_out_of_collections() -> None:
@@ -214,6 +230,28 @@ class TopicOutbox:
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         await self.app.producer.send(topic, key, value, None, None, None)
+
+
+class ConfigTopicsOutbox:
+    """The tenant config agent's output: changes to ``proffer.tenant-config`` and outcomes
+    to ``proffer.tenant-config-outcomes``, both keyed by tenant and kind."""
+
+    def __init__(self, app: faust.App, changes: str, outcomes: str) -> None:
+        self.app = app
+        self.changes = changes
+        self.outcomes = outcomes
+
+    async def change(self, change: ConfigChange) -> None:
+        key = config_key(change.tenant_id, change.kind)
+        await self.app.producer.send(
+            self.changes, key, change.model_dump_json().encode(), None, None, None
+        )
+
+    async def outcome(self, outcome: ConfigOutcome) -> None:
+        key = config_key(outcome.tenant_id, outcome.kind)
+        await self.app.producer.send(
+            self.outcomes, key, outcome.model_dump_json().encode(), None, None, None
+        )
 
 
 def _table(app: faust.App, name: str, settings: Settings, **options: Any) -> TableT[bytes, bytes]:

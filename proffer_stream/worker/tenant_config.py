@@ -1,10 +1,12 @@
 """Following ``proffer.tenant-config``: every tenant's rules and policy, on every worker.
 
 Each worker reads the whole compacted topic (no consumer group: every worker needs
-every tenant) into a :class:`TenantConfigs`, after the changes PostgreSQL keeps (for a
-broker that lost its log), and then follows it, so a change is in force everywhere
-within a fetch. The agents wait for :attr:`ConfigFollower.ready` (the topic read to its
-end once) before their first batch, so no event is judged by stale rules at start.
+every tenant) into a :class:`TenantConfigs` and then follows it, so a change is in force
+everywhere within a fetch. The topic is the source of truth (an embedded broker that
+lost it gets it back from PostgreSQL before any worker starts:
+:func:`proffer_stream.local.restore.restore_tenant_config`). The agents wait for
+:attr:`ConfigFollower.ready` (the topic read to its end once) before their first batch,
+so no event is judged by stale rules at start.
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.settings import Settings
-from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
-from proffer_stream.db.tenant_config import all_changes
-from proffer_stream.kafka.lag import topic_partitions
+from proffer_stream.kafka.lag import log_ends_now, topic_partitions
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.offers.config import ConfigChange, TenantConfigs
 
@@ -38,10 +37,20 @@ class ConfigFollower:
         self.settings = settings
         self.topic = topics_for(settings).tenant_config.name
         self.ready = asyncio.Event()
+        self._read: dict[TopicPartition, int] = {}
+        self._advanced = asyncio.Event()
+        self._partitions: list[TopicPartition] = []
+
+    async def caught_up(self) -> None:
+        """Return once every change on the topic now has been read and applied."""
+        await self.ready.wait()
+        ends = await log_ends_now(self.settings.bootstrap_servers, self._partitions)
+        while any(self._read.get(tp, 0) < end for tp, end in ends.items()):
+            self._advanced.clear()
+            await self._advanced.wait()
 
     async def run(self) -> None:
-        """Load what PostgreSQL keeps, read the topic to its end, then follow it."""
-        await self._load_stored()
+        """Read the topic to its end, then follow it."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=None,
@@ -50,15 +59,18 @@ class ConfigFollower:
         )
         await consumer.start()
         try:
-            partitions = await topic_partitions(consumer, [self.topic])
+            partitions = self._partitions = await topic_partitions(consumer, [self.topic])
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             started = time.monotonic()
             while True:
                 fetched = await consumer.getmany(timeout_ms=500)
-                for records in fetched.values():
+                for tp, records in fetched.items():
                     for record in records:
                         self._apply(record.value)
+                    self._read[tp] = await consumer.position(tp)
+                if fetched:
+                    self._advanced.set()
                 if not self.ready.is_set() and (
                     (not fetched and await _at_end(consumer, partitions))
                     or time.monotonic() - started > CATCH_UP_SECONDS
@@ -67,17 +79,6 @@ class ConfigFollower:
                     log.info("tenant config read: %s", self.topic)
         finally:
             await consumer.stop()
-
-    async def _load_stored(self) -> None:
-        async def load() -> list[ConfigChange]:
-            pool = await connect_pool(self.settings.database_url, max_size=1)
-            try:
-                return await all_changes(pool)
-            finally:
-                await pool.close()
-
-        for change in await retry_transient(load, transient=TRANSIENT_ERRORS, what="PostgreSQL"):
-            self.configs.apply(change)
 
     def _apply(self, value: bytes | None) -> None:
         if value is None:

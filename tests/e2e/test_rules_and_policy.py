@@ -107,3 +107,27 @@ async def test_rules_and_policy_of_a_tenant_take_effect_and_stay_its_own(setting
         )
         decisions = await api.get(f"/api/customers/{customer.json()['customer']['id']}/decisions")
         assert decisions.json()["decisions"] == []
+
+
+async def test_concurrent_changes_get_one_version_each_and_the_rest_409(settings, processes):
+    """The one owner of a tenant's policy decides versions: of changes made at once
+    against one version, one is applied and the others answer 409 with the version in
+    force; what the 200 says, a GET reads at once."""
+    import asyncio
+
+    processes.start_pipeline(settings.model_copy(update={"signup_enabled": True}))
+    key = await sign_up(settings, "acme")
+    async with client(settings, key) as api:
+        for version in (1, 2):
+            answers = await asyncio.gather(
+                *(api.put("/api/policy", json={"max_discount_percent": n}) for n in range(1, 9))
+            )
+            codes = sorted(a.status_code for a in answers)
+            assert codes == [200] + [409] * 7, [a.text for a in answers]
+            won = next(a.json() for a in answers if a.status_code == 200)
+            assert won["version"] == version
+            for lost in (a.json() for a in answers if a.status_code == 409):
+                assert lost["error"]["code"] == "version_conflict"
+                assert lost["error"]["current_version"] == version
+            read = (await api.get("/api/policy")).json()
+            assert read["version"] == version and read["policy"] == won["policy"]

@@ -1,31 +1,54 @@
 """``/api/rules`` and ``/api/policy``: a tenant's trigger rules and policy, read and replaced.
 
-A change is validated whole, gets the next version, and goes on the compacted topic
-``proffer.tenant-config``, which every worker follows: it is in force everywhere within
-seconds and kept across restarts. Until a tenant changes them, the deployment's
-defaults apply (``PROFFER_RULES_FILE`` or the built-in rules; the default policy).
+A change is validated whole and goes, as a command, to the one owner of the tenant's
+config (a worker agent), which gives it the next version and puts it on the compacted
+topic ``proffer.tenant-config`` that every worker follows: it is in force everywhere
+within seconds and kept across restarts. A change made against a version no longer in
+force (two at once) answers 409 with the version in force. Until a tenant changes them,
+the deployment's defaults apply (``PROFFER_RULES_FILE`` or the built-in rules; the
+default policy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
-from proffer_stream.api.deps import AppSettings, Db, Publisher, ServicesDep, Tenant
-from proffer_stream.api.models import NOT_JSON, ErrorResponse, PolicyView, RulesUpdate, RulesView
-from proffer_stream.db.tenant_config import change_config, latest_change
-from proffer_stream.kafka.topics import topics_for
-from proffer_stream.offers.config import ConfigChange, ConfigKind, config_key, versioned_rules
+from proffer_stream.api.commands import answer_config, change_config, config_pending
+from proffer_stream.api.deps import (
+    AppSettings,
+    Db,
+    KeyName,
+    Publisher,
+    Replies,
+    ServicesDep,
+    Tenant,
+)
+from proffer_stream.api.models import (
+    NOT_JSON,
+    ConfigChangePending,
+    ErrorResponse,
+    PolicyView,
+    RulesUpdate,
+    RulesView,
+    VersionConflict,
+)
+from proffer_stream.api.params import CommandId
+from proffer_stream.core.identity import new_request_id
+from proffer_stream.db.tenant_config import get_config_outcome, latest_change
+from proffer_stream.offers.config import ConfigChange, ConfigCommand, ConfigKind
 from proffer_stream.offers.policy import Policy
-from proffer_stream.offers.rules import RuleSet
+from proffer_stream.offers.rules import TriggerRule
 
 router = APIRouter(tags=["rules and policy"])
 
-INVALID: dict[int | str, dict[str, Any]] = {
+CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
     **NOT_JSON,
+    202: {"model": ConfigChangePending, "description": "Still being applied: poll poll_url"},
+    409: {"model": VersionConflict, "description": "Changed meanwhile: the version in force"},
     422: {"model": ErrorResponse, "description": "Invalid: what and where"},
 }
 
@@ -48,27 +71,22 @@ async def get_rules(tenant_id: Tenant, db: Db, services: ServicesDep) -> RulesVi
     "/api/rules",
     response_model=RulesView,
     summary="Replace the trigger rules",
-    responses=INVALID,
+    responses=CHANGE_ANSWERS,
 )
 async def put_rules(
     body: RulesUpdate,
     tenant_id: Tenant,
+    key_name: KeyName,
     db: Db,
     publisher: Publisher,
+    replies: Replies,
     settings: AppSettings,
-    services: ServicesDep,
-) -> RulesView:
+) -> RulesView | JSONResponse:
     """Replace the whole rule set. A rule keeps its version while unchanged; a changed
     rule gets one more, a new rule version 1. An empty list turns automatic offers off."""
-
-    def make(current: ConfigChange | None) -> ConfigChange:
-        old = current.rules if current and current.rules else services.default_rules
-        version = current.version + 1 if current else 1
-        return _change(tenant_id, "rules", version, rules=versioned_rules(body.rules, old, version))
-
-    change = await change_config(db, tenant_id, "rules", make, _publish_to(publisher, settings))
-    assert change.rules is not None
-    return RulesView(version=change.version, rules=change.rules.rules, changed_at=change.changed_at)
+    command = await _command(db, tenant_id, key_name, "rules", rules=body.rules)
+    answer = await change_config(publisher, replies, db, settings, command)
+    return answer if isinstance(answer, JSONResponse) else _rules_view(answer)
 
 
 @router.get("/api/policy", response_model=PolicyView, summary="The policy in force")
@@ -84,47 +102,72 @@ async def get_policy(tenant_id: Tenant, db: Db) -> PolicyView:
     "/api/policy",
     response_model=PolicyView,
     summary="Replace the policy",
-    responses=INVALID,
+    responses=CHANGE_ANSWERS,
 )
 async def put_policy(
-    body: Policy, tenant_id: Tenant, db: Db, publisher: Publisher, settings: AppSettings
-) -> PolicyView:
+    body: Policy,
+    tenant_id: Tenant,
+    key_name: KeyName,
+    db: Db,
+    publisher: Publisher,
+    replies: Replies,
+    settings: AppSettings,
+) -> PolicyView | JSONResponse:
     """Replace the whole policy; a field left out takes its default."""
-
-    def make(current: ConfigChange | None) -> ConfigChange:
-        return _change(tenant_id, "policy", current.version + 1 if current else 1, policy=body)
-
-    change = await change_config(db, tenant_id, "policy", make, _publish_to(publisher, settings))
-    assert change.policy is not None
-    return PolicyView(version=change.version, policy=change.policy, changed_at=change.changed_at)
+    command = await _command(db, tenant_id, key_name, "policy", policy=body)
+    answer = await change_config(publisher, replies, db, settings, command)
+    return answer if isinstance(answer, JSONResponse) else _policy_view(answer)
 
 
-def _change(
+@router.get(
+    "/api/config/commands/{command_id}",
+    response_model=RulesView | PolicyView,
+    summary="What became of a rules or policy change",
+    responses={
+        202: {"model": ConfigChangePending, "description": "Not applied yet"},
+        409: {"model": VersionConflict, "description": "Changed meanwhile: the version in force"},
+    },
+)
+async def get_config_command(
+    command_id: CommandId, tenant_id: Tenant, db: Db, replies: Replies
+) -> RulesView | PolicyView | JSONResponse:
+    outcome = await get_config_outcome(db, tenant_id, command_id)
+    if outcome is None:
+        return config_pending(command_id)
+    answer = await answer_config(replies, db, outcome, deadline=0.0)
+    if isinstance(answer, JSONResponse):
+        return answer
+    return _rules_view(answer) if answer.kind == "rules" else _policy_view(answer)
+
+
+async def _command(
+    db: Db,
     tenant_id: str,
+    key_name: str,
     kind: ConfigKind,
-    version: int,
     *,
-    rules: RuleSet | None = None,
+    rules: list[TriggerRule] | None = None,
     policy: Policy | None = None,
-) -> ConfigChange:
-    return ConfigChange(
+) -> ConfigCommand:
+    """The change as a command, made against the version in force as PostgreSQL has it."""
+    current = await latest_change(db, tenant_id, kind)
+    return ConfigCommand(
+        command_id=new_request_id(),
         tenant_id=tenant_id,
         kind=kind,
-        version=version,
+        base_version=current.version if current else 0,
         rules=rules,
         policy=policy,
-        changed_at=datetime.now(UTC),
+        issued_at=datetime.now(UTC),
+        issued_by=key_name,
     )
 
 
-def _publish_to(
-    publisher: Publisher, settings: AppSettings
-) -> Callable[[ConfigChange], Awaitable[None]]:
-    """Publishing a change on ``proffer.tenant-config``, keyed by tenant and kind."""
-    topic = topics_for(settings).tenant_config.name
+def _rules_view(change: ConfigChange) -> RulesView:
+    assert change.rules is not None
+    return RulesView(version=change.version, rules=change.rules.rules, changed_at=change.changed_at)
 
-    async def publish(change: ConfigChange) -> None:
-        key = config_key(change.tenant_id, change.kind)
-        await publisher.publish(key, change.model_dump_json().encode(), topic)
 
-    return publish
+def _policy_view(change: ConfigChange) -> PolicyView:
+    assert change.policy is not None
+    return PolicyView(version=change.version, policy=change.policy, changed_at=change.changed_at)

@@ -68,6 +68,7 @@ async def test_pending_reads_without_writing(empty_database):
             "002_offers.sql",
             "003_tenant_config.sql",
             "004_offer_lifecycle.sql",
+            "005_config_commands.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
