@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from proffer_stream.core.errors import ProfferError
+
 log = logging.getLogger(__name__)
 
 
-class GaveUp(RuntimeError):
+class GaveUp(ProfferError):
     """A child kept dying: more restarts than the policy allows in its window."""
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypedDict
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from proffer_stream.core.errors import ProfferError
 from proffer_stream.core.limits import no_nul
 from proffer_stream.core.types import Money, StrictModel, Text
 from proffer_stream.offers.models import Channel, OfferType
@@ -157,7 +158,7 @@ DEFAULT_RULES = RuleSet(
 # --- Loading: errors name the file, the rule and the field.
 
 
-class RulesError(ValueError):
+class RulesError(ProfferError):
     """A rules file that cannot be used; ``errors`` lists each problem."""
 
     def __init__(self, message: str, errors: list[RuleErrorDetail] | None = None) -> None:
