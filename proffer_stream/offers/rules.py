@@ -20,8 +20,9 @@ from proffer_stream.core.errors import ProfferError
 from proffer_stream.core.limits import no_nul
 from proffer_stream.core.types import Money, StrictModel, Text
 from proffer_stream.offers.models import Channel, OfferType
-from proffer_stream.signals.fold import HOUR_SECONDS, hour_of
+from proffer_stream.signals.fold import HOUR_SECONDS
 from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.views import hours_within
 
 MAX_HOURS = 10 * 366 * 24
 """The longest span a rule may name: ten years, so that every time sum stays in range."""
@@ -340,13 +341,8 @@ def _activity_holds(c: RuleConditions, s: CustomerSignals, now: datetime) -> boo
 
 
 def _events_within(s: CustomerSignals, now: datetime, hours: int) -> int:
-    """Events in the last ``hours`` hours (hour resolution, as the signals views count)."""
-    current = hour_of(now)
-    total = 0
-    for hour, counts in s.hourly_counts.items():
-        if current - hours < hour <= current:
-            total += sum(counts.values())
-    return total
+    """Events in the last ``hours`` hours, counted as the signals views count them."""
+    return sum(sum(counts.values()) for counts in hours_within(s, now, hours))
 
 
 def _purchase_recency_holds(c: RuleConditions, s: CustomerSignals, now: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from proffer_stream.signals.fold import WINDOW_HOURS, hour_of
@@ -14,16 +15,23 @@ from proffer_stream.signals.models import (
 )
 
 
+def hours_within(state: CustomerSignals, now: datetime, hours: int) -> Iterator[dict[str, int]]:
+    """The events per type of each hour in the rolling window of ``hours`` hours ending
+    now (hour resolution: the hour ``now`` falls in and the ``hours - 1`` before it)."""
+    current = hour_of(now)
+    for hour, counts in state.hourly_counts.items():
+        if current - hours < hour <= current:
+            yield counts
+
+
 def window_counts(state: CustomerSignals, now: datetime) -> dict[str, WindowCounts]:
     """Events per type in each rolling window ending now (hour resolution)."""
-    current = hour_of(now)
     windows: dict[str, WindowCounts] = {}
     for name, hours in WINDOW_HOURS.items():
         by_type: dict[str, int] = {}
-        for hour, counts in state.hourly_counts.items():
-            if current - hours < hour <= current:
-                for event_type, count in counts.items():
-                    by_type[event_type] = by_type.get(event_type, 0) + count
+        for counts in hours_within(state, now, hours):
+            for event_type, count in counts.items():
+                by_type[event_type] = by_type.get(event_type, 0) + count
         windows[name] = WindowCounts(events=sum(by_type.values()), by_type=by_type)
     return windows
 
