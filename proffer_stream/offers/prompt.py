@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from proffer_stream.offers.models import Channel, OfferType
 from proffer_stream.offers.policy import (
@@ -24,6 +23,7 @@ from proffer_stream.offers.policy import (
     reachable_channels,
 )
 from proffer_stream.offers.rules import TriggerRule
+from proffer_stream.offers.wording import days_since, money, most_counted
 from proffer_stream.signals.models import CustomerSignals
 
 TOP_ITEMS = 5
@@ -131,32 +131,23 @@ def _profile(signals: CustomerSignals, now: datetime) -> dict[str, object]:
         "top_pages": _top(signals.page_views),
         "top_features": _top(signals.features_used),
         "purchases": signals.purchase_count,
-        "purchase_total": _money(signals.purchase_total),
-        "days_since_last_purchase": _days_since(signals.last_purchase_at, now),
+        "purchase_total": money(signals.purchase_total),
+        "days_since_last_purchase": days_since(signals.last_purchase_at, now),
         "last_product": _text_or_none(signals.metadata.get("last_product")),
         "abandoned_carts": signals.cart_abandon_count,
-        "abandoned_cart_total": _money(signals.cart_abandon_total),
-        "days_since_last_seen": _days_since(signals.last_seen_at, now),
+        "abandoned_cart_total": money(signals.cart_abandon_total),
+        "days_since_last_seen": days_since(signals.last_seen_at, now),
     }
 
 
 def _top(counts: dict[str, int]) -> dict[str, int]:
     """The most counted names, most first (ties in alphabetical order), cleaned."""
-    ranked = sorted(((-n, name) for name, n in counts.items() if n > 0))[:TOP_ITEMS]
     top: dict[str, int] = {}
-    for negative, name in ranked:
+    for name, count in most_counted(counts, TOP_ITEMS):
         plain = _plain(name, MAX_NAME_CHARS)
         if plain:
-            top[plain] = top.get(plain, 0) - negative
+            top[plain] = top.get(plain, 0) + count
     return top
-
-
-def _days_since(at: datetime | None, now: datetime) -> int | None:
-    return None if at is None else max(0, (now - at).days)
-
-
-def _money(amount: Decimal) -> str:
-    return f"{amount:.2f}"
 
 
 def _text_or_none(value: object) -> str | None:

@@ -20,6 +20,7 @@ from proffer_stream.offers.policy import (
     reachable_channels,
 )
 from proffer_stream.offers.rules import TriggerRule
+from proffer_stream.offers.wording import days_since, money, most_counted
 from proffer_stream.signals.models import CustomerSignals
 
 VALID_DAYS = 7
@@ -78,7 +79,6 @@ def write_builtin(
 
 
 def _facts(signals: CustomerSignals, now: datetime) -> _Facts:
-    last = signals.last_purchase_at
     plan = signals.metadata.get("plan", signals.signup_plan)
     return _Facts(
         first_name=_first_name(signals.name),
@@ -89,7 +89,7 @@ def _facts(signals: CustomerSignals, now: datetime) -> _Facts:
         cart_total=signals.cart_abandon_total,
         purchase_count=signals.purchase_count,
         purchase_total=signals.purchase_total,
-        days_since_purchase=None if last is None else max(0, (now - last).days),
+        days_since_purchase=days_since(signals.last_purchase_at, now),
         last_product=_plain_name(signals.metadata.get("last_product")),
         free_plan=plan == "free",
     )
@@ -107,11 +107,8 @@ def _plain_name(value: object) -> str | None:
 
 def _top(counts: dict[str, int]) -> tuple[str, int] | None:
     """The most counted name (ties: the first in alphabetical order), if any count."""
-    best: tuple[str, int] | None = None
-    for name, count in counts.items():
-        if count > 0 and (best is None or (-count, name) < (-best[1], best[0])):
-            best = (name, count)
-    return best
+    top = most_counted(counts, 1)
+    return top[0] if top else None
 
 
 def _discount_limit(rule: TriggerRule | None, policy: Policy) -> int:
@@ -164,10 +161,6 @@ def _channel(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy)
     return "in_app"
 
 
-def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
-
-
 def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
@@ -181,14 +174,14 @@ def _seen(facts: _Facts) -> list[str]:
     seen = []
     if facts.cart_count:
         carts = "a cart" if facts.cart_count == 1 else f"{facts.cart_count} carts"
-        seen.append(f"You left {carts} worth {_money(facts.cart_total)}.")
+        seen.append(f"You left {carts} worth {money(facts.cart_total)}.")
     if facts.top_page:
         seen.append(f"You viewed {facts.top_page[0]} {_times(facts.top_page[1])}.")
     if facts.top_feature:
         seen.append(f"You used {facts.top_feature[0]} {_times(facts.top_feature[1])}.")
     if facts.purchase_count:
         orders = "1 order" if facts.purchase_count == 1 else f"{facts.purchase_count} orders"
-        seen.append(f"You have placed {orders} worth {_money(facts.purchase_total)} in all.")
+        seen.append(f"You have placed {orders} worth {money(facts.purchase_total)} in all.")
     if facts.days_since_purchase is not None and facts.days_since_purchase >= 1:
         product = f" ({facts.last_product})" if facts.last_product else ""
         seen.append(f"Your last order{product} was {_days(facts.days_since_purchase)} ago.")
@@ -204,7 +197,7 @@ def _headline(offer_type: OfferType, facts: _Facts, percent: int | None, days: i
         "upgrade": f"Get more from {feature}: upgrade{off}" if feature else f"Upgrade{off}",
         "bundle": "A bundle picked for you",
         "free_shipping": (
-            f"Free shipping on your {_money(facts.cart_total)} cart"
+            f"Free shipping on your {money(facts.cart_total)} cart"
             if facts.cart_count
             else "Free shipping on your next order"
         ),
