@@ -11,7 +11,7 @@ a timer, or a customer's behaviour) and whose outcome, for the API, is a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
 
@@ -19,7 +19,7 @@ from proffer_stream.core.types import ExternalId, StrictModel, TenantId, Text, U
 from proffer_stream.signals.models import CustomerSignals
 
 Channel = Literal["email", "sms", "push", "in_app"]
-CHANNELS: tuple[Channel, ...] = ("email", "sms", "push", "in_app")
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
 OfferType = Literal[
     "discount", "free_trial", "upgrade", "bundle", "free_shipping", "loyalty_points", "content"
 ]
@@ -33,6 +33,7 @@ OFFER_TYPES: tuple[OfferType, ...] = (
     "content",
 )
 OfferStatus = Literal["generated", "approved", "sent", "redeemed", "expired"]
+OFFER_STATUSES: tuple[OfferStatus, ...] = get_args(OfferStatus)
 RequestSource = Literal["rule", "api", "batch"]
 
 
