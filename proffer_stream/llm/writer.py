@@ -32,9 +32,8 @@ from proffer_stream.offers.models import OfferDraft, WriterTrace
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.prompt import Prompt, offer_prompt
 from proffer_stream.offers.rules import TriggerRule
-from proffer_stream.offers.writer import write_builtin
+from proffer_stream.offers.writer import BuiltinWriter, Writer, write_builtin
 from proffer_stream.signals.models import CustomerSignals
-from proffer_stream.worker.offers_agent import BuiltinWriter, Writer
 
 log = logging.getLogger(__name__)
 

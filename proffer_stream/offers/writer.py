@@ -1,4 +1,5 @@
-"""The built-in writer: a deterministic draft from the signals, with no model. Pure.
+"""What a writer is (:class:`Writer`), and the built-in one: a deterministic draft from
+the signals, with no model. Pure.
 
 Same input, same draft. It names what matters in the signals (the cart total, the page
 viewed most, the feature used most, the purchases and how long ago the last one was)
@@ -7,11 +8,13 @@ and the customer's first name, and keeps within the rule's hints and the policy.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
-from proffer_stream.offers.models import Channel, OfferDraft, OfferTerms, OfferType
+from proffer_stream.offers.models import Channel, OfferDraft, OfferTerms, OfferType, WriterTrace
 from proffer_stream.offers.policy import (
     MAX_REASONING_CHARS,
     Policy,
@@ -47,6 +50,34 @@ class _Facts:
     @property
     def lapsed(self) -> bool:
         return self.days_since_purchase is not None and self.days_since_purchase >= LAPSED_DAYS
+
+
+class Writer(Protocol):
+    """Turns a profile, the rule that fired and the policy into a draft, with its trace."""
+
+    async def write(
+        self,
+        signals: CustomerSignals,
+        rule: TriggerRule | None,
+        policy: Policy,
+        now: datetime,
+    ) -> tuple[OfferDraft, WriterTrace]: ...
+
+
+class BuiltinWriter:
+    """The deterministic writer: same input, same draft; no model needed."""
+
+    async def write(
+        self,
+        signals: CustomerSignals,
+        rule: TriggerRule | None,
+        policy: Policy,
+        now: datetime,
+    ) -> tuple[OfferDraft, WriterTrace]:
+        started = time.perf_counter()
+        draft = write_builtin(signals, rule, policy, now)
+        latency = (time.perf_counter() - started) * 1000
+        return draft, WriterTrace(kind="built-in", latency_ms=round(latency, 3))
 
 
 def write_builtin(

@@ -34,9 +34,8 @@ from proffer_stream.offers.decide import CustomerOffers, conclude
 from proffer_stream.offers.models import OfferDraft, OfferRequest
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import DEFAULT_RULES
-from proffer_stream.offers.writer import write_builtin
+from proffer_stream.offers.writer import BuiltinWriter, write_builtin
 from proffer_stream.signals.fold import new_signals
-from proffer_stream.worker.offers_agent import BuiltinWriter
 
 pytestmark = pytest.mark.integration
 
