@@ -33,7 +33,7 @@ from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.prompt import Prompt, offer_prompt
 from proffer_stream.offers.rules import TriggerRule
 from proffer_stream.offers.writer import BuiltinWriter, Writer, write_builtin
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerProfile
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class LLMWriter:
 
     async def write(
         self,
-        signals: CustomerSignals,
+        signals: CustomerProfile,
         rule: TriggerRule | None,
         policy: Policy,
         now: datetime,

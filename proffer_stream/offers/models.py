@@ -16,7 +16,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
 
 from proffer_stream.core.types import ExternalId, StrictModel, TenantId, Text, UtcDatetime
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerProfile
 
 Channel = Literal["email", "sms", "push", "in_app"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
@@ -112,7 +112,7 @@ class OfferRequest(StrictModel):
     rule_version: int | None = None
     requested_at: UtcDatetime
     requested_by: Text | None = Field(None, description="The API key's name, for API requests.")
-    signals: CustomerSignals | None = Field(
+    signals: CustomerProfile | None = Field(
         None, description="The profile the rule saw; None: the offers agent reads it."
     )
 
@@ -148,7 +148,7 @@ class DecisionTrace(BaseModel):
     source: RequestSource
     rule_id: str | None = None
     rule_version: int | None = None
-    signals: CustomerSignals | None = None
+    signals: CustomerProfile | None = Field(None, description="The profile the decision saw.")
     writer: WriterTrace | None = None
     draft: OfferDraft | None = None
     verdicts: list[Verdict] = Field(default_factory=list)

@@ -24,7 +24,7 @@ from proffer_stream.offers.policy import (
 )
 from proffer_stream.offers.rules import TriggerRule
 from proffer_stream.offers.wording import days_since, money, most_counted
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerProfile
 
 TOP_ITEMS = 5
 """Most pages and most features the prompt names."""
@@ -60,7 +60,7 @@ class Prompt:
 
 
 def offer_prompt(
-    signals: CustomerSignals, rule: TriggerRule | None, policy: Policy, now: datetime
+    signals: CustomerProfile, rule: TriggerRule | None, policy: Policy, now: datetime
 ) -> Prompt:
     """The prompt asking for an :class:`OfferDraft` for this customer, now."""
     limits = _limits(signals, rule, policy)
@@ -86,7 +86,7 @@ def _why(rule: TriggerRule | None) -> str:
     return f"Trigger rule {rule.id} fired: {_plain(rule.name, 200)}."
 
 
-def _limits(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy) -> list[str]:
+def _limits(signals: CustomerProfile, rule: TriggerRule | None, policy: Policy) -> list[str]:
     most = policy.max_discount_percent
     hints = rule.hints if rule is not None else None
     if hints is not None and hints.max_discount_percent is not None:
@@ -117,12 +117,12 @@ def allowed_offer_types(rule: TriggerRule | None, policy: Policy, most: int) -> 
     return without_discount if most == 0 and without_discount else types
 
 
-def allowed_channels(signals: CustomerSignals, policy: Policy) -> list[Channel]:
+def allowed_channels(signals: CustomerProfile, policy: Policy) -> list[Channel]:
     """The channels that reach the customer and policy allows (in_app when none do)."""
     return [c for c in reachable_channels(signals) if c in policy.channels] or ["in_app"]
 
 
-def _profile(signals: CustomerSignals, now: datetime) -> dict[str, object]:
+def _profile(signals: CustomerProfile, now: datetime) -> dict[str, object]:
     plan = signals.metadata.get("plan", signals.signup_plan)
     return {
         "name": _text_or_none(signals.name),

@@ -24,7 +24,7 @@ from proffer_stream.offers.policy import (
 )
 from proffer_stream.offers.rules import TriggerRule
 from proffer_stream.offers.wording import days_since, money, most_counted
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerProfile
 
 VALID_DAYS = 7
 LAPSED_DAYS = 30
@@ -57,7 +57,7 @@ class Writer(Protocol):
 
     async def write(
         self,
-        signals: CustomerSignals,
+        signals: CustomerProfile,
         rule: TriggerRule | None,
         policy: Policy,
         now: datetime,
@@ -69,7 +69,7 @@ class BuiltinWriter:
 
     async def write(
         self,
-        signals: CustomerSignals,
+        signals: CustomerProfile,
         rule: TriggerRule | None,
         policy: Policy,
         now: datetime,
@@ -81,7 +81,7 @@ class BuiltinWriter:
 
 
 def write_builtin(
-    signals: CustomerSignals, rule: TriggerRule | None, policy: Policy, now: datetime
+    signals: CustomerProfile, rule: TriggerRule | None, policy: Policy, now: datetime
 ) -> OfferDraft:
     """A draft for this customer from their signals, the rule that fired and the policy."""
     facts = _facts(signals, now)
@@ -109,7 +109,7 @@ def write_builtin(
     )
 
 
-def _facts(signals: CustomerSignals, now: datetime) -> _Facts:
+def _facts(signals: CustomerProfile, now: datetime) -> _Facts:
     plan = signals.metadata.get("plan", signals.signup_plan)
     return _Facts(
         first_name=_first_name(signals.name),
@@ -182,7 +182,7 @@ def _percent(offer_type: OfferType, facts: _Facts, limit: int) -> int | None:
     return percent or None
 
 
-def _channel(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy) -> Channel:
+def _channel(signals: CustomerProfile, rule: TriggerRule | None, policy: Policy) -> Channel:
     """The rule's channel if it reaches the customer, else email when known, else in-app."""
     reachable = [c for c in reachable_channels(signals) if c in policy.channels]
     preferred: list[Channel] = [rule.hints.channel] if rule and rule.hints.channel else []

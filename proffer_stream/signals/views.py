@@ -7,7 +7,7 @@ from datetime import datetime
 
 from proffer_stream.signals.fold import WINDOW_HOURS, hour_of
 from proffer_stream.signals.models import (
-    CustomerSignals,
+    CustomerProfile,
     CustomerView,
     Signals,
     SignalsView,
@@ -15,7 +15,7 @@ from proffer_stream.signals.models import (
 )
 
 
-def hours_within(state: CustomerSignals, now: datetime, hours: int) -> Iterator[dict[str, int]]:
+def hours_within(state: CustomerProfile, now: datetime, hours: int) -> Iterator[dict[str, int]]:
     """The events per type of each hour in the rolling window of ``hours`` hours ending
     now (hour resolution: the hour ``now`` falls in and the ``hours - 1`` before it)."""
     current = hour_of(now)
@@ -24,7 +24,7 @@ def hours_within(state: CustomerSignals, now: datetime, hours: int) -> Iterator[
             yield counts
 
 
-def window_counts(state: CustomerSignals, now: datetime) -> dict[str, WindowCounts]:
+def window_counts(state: CustomerProfile, now: datetime) -> dict[str, WindowCounts]:
     """Events per type in each rolling window ending now (hour resolution)."""
     windows: dict[str, WindowCounts] = {}
     for name, hours in WINDOW_HOURS.items():
@@ -36,7 +36,7 @@ def window_counts(state: CustomerSignals, now: datetime) -> dict[str, WindowCoun
     return windows
 
 
-def signals_view(state: CustomerSignals, now: datetime) -> SignalsView:
+def signals_view(state: CustomerProfile, now: datetime) -> SignalsView:
     """The API view of a customer's signals at ``now``."""
     return SignalsView(
         **{name: getattr(state, name) for name in Signals.model_fields},
@@ -45,7 +45,7 @@ def signals_view(state: CustomerSignals, now: datetime) -> SignalsView:
     )
 
 
-def customer_view(state: CustomerSignals, now: datetime) -> CustomerView:
+def customer_view(state: CustomerProfile, now: datetime) -> CustomerView:
     """The API view of a customer and their signals at ``now``."""
     return CustomerView(
         id=state.customer_id,

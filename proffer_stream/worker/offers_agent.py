@@ -39,6 +39,7 @@ from proffer_stream.offers.models import (
     OfferRequestsRecord,
 )
 from proffer_stream.offers.writer import Writer
+from proffer_stream.signals.models import CustomerProfile
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.tables import write_through
@@ -203,7 +204,7 @@ class OffersAgent:
     ) -> OfferEvent:
         now = datetime.now(UTC)
         tenant = request.tenant_id
-        signals = request.signals or self.profiles.get((tenant, request.external_customer_id))
+        signals = request.signals or self._profile((tenant, request.external_customer_id))
         rule = self.configs.rule(tenant, request.rule_id) if request.rule_id else None
         policy = self.configs.policy(tenant)
         suppressed = suppression(state, request, signals, rule, policy, now)
@@ -224,6 +225,11 @@ class OffersAgent:
         )
         metrics.OFFER_DECISIONS.labels(decision.event_type).inc()
         return decision
+
+    def _profile(self, key: CustomerKey) -> CustomerProfile | None:
+        """The customer's stored profile (without the signals agent's bookkeeping), if any."""
+        state = self.profiles.get(key)
+        return None if state is None else state.profile()
 
 
 OfferMessage = OfferRequest | OfferCommand
