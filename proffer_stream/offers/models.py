@@ -23,15 +23,7 @@ CHANNELS: tuple[Channel, ...] = get_args(Channel)
 OfferType = Literal[
     "discount", "free_trial", "upgrade", "bundle", "free_shipping", "loyalty_points", "content"
 ]
-OFFER_TYPES: tuple[OfferType, ...] = (
-    "discount",
-    "free_trial",
-    "upgrade",
-    "bundle",
-    "free_shipping",
-    "loyalty_points",
-    "content",
-)
+OFFER_TYPES: tuple[OfferType, ...] = get_args(OfferType)
 OfferStatus = Literal["generated", "approved", "sent", "redeemed", "expired"]
 OFFER_STATUSES: tuple[OfferStatus, ...] = get_args(OfferStatus)
 RequestSource = Literal["rule", "api", "batch"]
