@@ -14,7 +14,7 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from proffer_stream import __version__
-from proffer_stream.core.errors import SchemaBehind
+from proffer_stream.core.errors import ProfferError
 from proffer_stream.core.settings import Settings
 from proffer_stream.core.types import TenantId
 from proffer_stream.db import keys
@@ -24,7 +24,7 @@ from proffer_stream.kafka import schemas
 from proffer_stream.kafka.topics import ensure_topics
 from proffer_stream.local.embedded import EmbeddedPostgres
 from proffer_stream.local.stack import LocalStack
-from proffer_stream.offers.rules import RulesError, rules_file_or_default
+from proffer_stream.offers.rules import rules_file_or_default
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], int | None]
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.run(args, settings) or 0)
-    except (ConnectionError, SchemaBehind, RulesError) as exc:
+    except ProfferError as exc:
         print(f"proffer-stream: {exc}", file=sys.stderr)
         return 1
 

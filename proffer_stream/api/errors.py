@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from proffer_stream.api.models import ErrorBody, ErrorDetail, ErrorResponse
+from proffer_stream.core.errors import ProfferError
 from proffer_stream.db.pool import TRANSIENT_ERRORS
 from proffer_stream.ingest.records import error_location
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(ProfferError):
     """An error answered as JSON with its HTTP status."""
 
     def __init__(

@@ -77,8 +77,9 @@ class ApiKeyCreated(NewApiKey):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, Literal["ok", "unavailable", "stalled"]] = Field(
-        description="Each dependency: ok, unavailable, or (worker, sink) stalled: it has lag"
-        " and has committed nothing for PROFFER_STALL_SECONDS. Details are in the log."
+        description="Each dependency: ok, unavailable, or (worker, sink) stalled: a partition"
+        " it reads has lag and nothing committed for PROFFER_STALL_SECONDS. Details are in"
+        " the log."
     )
 
 

@@ -144,14 +144,15 @@ class Services:
 
 
 def _progress_watch(settings: Settings) -> ProgressWatch:
-    """The consumers the gateway's readiness depends on: the worker and the sink."""
+    """The consumer groups the gateway's readiness depends on, each with every topic it
+    reads: the worker (signals and offers agents) and the sink."""
     topics = topics_for(settings)
     worker = worker_app_id(settings.topic_prefix, settings.worker_id)
     return ProgressWatch(
         settings.bootstrap_servers,
         [
-            GroupWatch("worker", worker, [topics.events.name]),
-            GroupWatch("sink", settings.sink_group, [topics.events.name]),
+            GroupWatch("worker", worker, [t.name for t in topics.worker_inputs()]),
+            GroupWatch("sink", settings.sink_group, [t.name for t in topics.sink_inputs()]),
         ],
         settings.stall_seconds,
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 log = logging.getLogger(__name__)
@@ -12,22 +14,35 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``first`` seconds, doubling, at most ``most``; with ``jitter``
+    each wait is drawn down to half of that (so that many callers do not retry in step)."""
+
+    first: float = 0.5
+    most: float = 10.0
+    jitter: bool = False
+
+    def delay(self, retry: int) -> float:
+        """The wait before retry number ``retry`` (1 for the second attempt)."""
+        ceiling = min(self.most, self.first * 2.0 ** (retry - 1))
+        return ceiling * random.uniform(0.5, 1.0) if self.jitter else ceiling
+
+
 async def retry_transient(
     call: Callable[[], Awaitable[T]],
     *,
     transient: tuple[type[BaseException], ...],
     what: str,
-    first_delay: float = 0.5,
-    max_delay: float = 10.0,
+    backoff: Backoff = Backoff(),
     attempts: int | None = None,
 ) -> T:
-    """Await ``call()``, retrying with exponential backoff while it raises ``transient``.
+    """Await ``call()``, retrying with ``backoff`` while it raises ``transient``.
 
     Anything else propagates at once: a query bug or bad data is not an outage and must
     never loop. ``attempts`` bounds the tries (``None``: until it succeeds). The outage
     is logged once when it starts and once when it ends, not on every try.
     """
-    delay = first_delay
     tries = 0
     while True:
         tries += 1
@@ -38,8 +53,7 @@ async def retry_transient(
                 raise
             if tries == 1:
                 log.warning("%s unavailable (%s); retrying with backoff", what, _short(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+            await asyncio.sleep(backoff.delay(tries))
             continue
         if tries > 1:
             log.warning("%s available again after %d tries", what, tries)

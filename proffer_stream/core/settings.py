@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     metrics_port: int = Field(0, description="Port for /metrics of worker and sink; 0 is off.")
     stall_seconds: float = Field(
         30.0,
-        description="/readyz says a consumer (worker, sink) is stalled when it has lag and"
-        " has committed nothing for this long.",
+        description="/readyz says a consumer (worker, sink) is stalled when a partition it"
+        " reads has lag and nothing committed for this long.",
     )
 
     dedup_days: int = Field(

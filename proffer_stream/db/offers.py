@@ -9,7 +9,14 @@ from datetime import datetime
 import asyncpg
 from pydantic_core import to_json
 
-from proffer_stream.offers.models import CommandOutcome, DecisionTrace, Offer, OfferEvent
+from proffer_stream.offers.models import (
+    Channel,
+    CommandOutcome,
+    DecisionTrace,
+    Offer,
+    OfferEvent,
+    OfferStatus,
+)
 
 
 async def apply_offer_events(conn: asyncpg.Connection, events: Sequence[OfferEvent]) -> int:
@@ -207,8 +214,8 @@ async def list_offers(
     pool: asyncpg.Pool,
     tenant_id: str,
     *,
-    status: str | None,
-    channel: str | None,
+    status: OfferStatus | None,
+    channel: Channel | None,
     customer_id: int | None,
     limit: int,
     offset: int,

@@ -11,11 +11,10 @@ from typing import Any, Literal, get_args
 
 import asyncpg
 
-from proffer_stream.offers.models import CHANNELS, Channel, OfferStatus
+from proffer_stream.offers.models import CHANNELS, OFFER_STATUSES, Channel, OfferStatus
 
 FunnelStageName = Literal["generated", "approved", "sent", "seen", "clicked", "redeemed"]
 FUNNEL_STAGES: tuple[FunnelStageName, ...] = get_args(FunnelStageName)
-STATUSES: tuple[OfferStatus, ...] = get_args(OfferStatus)
 RATE_DIGITS = 4
 
 
@@ -82,7 +81,7 @@ def funnel(counts: Sequence[int]) -> list[FunnelStage]:
 
 
 def _count_columns() -> str:
-    statuses = (f"count(*) FILTER (WHERE status = '{s}') AS status_{s}" for s in STATUSES)
+    statuses = (f"count(*) FILTER (WHERE status = '{s}') AS status_{s}" for s in OFFER_STATUSES)
     channels = (f"count(*) FILTER (WHERE channel = '{c}') AS channel_{c}" for c in CHANNELS)
     return ",\n       ".join((*statuses, *channels))
 
@@ -130,7 +129,7 @@ def _stats(row: Any) -> OfferStats:
     median = row["median_seconds"]
     return OfferStats(
         offers=row["stage_generated"],
-        by_status={s: row[f"status_{s}"] for s in STATUSES},
+        by_status={s: row[f"status_{s}"] for s in OFFER_STATUSES},
         by_channel={c: row[f"channel_{c}"] for c in CHANNELS},
         funnel=funnel([row[f"stage_{stage}"] for stage in FUNNEL_STAGES]),
         redeemed_revenue=row["redeemed_revenue"],

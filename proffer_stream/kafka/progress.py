@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from proffer_stream.kafka.lag import committed_offsets, lag, topic_partitions
+from proffer_stream.kafka.lag import committed_offsets, topic_partitions
 
 
 @dataclass
 class GroupWatch:
-    """A consumer group and the topics it must keep up with."""
+    """A consumer group and the topics it must keep up with, watched partition by
+    partition: one stuck partition (an agent, or one process of several) shows even
+    while the group's other partitions move."""
 
     name: str
     group: str
     topics: list[str]
-    committed: int = -1
-    moved_at: float = 0.0
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    moved_at: dict[TopicPartition, float] = field(default_factory=dict)
+
+    def stalled(
+        self,
+        committed: Mapping[TopicPartition, int],
+        ends: Mapping[TopicPartition, int],
+        now: float,
+        stall_seconds: float,
+    ) -> list[TopicPartition]:
+        """The partitions with lag whose committed offset has not moved for
+        ``stall_seconds``, given the offsets and ends seen ``now``."""
+        for tp, offset in committed.items():
+            if offset != self.committed.get(tp) or ends.get(tp, 0) <= offset:
+                self.committed[tp], self.moved_at[tp] = offset, now
+        return [tp for tp in committed if now - self.moved_at[tp] > stall_seconds]
 
 
 class ProgressWatch:
-    """Says which groups have lag and have committed nothing for ``stall_seconds``.
+    """Says which groups have partitions with lag that committed nothing for
+    ``stall_seconds``.
 
     Uses one admin client and one group-less consumer for all checks, started lazily.
     Reported end offsets are used as they are: on the local broker they can be short by
@@ -37,19 +55,16 @@ class ProgressWatch:
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def stalled(self) -> dict[str, bool]:
-        """Each group's name -> whether it is stalled."""
+    async def stalled(self) -> dict[str, list[TopicPartition]]:
+        """Each group's name -> its stalled partitions (none: it keeps up)."""
         admin, consumer = await self._clients()
         now = time.monotonic()
         answer = {}
         for watch in self.groups:
             partitions = await topic_partitions(consumer, watch.topics)
             committed = await committed_offsets(admin, watch.group, partitions)
-            behind = lag(await consumer.end_offsets(partitions), committed)
-            total = sum(committed.values())
-            if total != watch.committed or not behind:
-                watch.committed, watch.moved_at = total, now
-            answer[watch.name] = now - watch.moved_at > self.stall_seconds
+            ends = await consumer.end_offsets(partitions)
+            answer[watch.name] = watch.stalled(committed, ends, now, self.stall_seconds)
         return answer
 
     async def stop(self) -> None:

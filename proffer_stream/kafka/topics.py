@@ -69,6 +69,21 @@ class Topics:
             self.offers_changelog,
         ]
 
+    def worker_inputs(self) -> list[TopicSpec]:
+        """What the worker's consumer group reads: events (the signals agent), and
+        requests and commands (the offers agent)."""
+        return [self.events, self.offer_requests]
+
+    def sink_inputs(self) -> list[TopicSpec]:
+        """What the sink's consumer group reads: every topic it projects."""
+        return [
+            self.events,
+            self.signals_changelog,
+            self.offers,
+            self.offer_outcomes,
+            self.tenant_config,
+        ]
+
 
 def worker_app_id(prefix: str, worker_id: str) -> str:
     """The Faust app id, which is also the worker's consumer group."""

@@ -20,6 +20,8 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from proffer_stream.core.errors import ProfferError
+
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -29,7 +31,7 @@ DEFAULT_PORT = 8091
 LOOPBACK = "127.0.0.1"
 
 
-class LocalModelUnavailable(RuntimeError):
+class LocalModelUnavailable(ProfferError):
     """The server cannot start here: xllamacpp or the model file is not installed."""
 
 

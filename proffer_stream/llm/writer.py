@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,14 +26,14 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import ValidationError
 
+from proffer_stream.core.retry import Backoff
 from proffer_stream.core.settings import Settings
 from proffer_stream.offers.models import OfferDraft, WriterTrace
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.prompt import Prompt, offer_prompt
 from proffer_stream.offers.rules import TriggerRule
-from proffer_stream.offers.writer import write_builtin
-from proffer_stream.signals.models import CustomerSignals
-from proffer_stream.worker.offers_agent import BuiltinWriter, Writer
+from proffer_stream.offers.writer import BuiltinWriter, Writer, write_builtin
+from proffer_stream.signals.models import CustomerProfile
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +43,10 @@ MAX_RAW_ANSWER_CHARS = 20_000
 """Most of a model's answer the trace keeps."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff between attempts: ``first`` seconds, doubling, at most ``most``,
-    each wait jittered down to half (so that many writers do not retry in step)."""
-
-    first: float = 0.2
-    most: float = 2.0
-    longest_retry_after: float = 5.0
-    """A Retry-After up to this long is waited for; a longer one ends the attempts."""
-
-    def delay(self, retry: int) -> float:
-        """The wait before retry number ``retry`` (1 for the second attempt)."""
-        ceiling = min(self.most, self.first * 2.0 ** (retry - 1))
-        return ceiling * random.uniform(0.5, 1.0)
+BACKOFF = Backoff(first=0.2, most=2.0, jitter=True)
+"""Between attempts; jittered, so that many writers do not retry in step."""
+LONGEST_RETRY_AFTER = 5.0
+"""A Retry-After up to this long is waited for; a longer one ends the attempts."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +72,13 @@ class LLMWriter:
         api_key: str = "",
         timeout_seconds: float = 20.0,
         max_attempts: int = 3,
-        backoff: Backoff | None = None,
+        backoff: Backoff = BACKOFF,
+        longest_retry_after: float = LONGEST_RETRY_AFTER,
     ) -> None:
         self.model = model
         self.max_attempts = max(1, max_attempts)
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff
+        self.longest_retry_after = longest_retry_after
         # max_retries=0: the SDK's own retries would not say why they happened, nor
         # retry what it cannot see (refusals, answers that break the schema).
         self.client = openai.AsyncOpenAI(
@@ -113,7 +104,7 @@ class LLMWriter:
 
     async def write(
         self,
-        signals: CustomerSignals,
+        signals: CustomerProfile,
         rule: TriggerRule | None,
         policy: Policy,
         now: datetime,
@@ -147,7 +138,7 @@ class LLMWriter:
         """How long to wait before the next attempt; None: do not try again."""
         if failure.wait is None:
             return self.backoff.delay(attempt)
-        if failure.wait > self.backoff.longest_retry_after:
+        if failure.wait > self.longest_retry_after:
             return None
         return failure.wait
 

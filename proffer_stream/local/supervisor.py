@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from proffer_stream.core.errors import ProfferError
+from proffer_stream.core.retry import Backoff
+
 log = logging.getLogger(__name__)
 
 
-class GaveUp(RuntimeError):
+class GaveUp(ProfferError):
     """A child kept dying: more restarts than the policy allows in its window."""
 
 
@@ -34,7 +37,8 @@ class RestartPolicy:
     max_backoff: float = 10.0
 
     def backoff(self, recent: int) -> float:
-        return float(min(self.first_backoff * 2 ** max(recent - 1, 0), self.max_backoff))
+        """The wait before restarting a child that died ``recent`` times in the window."""
+        return Backoff(self.first_backoff, self.max_backoff).delay(max(recent, 1))
 
 
 @dataclass

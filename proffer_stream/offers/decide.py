@@ -25,7 +25,7 @@ from proffer_stream.offers.models import (
 )
 from proffer_stream.offers.policy import Policy, judge, reachable_channels
 from proffer_stream.offers.rules import TriggerRule
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerProfile
 
 MAX_KEPT_OFFERS = 100
 """Most offers the agent keeps per customer (the newest); older ones live in PostgreSQL."""
@@ -62,7 +62,7 @@ def remember(state: CustomerOffers, message_id: str, offset: int) -> None:
 def suppression(
     state: CustomerOffers,
     request: OfferRequest,
-    signals: CustomerSignals | None,
+    signals: CustomerProfile | None,
     rule: TriggerRule | None,
     policy: Policy,
     now: datetime,
@@ -93,7 +93,7 @@ def conclude(
     request: OfferRequest,
     offset: int,
     *,
-    signals: CustomerSignals | None,
+    signals: CustomerProfile | None,
     rule: TriggerRule | None,
     policy: Policy,
     now: datetime,
@@ -120,7 +120,7 @@ def conclude(
 
 def _offer(
     request: OfferRequest,
-    signals: CustomerSignals,
+    signals: CustomerProfile,
     rule: TriggerRule | None,
     policy: Policy,
     now: datetime,
@@ -184,7 +184,7 @@ def _remember(
 
 def _event(
     request: OfferRequest,
-    signals: CustomerSignals | None,
+    signals: CustomerProfile | None,
     offer: Offer | None,
     trace: DecisionTrace,
     now: datetime,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from proffer_stream.core.errors import ProfferError
 from proffer_stream.offers.models import Offer, OfferStatus, Redemption
 
 NEXT_STATUSES: dict[OfferStatus, tuple[OfferStatus, ...]] = {
@@ -24,7 +25,7 @@ NEXT_STATUSES: dict[OfferStatus, tuple[OfferStatus, ...]] = {
 Engagement = Literal["seen", "clicked"]
 
 
-class TransitionRejected(Exception):
+class TransitionRejected(ProfferError):
     """A move the offer cannot make; ``allowed`` is where it may go from its status."""
 
     def __init__(

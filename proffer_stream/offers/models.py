@@ -11,28 +11,21 @@ a timer, or a customer's behaviour) and whose outcome, for the API, is a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
 
 from proffer_stream.core.types import ExternalId, StrictModel, TenantId, Text, UtcDatetime
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerProfile
 
 Channel = Literal["email", "sms", "push", "in_app"]
-CHANNELS: tuple[Channel, ...] = ("email", "sms", "push", "in_app")
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
 OfferType = Literal[
     "discount", "free_trial", "upgrade", "bundle", "free_shipping", "loyalty_points", "content"
 ]
-OFFER_TYPES: tuple[OfferType, ...] = (
-    "discount",
-    "free_trial",
-    "upgrade",
-    "bundle",
-    "free_shipping",
-    "loyalty_points",
-    "content",
-)
+OFFER_TYPES: tuple[OfferType, ...] = get_args(OfferType)
 OfferStatus = Literal["generated", "approved", "sent", "redeemed", "expired"]
+OFFER_STATUSES: tuple[OfferStatus, ...] = get_args(OfferStatus)
 RequestSource = Literal["rule", "api", "batch"]
 
 
@@ -111,7 +104,7 @@ class OfferRequest(StrictModel):
     rule_version: int | None = None
     requested_at: UtcDatetime
     requested_by: Text | None = Field(None, description="The API key's name, for API requests.")
-    signals: CustomerSignals | None = Field(
+    signals: CustomerProfile | None = Field(
         None, description="The profile the rule saw; None: the offers agent reads it."
     )
 
@@ -147,7 +140,7 @@ class DecisionTrace(BaseModel):
     source: RequestSource
     rule_id: str | None = None
     rule_version: int | None = None
-    signals: CustomerSignals | None = None
+    signals: CustomerProfile | None = Field(None, description="The profile the decision saw.")
     writer: WriterTrace | None = None
     draft: OfferDraft | None = None
     verdicts: list[Verdict] = Field(default_factory=list)

@@ -25,7 +25,7 @@ from proffer_stream.offers.models import (
     Verdict,
 )
 from proffer_stream.offers.rules import MAX_HOURS, WriterHints
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.models import CustomerProfile
 
 MAX_REASONING_CHARS = 2000
 MAX_CONDITIONS_CHARS = 500
@@ -84,7 +84,7 @@ class Judgement:
     rejected_because: list[str]
 
 
-def reachable_channels(signals: CustomerSignals) -> list[Channel]:
+def reachable_channels(signals: CustomerProfile) -> list[Channel]:
     """The channels this customer can be reached on: in_app always, the others when known."""
     channels: list[Channel] = []
     if signals.email:

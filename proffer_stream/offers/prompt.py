@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from proffer_stream.offers.models import Channel, OfferType
 from proffer_stream.offers.policy import (
@@ -24,7 +23,8 @@ from proffer_stream.offers.policy import (
     reachable_channels,
 )
 from proffer_stream.offers.rules import TriggerRule
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.offers.wording import days_since, money, most_counted
+from proffer_stream.signals.models import CustomerProfile
 
 TOP_ITEMS = 5
 """Most pages and most features the prompt names."""
@@ -60,7 +60,7 @@ class Prompt:
 
 
 def offer_prompt(
-    signals: CustomerSignals, rule: TriggerRule | None, policy: Policy, now: datetime
+    signals: CustomerProfile, rule: TriggerRule | None, policy: Policy, now: datetime
 ) -> Prompt:
     """The prompt asking for an :class:`OfferDraft` for this customer, now."""
     limits = _limits(signals, rule, policy)
@@ -86,7 +86,7 @@ def _why(rule: TriggerRule | None) -> str:
     return f"Trigger rule {rule.id} fired: {_plain(rule.name, 200)}."
 
 
-def _limits(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy) -> list[str]:
+def _limits(signals: CustomerProfile, rule: TriggerRule | None, policy: Policy) -> list[str]:
     most = policy.max_discount_percent
     hints = rule.hints if rule is not None else None
     if hints is not None and hints.max_discount_percent is not None:
@@ -117,12 +117,12 @@ def allowed_offer_types(rule: TriggerRule | None, policy: Policy, most: int) -> 
     return without_discount if most == 0 and without_discount else types
 
 
-def allowed_channels(signals: CustomerSignals, policy: Policy) -> list[Channel]:
+def allowed_channels(signals: CustomerProfile, policy: Policy) -> list[Channel]:
     """The channels that reach the customer and policy allows (in_app when none do)."""
     return [c for c in reachable_channels(signals) if c in policy.channels] or ["in_app"]
 
 
-def _profile(signals: CustomerSignals, now: datetime) -> dict[str, object]:
+def _profile(signals: CustomerProfile, now: datetime) -> dict[str, object]:
     plan = signals.metadata.get("plan", signals.signup_plan)
     return {
         "name": _text_or_none(signals.name),
@@ -131,32 +131,23 @@ def _profile(signals: CustomerSignals, now: datetime) -> dict[str, object]:
         "top_pages": _top(signals.page_views),
         "top_features": _top(signals.features_used),
         "purchases": signals.purchase_count,
-        "purchase_total": _money(signals.purchase_total),
-        "days_since_last_purchase": _days_since(signals.last_purchase_at, now),
+        "purchase_total": money(signals.purchase_total),
+        "days_since_last_purchase": days_since(signals.last_purchase_at, now),
         "last_product": _text_or_none(signals.metadata.get("last_product")),
         "abandoned_carts": signals.cart_abandon_count,
-        "abandoned_cart_total": _money(signals.cart_abandon_total),
-        "days_since_last_seen": _days_since(signals.last_seen_at, now),
+        "abandoned_cart_total": money(signals.cart_abandon_total),
+        "days_since_last_seen": days_since(signals.last_seen_at, now),
     }
 
 
 def _top(counts: dict[str, int]) -> dict[str, int]:
     """The most counted names, most first (ties in alphabetical order), cleaned."""
-    ranked = sorted(((-n, name) for name, n in counts.items() if n > 0))[:TOP_ITEMS]
     top: dict[str, int] = {}
-    for negative, name in ranked:
+    for name, count in most_counted(counts, TOP_ITEMS):
         plain = _plain(name, MAX_NAME_CHARS)
         if plain:
-            top[plain] = top.get(plain, 0) - negative
+            top[plain] = top.get(plain, 0) + count
     return top
-
-
-def _days_since(at: datetime | None, now: datetime) -> int | None:
-    return None if at is None else max(0, (now - at).days)
-
-
-def _money(amount: Decimal) -> str:
-    return f"{amount:.2f}"
 
 
 def _text_or_none(value: object) -> str | None:

@@ -16,11 +16,13 @@ from typing import Annotated, Any, TypedDict
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from proffer_stream.core.errors import ProfferError
 from proffer_stream.core.limits import no_nul
 from proffer_stream.core.types import Money, StrictModel, Text
 from proffer_stream.offers.models import Channel, OfferType
-from proffer_stream.signals.fold import HOUR_SECONDS, hour_of
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.signals.fold import HOUR_SECONDS
+from proffer_stream.signals.models import CustomerProfile
+from proffer_stream.signals.views import hours_within
 
 MAX_HOURS = 10 * 366 * 24
 """The longest span a rule may name: ten years, so that every time sum stays in range."""
@@ -157,7 +159,7 @@ DEFAULT_RULES = RuleSet(
 # --- Loading: errors name the file, the rule and the field.
 
 
-class RulesError(ValueError):
+class RulesError(ProfferError):
     """A rules file that cannot be used; ``errors`` lists each problem."""
 
     def __init__(self, message: str, errors: list[RuleErrorDetail] | None = None) -> None:
@@ -250,7 +252,7 @@ def _rule_id(data: object, index: int | None) -> str | None:
 # --- Matching: on the hot path, after every profile update.
 
 
-def matches(rule: TriggerRule, signals: CustomerSignals, now: datetime) -> bool:
+def matches(rule: TriggerRule, signals: CustomerProfile, now: datetime) -> bool:
     """Whether every condition of ``rule`` holds for ``signals`` at ``now`` (enabled or not)."""
     conditions = rule.conditions
     return (
@@ -264,7 +266,7 @@ def matches(rule: TriggerRule, signals: CustomerSignals, now: datetime) -> bool:
 
 def firing_rule(
     rules: RuleSet,
-    signals: CustomerSignals,
+    signals: CustomerProfile,
     now: datetime,
     *,
     fired_at: Mapping[str, datetime],
@@ -302,7 +304,7 @@ def _within(least: int | None, most: int | None, value: int) -> bool:
     return (least is None or value >= least) and (most is None or value <= most)
 
 
-def _counts_hold(c: RuleConditions, s: CustomerSignals) -> bool:
+def _counts_hold(c: RuleConditions, s: CustomerProfile) -> bool:
     return (
         _at_least(c.min_counts, s.counts_by_type)
         and _at_least(c.min_page_views, s.page_views)
@@ -313,17 +315,17 @@ def _counts_hold(c: RuleConditions, s: CustomerSignals) -> bool:
     )
 
 
-def _distinct_features(s: CustomerSignals) -> int:
+def _distinct_features(s: CustomerProfile) -> int:
     return sum(1 for uses in s.features_used.values() if uses > 0)
 
 
-def _money_holds(c: RuleConditions, s: CustomerSignals) -> bool:
+def _money_holds(c: RuleConditions, s: CustomerProfile) -> bool:
     return (c.min_purchase_total is None or s.purchase_total >= c.min_purchase_total) and (
         c.min_cart_abandon_total is None or s.cart_abandon_total >= c.min_cart_abandon_total
     )
 
 
-def _activity_holds(c: RuleConditions, s: CustomerSignals, now: datetime) -> bool:
+def _activity_holds(c: RuleConditions, s: CustomerProfile, now: datetime) -> bool:
     return (
         (c.min_events_last_24h is None or _events_within(s, now, 24) >= c.min_events_last_24h)
         and (c.min_events_last_7d is None or _events_within(s, now, 168) >= c.min_events_last_7d)
@@ -338,17 +340,12 @@ def _activity_holds(c: RuleConditions, s: CustomerSignals, now: datetime) -> boo
     )
 
 
-def _events_within(s: CustomerSignals, now: datetime, hours: int) -> int:
-    """Events in the last ``hours`` hours (hour resolution, as the signals views count)."""
-    current = hour_of(now)
-    total = 0
-    for hour, counts in s.hourly_counts.items():
-        if current - hours < hour <= current:
-            total += sum(counts.values())
-    return total
+def _events_within(s: CustomerProfile, now: datetime, hours: int) -> int:
+    """Events in the last ``hours`` hours, counted as the signals views count them."""
+    return sum(sum(counts.values()) for counts in hours_within(s, now, hours))
 
 
-def _purchase_recency_holds(c: RuleConditions, s: CustomerSignals, now: datetime) -> bool:
+def _purchase_recency_holds(c: RuleConditions, s: CustomerProfile, now: datetime) -> bool:
     least, most = c.min_days_since_last_purchase, c.max_days_since_last_purchase
     if least is None and most is None:
         return True

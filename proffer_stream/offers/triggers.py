@@ -41,5 +41,5 @@ def triggered_request(
         rule_id=rule.id,
         rule_version=rule.version,
         requested_at=now,
-        signals=state.model_copy(deep=True),
+        signals=state.profile(),
     )

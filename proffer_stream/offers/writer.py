@@ -1,4 +1,5 @@
-"""The built-in writer: a deterministic draft from the signals, with no model. Pure.
+"""What a writer is (:class:`Writer`), and the built-in one: a deterministic draft from
+the signals, with no model. Pure.
 
 Same input, same draft. It names what matters in the signals (the cart total, the page
 viewed most, the feature used most, the purchases and how long ago the last one was)
@@ -7,11 +8,13 @@ and the customer's first name, and keeps within the rule's hints and the policy.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
-from proffer_stream.offers.models import Channel, OfferDraft, OfferTerms, OfferType
+from proffer_stream.offers.models import Channel, OfferDraft, OfferTerms, OfferType, WriterTrace
 from proffer_stream.offers.policy import (
     MAX_REASONING_CHARS,
     Policy,
@@ -20,7 +23,8 @@ from proffer_stream.offers.policy import (
     reachable_channels,
 )
 from proffer_stream.offers.rules import TriggerRule
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.offers.wording import days_since, money, most_counted
+from proffer_stream.signals.models import CustomerProfile
 
 VALID_DAYS = 7
 LAPSED_DAYS = 30
@@ -48,8 +52,36 @@ class _Facts:
         return self.days_since_purchase is not None and self.days_since_purchase >= LAPSED_DAYS
 
 
+class Writer(Protocol):
+    """Turns a profile, the rule that fired and the policy into a draft, with its trace."""
+
+    async def write(
+        self,
+        signals: CustomerProfile,
+        rule: TriggerRule | None,
+        policy: Policy,
+        now: datetime,
+    ) -> tuple[OfferDraft, WriterTrace]: ...
+
+
+class BuiltinWriter:
+    """The deterministic writer: same input, same draft; no model needed."""
+
+    async def write(
+        self,
+        signals: CustomerProfile,
+        rule: TriggerRule | None,
+        policy: Policy,
+        now: datetime,
+    ) -> tuple[OfferDraft, WriterTrace]:
+        started = time.perf_counter()
+        draft = write_builtin(signals, rule, policy, now)
+        latency = (time.perf_counter() - started) * 1000
+        return draft, WriterTrace(kind="built-in", latency_ms=round(latency, 3))
+
+
 def write_builtin(
-    signals: CustomerSignals, rule: TriggerRule | None, policy: Policy, now: datetime
+    signals: CustomerProfile, rule: TriggerRule | None, policy: Policy, now: datetime
 ) -> OfferDraft:
     """A draft for this customer from their signals, the rule that fired and the policy."""
     facts = _facts(signals, now)
@@ -77,8 +109,7 @@ def write_builtin(
     )
 
 
-def _facts(signals: CustomerSignals, now: datetime) -> _Facts:
-    last = signals.last_purchase_at
+def _facts(signals: CustomerProfile, now: datetime) -> _Facts:
     plan = signals.metadata.get("plan", signals.signup_plan)
     return _Facts(
         first_name=_first_name(signals.name),
@@ -89,7 +120,7 @@ def _facts(signals: CustomerSignals, now: datetime) -> _Facts:
         cart_total=signals.cart_abandon_total,
         purchase_count=signals.purchase_count,
         purchase_total=signals.purchase_total,
-        days_since_purchase=None if last is None else max(0, (now - last).days),
+        days_since_purchase=days_since(signals.last_purchase_at, now),
         last_product=_plain_name(signals.metadata.get("last_product")),
         free_plan=plan == "free",
     )
@@ -107,11 +138,8 @@ def _plain_name(value: object) -> str | None:
 
 def _top(counts: dict[str, int]) -> tuple[str, int] | None:
     """The most counted name (ties: the first in alphabetical order), if any count."""
-    best: tuple[str, int] | None = None
-    for name, count in counts.items():
-        if count > 0 and (best is None or (-count, name) < (-best[1], best[0])):
-            best = (name, count)
-    return best
+    top = most_counted(counts, 1)
+    return top[0] if top else None
 
 
 def _discount_limit(rule: TriggerRule | None, policy: Policy) -> int:
@@ -154,7 +182,7 @@ def _percent(offer_type: OfferType, facts: _Facts, limit: int) -> int | None:
     return percent or None
 
 
-def _channel(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy) -> Channel:
+def _channel(signals: CustomerProfile, rule: TriggerRule | None, policy: Policy) -> Channel:
     """The rule's channel if it reaches the customer, else email when known, else in-app."""
     reachable = [c for c in reachable_channels(signals) if c in policy.channels]
     preferred: list[Channel] = [rule.hints.channel] if rule and rule.hints.channel else []
@@ -162,10 +190,6 @@ def _channel(signals: CustomerSignals, rule: TriggerRule | None, policy: Policy)
         if channel in reachable:
             return channel
     return "in_app"
-
-
-def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
 
 
 def _times(n: int) -> str:
@@ -181,14 +205,14 @@ def _seen(facts: _Facts) -> list[str]:
     seen = []
     if facts.cart_count:
         carts = "a cart" if facts.cart_count == 1 else f"{facts.cart_count} carts"
-        seen.append(f"You left {carts} worth {_money(facts.cart_total)}.")
+        seen.append(f"You left {carts} worth {money(facts.cart_total)}.")
     if facts.top_page:
         seen.append(f"You viewed {facts.top_page[0]} {_times(facts.top_page[1])}.")
     if facts.top_feature:
         seen.append(f"You used {facts.top_feature[0]} {_times(facts.top_feature[1])}.")
     if facts.purchase_count:
         orders = "1 order" if facts.purchase_count == 1 else f"{facts.purchase_count} orders"
-        seen.append(f"You have placed {orders} worth {_money(facts.purchase_total)} in all.")
+        seen.append(f"You have placed {orders} worth {money(facts.purchase_total)} in all.")
     if facts.days_since_purchase is not None and facts.days_since_purchase >= 1:
         product = f" ({facts.last_product})" if facts.last_product else ""
         seen.append(f"Your last order{product} was {_days(facts.days_since_purchase)} ago.")
@@ -204,7 +228,7 @@ def _headline(offer_type: OfferType, facts: _Facts, percent: int | None, days: i
         "upgrade": f"Get more from {feature}: upgrade{off}" if feature else f"Upgrade{off}",
         "bundle": "A bundle picked for you",
         "free_shipping": (
-            f"Free shipping on your {_money(facts.cart_total)} cart"
+            f"Free shipping on your {money(facts.cart_total)} cart"
             if facts.cart_count
             else "Free shipping on your next order"
         ),

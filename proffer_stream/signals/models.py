@@ -1,4 +1,5 @@
-"""A customer's signals: the state the signals agent owns, and the views the API shows."""
+"""A customer's signals: the profile public messages carry, the state the signals agent
+owns (that profile and the agent's bookkeeping), and the views the API shows."""
 
 from __future__ import annotations
 
@@ -30,16 +31,15 @@ class Signals(BaseModel):
     signup_plan: str | None = None
 
 
-class CustomerSignals(Signals):
-    """A customer's live profile, owned by the signals agent (one writer per key).
+class CustomerProfile(Signals):
+    """A customer and their signals, as public messages carry them (an offer request's
+    snapshot, a decision's trace): what the customer did, not the worker's bookkeeping.
 
-    Kept in the Faust table ``signals`` keyed ``<tenant_id>:<external id>``; each
-    update goes to the table's changelog topic, which the sink projects into PostgreSQL.
+    Unknown fields are ignored: older records carried the worker's whole state here.
     """
 
     model_config = ConfigDict(extra="ignore")
 
-    schema_version: Literal[1] = 1
     tenant_id: TenantId
     customer_id: int
     external_id: str
@@ -51,6 +51,18 @@ class CustomerSignals(Signals):
         default_factory=dict,
         description="Event counts per type in each hour (epoch hour) of the last 7 days.",
     )
+
+
+class CustomerSignals(CustomerProfile):
+    """A customer's live profile, owned by the signals agent (one writer per key): the
+    customer's profile and the agent's bookkeeping (when rules fired, the last record
+    applied, where its event ids are kept).
+
+    Kept in the Faust table ``signals`` keyed ``<tenant_id>:<external id>``; each
+    update goes to the table's changelog topic, which the sink projects into PostgreSQL.
+    """
+
+    schema_version: Literal[1] = 1
     rules_fired_at: dict[str, UtcDatetime] = Field(
         default_factory=dict, description="When each trigger rule last asked for an offer."
     )
@@ -64,6 +76,13 @@ class CustomerSignals(Signals):
         " their chunks; None (a profile from before): every day of the window is looked up.",
     )
     updated_at: UtcDatetime | None = None
+
+    def profile(self) -> CustomerProfile:
+        """The customer's :class:`CustomerProfile`: a copy, without the bookkeeping."""
+        return CustomerProfile.model_validate(self.model_dump(include=_PROFILE_FIELDS))
+
+
+_PROFILE_FIELDS = set(CustomerProfile.model_fields)
 
 
 class CustomerColumns(BaseModel):

@@ -37,6 +37,7 @@ from proffer_stream.db.replies import notify
 from proffer_stream.kafka.deadletter import SourceRecord, dead_letter
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.sink.projections import (
+    DATA_ERRORS,
     CommandOutcomesProjection,
     ConfigOutcomesProjection,
     CustomersProjection,
@@ -52,8 +53,6 @@ from proffer_stream.sink.projections import (
 log = logging.getLogger(__name__)
 
 STAGE = "sink"
-DATA_ERRORS: tuple[type[Exception], ...] = (BadRecord, asyncpg.PostgresError, ValueError)
-"""Errors that mean a record cannot be read or written (bad data), not an outage."""
 READ_SLICE_SECONDS = 0.001
 """Longest the sink reads a batch without letting the previous batch's write go on."""
 READ_STEP = 10

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord  # of bytes keys and values
 Item = TypeVar("Item")
 
+DATA_ERRORS: tuple[type[Exception], ...] = (BadRecord, asyncpg.PostgresError, ValueError)
+"""Errors of reading or writing a record that mean bad data, not an outage."""
+
 
 class Projection(Protocol[Item]):
     """Writes the records of one topic into PostgreSQL; a replay changes nothing.

@@ -36,15 +36,12 @@ from proffer_stream.ingest.records import read_message
 from proffer_stream.kafka.lag import fetched_log_ends, topic_partitions
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.offers.models import OfferEvent
-from proffer_stream.sink.projections import OffersProjection, Record
+from proffer_stream.sink.projections import DATA_ERRORS, OffersProjection, Record
 
 log = logging.getLogger(__name__)
 
 #: The tables the replay drops and rebuilds: the projection of ``proffer.offers``.
 TABLES = ("offers", "offer_events", "decisions")
-
-#: Errors that mean a record cannot be written (bad data), not that PostgreSQL is down.
-DATA_ERRORS: tuple[type[Exception], ...] = (BadRecord, asyncpg.PostgresError, ValueError)
 
 
 class ReplayError(ProfferError):

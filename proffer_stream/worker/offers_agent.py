@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
@@ -35,16 +34,12 @@ from proffer_stream.offers.decide import CustomerOffers, already_decided, conclu
 from proffer_stream.offers.models import (
     CommandOutcome,
     OfferCommand,
-    OfferDraft,
     OfferEvent,
     OfferRequest,
     OfferRequestsRecord,
-    WriterTrace,
 )
-from proffer_stream.offers.policy import Policy
-from proffer_stream.offers.rules import TriggerRule
-from proffer_stream.offers.writer import write_builtin
-from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.offers.writer import Writer
+from proffer_stream.signals.models import CustomerProfile
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.tables import write_through
@@ -52,34 +47,6 @@ from proffer_stream.worker.tables import write_through
 log = logging.getLogger(__name__)
 
 STAGE = "offers-agent"
-
-
-class Writer(Protocol):
-    """Turns a profile, the rule that fired and the policy into a draft, with its trace."""
-
-    async def write(
-        self,
-        signals: CustomerSignals,
-        rule: TriggerRule | None,
-        policy: Policy,
-        now: datetime,
-    ) -> tuple[OfferDraft, WriterTrace]: ...
-
-
-class BuiltinWriter:
-    """The deterministic writer: same input, same draft; no model needed."""
-
-    async def write(
-        self,
-        signals: CustomerSignals,
-        rule: TriggerRule | None,
-        policy: Policy,
-        now: datetime,
-    ) -> tuple[OfferDraft, WriterTrace]:
-        started = time.perf_counter()
-        draft = write_builtin(signals, rule, policy, now)
-        latency = (time.perf_counter() - started) * 1000
-        return draft, WriterTrace(kind="built-in", latency_ms=round(latency, 3))
 
 
 class OffersStore:
@@ -237,7 +204,7 @@ class OffersAgent:
     ) -> OfferEvent:
         now = datetime.now(UTC)
         tenant = request.tenant_id
-        signals = request.signals or self.profiles.get((tenant, request.external_customer_id))
+        signals = request.signals or self._profile((tenant, request.external_customer_id))
         rule = self.configs.rule(tenant, request.rule_id) if request.rule_id else None
         policy = self.configs.policy(tenant)
         suppressed = suppression(state, request, signals, rule, policy, now)
@@ -258,6 +225,11 @@ class OffersAgent:
         )
         metrics.OFFER_DECISIONS.labels(decision.event_type).inc()
         return decision
+
+    def _profile(self, key: CustomerKey) -> CustomerProfile | None:
+        """The customer's stored profile (without the signals agent's bookkeeping), if any."""
+        state = self.profiles.get(key)
+        return None if state is None else state.profile()
 
 
 OfferMessage = OfferRequest | OfferCommand

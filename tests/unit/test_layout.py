@@ -1,6 +1,8 @@
-"""The layout keeps its promises: pure domain packages, and declared dependencies only."""
+"""The layout keeps its promises: pure domain packages, no import cycles between
+packages, and declared dependencies only."""
 
 import ast
+import itertools
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
@@ -50,6 +52,48 @@ def test_domain_packages_import_no_io(package):
             if ours or parts[0] in IO_LIBRARIES:
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == [], "domain code must not do I/O:\n" + "\n".join(offenders)
+
+
+def package_imports() -> dict[tuple[str, str], str]:
+    """(importer, imported) top-level packages of proffer_stream -> one such import."""
+    edges: dict[tuple[str, str], str] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        for name in imports_of(path):
+            parts = name.split(".")
+            if parts[0] == "proffer_stream" and len(parts) > 1 and parts[1] != source:
+                edges.setdefault((source, parts[1]), f"{path.relative_to(ROOT)} imports {name}")
+    return edges
+
+
+def shortest_cycle(edges: set[tuple[str, str]], start: str) -> list[str] | None:
+    """The shortest path of imports from ``start`` back to it, if there is one."""
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for source, target in sorted(edges):
+                if source != node:
+                    continue
+                if target == start:
+                    return [*paths[node], start]
+                if target not in paths:
+                    paths[target] = [*paths[node], target]
+                    following.append(target)
+        frontier = following
+    return None
+
+
+def test_top_level_packages_import_each_other_without_cycles():
+    edges = package_imports()
+    cycles = {}
+    for package in sorted({source for source, _ in edges}):
+        cycle = shortest_cycle(set(edges), package)
+        if cycle is not None and frozenset(cycle) not in cycles:
+            steps = "".join(f"\n    {edges[step]}" for step in itertools.pairwise(cycle))
+            cycles[frozenset(cycle)] = " -> ".join(cycle) + steps
+    assert cycles == {}, "packages that import each other:\n" + "\n".join(cycles.values())
 
 
 def _declared(extra: str | None = None) -> set[str]:

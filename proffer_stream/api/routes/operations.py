@@ -52,16 +52,17 @@ async def readyz(db: Db, publisher: Publisher, services: ServicesDep) -> JSONRes
 
 
 async def _consumers(services: Services) -> dict[str, str]:
-    """The worker's and the sink's progress: ok, or stalled with lag."""
+    """Each consumer group's progress: ok, or stalled with lag."""
     try:
         stalled = await asyncio.wait_for(services.progress.stalled(), 2.0)
     except (TimeoutError, KafkaError) as exc:
         log.warning("readiness: cannot read consumer progress: %r", exc)
         return {}
-    for name, is_stalled in stalled.items():
-        if is_stalled:
-            log.warning("readiness: the %s has lag and made no progress", name)
-    return {name: "stalled" if is_stalled else "ok" for name, is_stalled in stalled.items()}
+    for name, partitions in stalled.items():
+        if partitions:
+            where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+            log.warning("readiness: the %s has lag and made no progress on %s", name, where)
+    return {name: "stalled" if partitions else "ok" for name, partitions in stalled.items()}
 
 
 @router.get("/metrics", summary="Prometheus metrics")

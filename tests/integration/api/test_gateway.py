@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from proffer_stream.api.app import create_app
 from proffer_stream.core.identity import customer_id
 from proffer_stream.db import keys
-from proffer_stream.kafka.topics import ensure_topics, topics_for
+from proffer_stream.kafka.lag import fetched_log_ends, group_lag, topic_partitions
+from proffer_stream.kafka.topics import ensure_topics, topics_for, worker_app_id
 from proffer_stream.local.embedded import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
@@ -323,3 +324,47 @@ async def test_readyz_is_not_ready_while_the_worker_has_lag_and_makes_no_progres
             "worker": "stalled",
             "sink": "stalled",
         }
+
+
+async def _commit_at_end(settings, group, topic):
+    """Commit ``group`` at the end of ``topic``, as if it had consumed everything."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, [topic])
+        consumer.assign(partitions)
+        reported = await consumer.end_offsets(partitions)
+        await consumer.commit(await fetched_log_ends(settings.bootstrap_servers, reported))
+    finally:
+        await consumer.stop()
+
+
+async def test_readyz_watches_every_topic_the_worker_and_the_sink_read(settings):
+    """Both groups are done with proffer.events, but nothing reads the offer requests (the
+    offers agent) nor the offers (the sink): each stall shows all the same."""
+    own = settings.model_copy(update={"stall_seconds": 1.0})
+    topics = topics_for(own)
+    producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap_servers)
+    await producer.start()
+    try:
+        for topic in (topics.events, topics.offer_requests, topics.offers):
+            await producer.send_and_wait(topic.name, b"{}", key=b"acme:u")
+    finally:
+        await producer.stop()
+    worker = worker_app_id(own.topic_prefix, own.worker_id)
+    for group in (worker, own.sink_group):
+        await _commit_at_end(own, group, topics.events.name)
+        assert await group_lag(own.bootstrap_servers, group, [topics.events.name]) == 0
+    async with client_for(own) as client:
+        assert (await client.get("/readyz")).status_code == 200  # lag, but just seen
+        await asyncio.sleep(1.5)
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {
+        "postgres": "ok",
+        "kafka": "ok",
+        "worker": "stalled",
+        "sink": "stalled",
+    }

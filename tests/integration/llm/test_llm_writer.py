@@ -26,23 +26,23 @@ from fake_openai import (
     status,
 )
 
+from proffer_stream.core.retry import Backoff
 from proffer_stream.core.settings import Settings
-from proffer_stream.llm.writer import Backoff, LLMWriter, writer_for
+from proffer_stream.llm.writer import LLMWriter, writer_for
 from proffer_stream.local.embedded import free_port
 from proffer_stream.offers.decide import CustomerOffers, conclude
 from proffer_stream.offers.models import OfferDraft, OfferRequest
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import DEFAULT_RULES
-from proffer_stream.offers.writer import write_builtin
+from proffer_stream.offers.writer import BuiltinWriter, write_builtin
 from proffer_stream.signals.fold import new_signals
-from proffer_stream.worker.offers_agent import BuiltinWriter
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
 RULE = next(rule for rule in DEFAULT_RULES.rules if rule.id == "pricing-interest")
 POLICY = Policy()
-FAST = Backoff(first=0.01, most=0.05)
+FAST = Backoff(first=0.01, most=0.05, jitter=True)
 
 
 def customer():

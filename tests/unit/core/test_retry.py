@@ -2,7 +2,7 @@
 
 import pytest
 
-from proffer_stream.core.retry import retry_transient
+from proffer_stream.core.retry import Backoff, retry_transient
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +23,7 @@ class Flaky:
 async def test_transient_errors_are_retried_until_success():
     call = Flaky(3, ConnectionRefusedError("down"))
     result = await retry_transient(
-        call, transient=(OSError,), what="test", first_delay=0.001, max_delay=0.002
+        call, transient=(OSError,), what="test", backoff=Backoff(0.001, 0.002)
     )
     assert (result, call.calls) == ("done", 4)
 
@@ -31,7 +31,7 @@ async def test_transient_errors_are_retried_until_success():
 async def test_other_errors_fail_at_once_and_never_loop():
     call = Flaky(100, ValueError("a query bug"))
     with pytest.raises(ValueError, match="a query bug"):
-        await retry_transient(call, transient=(OSError,), what="test", first_delay=0.001)
+        await retry_transient(call, transient=(OSError,), what="test", backoff=Backoff(0.001))
     assert call.calls == 1
 
 
@@ -39,6 +39,13 @@ async def test_attempts_bound_the_retries():
     call = Flaky(100, TimeoutError("slow"))
     with pytest.raises(TimeoutError):
         await retry_transient(
-            call, transient=(OSError,), what="test", first_delay=0.001, attempts=3
+            call, transient=(OSError,), what="test", backoff=Backoff(0.001), attempts=3
         )
     assert call.calls == 3
+
+
+def test_backoff_doubles_up_to_its_most_and_jitter_draws_down_to_half():
+    assert [Backoff(0.5, 4).delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    for retry in range(1, 6):
+        ceiling = Backoff(0.5, 4).delay(retry)
+        assert ceiling / 2 <= Backoff(0.5, 4, jitter=True).delay(retry) <= ceiling

@@ -1,5 +1,6 @@
 """Offers domain: rules, policy (with a property test), the built-in writer, decisions."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -8,9 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proffer_stream.offers.decide import CustomerOffers, already_decided, conclude, suppression
-from proffer_stream.offers.models import CHANNELS, OFFER_TYPES, OfferDraft, OfferRequest, OfferTerms
+from proffer_stream.offers.models import (
+    CHANNELS,
+    OFFER_TYPES,
+    DecisionTrace,
+    OfferDraft,
+    OfferRequest,
+    OfferRequestsRecord,
+    OfferTerms,
+)
 from proffer_stream.offers.policy import Policy, judge, offer_code, reachable_channels
 from proffer_stream.offers.rules import DEFAULT_RULES, RulesError, firing_rule, load_rules
+from proffer_stream.offers.triggers import triggered_request
 from proffer_stream.offers.writer import write_builtin
 from proffer_stream.signals.fold import new_signals
 
@@ -194,3 +204,37 @@ def test_a_request_of_a_rule_removed_or_disabled_since_it_fired_makes_no_offer()
         "rule disabled: pricing-interest was disabled since it fired"
     ]
     assert reachable_channels(signals) == ["email", "in_app"]
+
+
+BOOKKEEPING = {
+    "schema_version",
+    "rules_fired_at",
+    "last_offer_requested_at",
+    "source_offset",
+    "id_chunks",
+    "updated_at",
+}
+
+
+def test_a_fired_rule_requests_with_the_public_profile_not_the_worker_bookkeeping():
+    state = profile(email="u@x.io", page_views={"/pricing": 2}, source_offset=41)
+    state.id_chunks = {20529: 1}
+    fired = triggered_request(state, DEFAULT_RULES, Policy(), NOW)
+    assert fired is not None and state.rules_fired_at == {fired.rule_id: NOW}
+    sent = json.loads(fired.model_dump_json())["signals"]
+    assert sent["page_views"] == {"/pricing": 2} and sent["external_id"] == "u1"
+    assert BOOKKEEPING.isdisjoint(sent)
+    state.page_views["/pricing"] = 3  # a copy: the worker's later updates do not leak in
+    assert fired.signals.page_views == {"/pricing": 2}
+
+
+def test_records_written_with_the_whole_worker_state_still_parse():
+    old = profile(email="u@x.io", source_offset=7, rules_fired_at={"r": NOW})
+    old.id_chunks = {20529: 1}
+    whole = json.loads(old.model_dump_json())
+    record = {**json.loads(request().model_dump_json()), "signals": whole}
+    parsed = OfferRequestsRecord.model_validate_json(json.dumps(record)).root
+    assert parsed.signals.email == "u@x.io"
+    assert BOOKKEEPING.isdisjoint(json.loads(parsed.model_dump_json())["signals"])
+    trace = DecisionTrace.model_validate({"request_id": "r1", "source": "rule", "signals": whole})
+    assert trace.signals.external_id == "u1"
