@@ -70,9 +70,9 @@ class Topics:
         ]
 
     def worker_inputs(self) -> list[TopicSpec]:
-        """What the worker's consumer group reads: events (the signals agent), and
-        requests and commands (the offers agent)."""
-        return [self.events, self.offer_requests]
+        """What the worker's consumer group reads: events (the signals agent), requests
+        and commands (the offers agent), and config commands (the tenant config agent)."""
+        return [self.events, self.offer_requests, self.tenant_config_commands]
 
     def sink_inputs(self) -> list[TopicSpec]:
         """What the sink's consumer group reads: every topic it projects."""
@@ -82,6 +82,7 @@ class Topics:
             self.offers,
             self.offer_outcomes,
             self.tenant_config,
+            self.tenant_config_outcomes,
         ]
 
 

@@ -26,7 +26,6 @@ from proffer_stream.llm import local_server
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open
 from proffer_stream.local.restore import restore_tenant_config
 from proffer_stream.local.supervisor import GaveUp, RestartPolicy, Supervisor
-from proffer_stream.sink.consumer import projections_for
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +199,9 @@ class LocalStack:
             (
                 "worker",
                 worker_app_id(settings.topic_prefix, settings.worker_id),
-                [
-                    topics.events.name,
-                    topics.offer_requests.name,
-                    topics.tenant_config_commands.name,
-                ],
+                [topic.name for topic in topics.worker_inputs()],
             ),
-            ("sink", settings.sink_group, sorted(projections_for(settings))),
+            ("sink", settings.sink_group, [topic.name for topic in topics.sink_inputs()]),
         ]
         deadline = time.monotonic() + DRAIN_SECONDS
         for name, group, names in groups:
