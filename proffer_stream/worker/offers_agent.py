@@ -46,8 +46,8 @@ from proffer_stream.offers.rules import TriggerRule
 from proffer_stream.offers.writer import write_builtin
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.deadletters import DeadLetters, source_record
+from proffer_stream.worker.faust_seams.tables import write_through
 from proffer_stream.worker.profiles import ProfileStore
-from proffer_stream.worker.tables import write_through
 
 log = logging.getLogger(__name__)
 
