@@ -4,10 +4,11 @@ working (see proffer_stream/worker/faust_seams)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import faust
@@ -17,9 +18,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP, Message
 from support import wait_for
 
+from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.kafka.lag import group_lag
+from proffer_stream.kafka.topics import topics_for
 from proffer_stream.local.embedded import free_port
-from proffer_stream.worker.faust_seams.transport import WorkerConsumer, worker_transport
+from proffer_stream.worker.app import create_app
+from proffer_stream.worker.faust_seams.transport import (
+    WorkerConsumer,
+    WorkerTransport,
+    worker_transport,
+)
 from proffer_stream.worker.inbox import Inbox
 
 pytestmark = pytest.mark.integration
@@ -147,6 +156,13 @@ async def test_checked_highwaters_are_the_log_end_the_broker_may_under_report(
         assert set(reported.values()) == {11}
 
 
+async def test_the_fetcher_waits_the_configured_time_not_faust_s_1500_ms(
+    seamed: Seamed, settings: Settings
+):
+    fetcher = seamed.consumer._thread._consumer._fetcher  # aiokafka's, made at its start
+    assert fetcher._fetch_max_wait_ms == settings.fetch_max_wait_ms != 1500
+
+
 def _embedded_broker() -> bool:
     return not os.environ.get("PROFFER_TEST_KAFKA_BOOTSTRAP_SERVERS") and (
         os.environ.get("PROFFER_TEST_CONTAINERS") != "1"
@@ -228,3 +244,76 @@ def _unset(event: asyncio.Event) -> Callable[[], Awaitable[bool]]:
         return not event.is_set()
 
     return probe
+
+
+async def test_the_worker_writes_what_it_held_before_every_offset_commit(settings: Settings):
+    """The real worker app: its held writes (event ids, profiles) are awaited before each
+    commit, so the event ids reach their changelog before the offsets that counted them."""
+    settings.worker_data_dir.mkdir(parents=True)  # as run_worker does
+    app = create_app(settings)
+    transport: WorkerTransport = app.transport
+    order: list[str] = []
+    write_held = transport.seams.before_commit
+
+    async def before_commit() -> None:
+        await write_held()
+        order.append("held writes written")
+
+    transport.seams = replace(transport.seams, before_commit=before_commit)
+    consumer = app.consumer
+    commit = consumer._commit
+
+    async def recorded_commit(offsets: Mapping[TP, int]) -> bool:
+        order.append("commit")
+        committed: bool = await commit(offsets)
+        return committed
+
+    consumer._commit = recorded_commit
+    topics = topics_for(settings)
+    await app.start()
+    try:
+        await produce_events(settings, topics.events.name, customers=3)
+        await wait_for(
+            lambda: group_lag(settings.bootstrap_servers, app.conf.id, [topics.events.name]),
+            lambda lag: lag == 0,
+            timeout=30,
+            what="the events committed",
+        )
+        seen = list(order)
+    finally:
+        await app.stop()
+    assert "commit" in seen
+    assert all(seen[n - 1] == "held writes written" for n, e in enumerate(seen) if e == "commit")
+    ids = await messages_of(settings, topics.event_ids_changelog.name)
+    assert len(ids) == 3  # one day's chunk per customer, written only by the held writes
+
+
+async def produce_events(settings: Settings, topic: str, customers: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for n in range(customers):
+            value = {
+                "tenant_id": "acme",
+                "customer": {"id": f"c{n}"},
+                "events": [{"id": f"e{n}", "type": "purchase", "data": {"amount": 1}}],
+            }
+            key = partition_key("acme", f"c{n}")
+            await producer.send_and_wait(topic, key=key, value=json.dumps(value).encode())
+    finally:
+        await producer.stop()
+
+
+async def messages_of(settings: Settings, topic: str) -> list[bytes]:
+    """Every record's key on ``topic``, until a second passes with none."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    keys: list[bytes] = []
+    try:
+        while fetched := await consumer.getmany(timeout_ms=1000):
+            keys += [record.key for records in fetched.values() for record in records]
+        return keys
+    finally:
+        await consumer.stop()
