@@ -36,3 +36,18 @@ class SchemaBehind(ProfferError):
             + "); run `proffer-stream migrate` first"
         )
         self.pending = pending
+
+
+class UnsupportedFaust(ProfferError):
+    """The installed faust-streaming is not the version the worker's Faust seams copy."""
+
+    def __init__(self, installed: str, pinned: str) -> None:
+        super().__init__(
+            f"faust-streaming {installed} is installed, but the worker overrides private"
+            f" methods of faust-streaming {pinned} (proffer_stream/worker/faust_seams):"
+            f" install faust-streaming=={pinned}, or port the seams to {installed} (run"
+            " tests/integration/worker) and change the pin in pyproject.toml and"
+            " faust_seams/version.py together"
+        )
+        self.installed = installed
+        self.pinned = pinned

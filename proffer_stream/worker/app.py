@@ -34,6 +34,8 @@ from proffer_stream.worker.config_owner import STAGE as CONFIG_STAGE
 from proffer_stream.worker.config_owner import ConfigOwner
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.expiry import ExpiryTimers
+from proffer_stream.worker.faust_seams.transport import worker_transport
+from proffer_stream.worker.faust_seams.version import require_pinned_faust
 from proffer_stream.worker.inbox import Inbox, consume_in_batches
 from proffer_stream.worker.offer_trigger import OfferTrigger
 from proffer_stream.worker.offers_agent import STAGE as OFFERS_STAGE
@@ -43,7 +45,6 @@ from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.seen_ids import SeenIdStore
 from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
 from proffer_stream.worker.tenant_config import ConfigFollower
-from proffer_stream.worker.transport import worker_transport
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 
 def create_app(settings: Settings) -> faust.App:
     """The worker's Faust app with its topics, table and signals agent."""
+    require_pinned_faust()
     topics = topics_for(settings)
     app = faust.App(
         worker_app_id(settings.topic_prefix, settings.worker_id),

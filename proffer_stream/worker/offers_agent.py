@@ -41,8 +41,8 @@ from proffer_stream.offers.models import (
 from proffer_stream.offers.writer import Writer
 from proffer_stream.signals.models import CustomerProfile
 from proffer_stream.worker.deadletters import DeadLetters, source_record
+from proffer_stream.worker.faust_seams.tables import write_through
 from proffer_stream.worker.profiles import ProfileStore
-from proffer_stream.worker.tables import write_through
 
 log = logging.getLogger(__name__)
 

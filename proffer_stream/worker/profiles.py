@@ -18,8 +18,8 @@ from proffer_stream.db.events import counted_event_ids
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
+from proffer_stream.worker.faust_seams.tables import write_through
 from proffer_stream.worker.lent import Lent
-from proffer_stream.worker.tables import write_through
 
 log = logging.getLogger(__name__)
 

@@ -8,20 +8,15 @@ of ids take disk, not memory; RocksDB drops buckets older than the window on com
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from types import SimpleNamespace
 
-from faust.streams import _current_event
 from faust.types import Message, TableT
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, pack, unpack
+from proffer_stream.worker.faust_seams.tables import in_partition, put_all, send_changelog, stored
 from proffer_stream.worker.lent import Lent
-from proffer_stream.worker.tables import put_all, send_changelog
 
 
 def bucket_key(customer: CustomerKey, day: int, chunk: int) -> bytes:
@@ -72,7 +67,7 @@ class SeenIdStore:
             return kept
         buckets = []
         held = self._held.get(source.partition, {})
-        with _in_partition_of(source.partition):
+        with in_partition(source.partition):
             for day in days_kept(now, self.days):
                 chunk = 0
                 while known is None or chunk < known.get(day, 0):
@@ -97,7 +92,7 @@ class SeenIdStore:
         entries = held.get(key)
         if entries is not None:
             return entries.copy()
-        value = self.table.data.get(key)
+        value = stored(self.table, key)
         return None if value is None else unpack(value)
 
     async def flush(self) -> None:
@@ -109,7 +104,7 @@ class SeenIdStore:
             for partition, chunks in held.items()
         }
         for partition, items in packed.items():  # all in the store before the first send
-            with _in_partition_of(partition):
+            with in_partition(partition):
                 put_all(self.table, items)
         for partition, items in packed.items():
             await send_changelog(self.table, items, partition)
@@ -118,28 +113,3 @@ class SeenIdStore:
         """Drop the ids kept in memory: the partitions they came from may move (call when
         partitions are revoked; the table is the truth again)."""
         self._kept.clear()
-
-
-class _EventIn:
-    """What Faust's RocksDB store reads of the current event: its record's partition."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, partition: int) -> None:
-        self.message = SimpleNamespace(partition=partition)
-
-
-@contextmanager
-def _in_partition_of(partition: int) -> Iterator[None]:
-    """Make the current event one of ``partition``, which tells RocksDB the partition.
-
-    Faust's RocksDB store reads and writes the database of the current event's
-    partition; work done once per batch or commit has no current event (or another
-    record's), so it names the partition it is for.
-    """
-    event = _EventIn(partition)
-    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        _current_event.reset(token)

@@ -1,0 +1,12 @@
+"""Where the worker reaches into faust-streaming's internals, one named seam per concern.
+
+No other worker module touches Faust's private names. Each seam says which Faust behaviour
+or issue it works around and what it measured; :func:`version.require_pinned_faust` stops
+the worker on a faust-streaming other than the one they are written against, and
+tests/integration/worker fail if one stops working.
+
+- :mod:`.transport`: the Kafka transport: fetch wait, checked high watermarks, inbox
+  routing, a safe seek after recovery, a hook before every offset commit.
+- :mod:`.tables`: tables written a batch at a time (store and changelog directly), and the
+  partition Faust's RocksDB store reads from the current event.
+"""
