@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="Where the worker keeps the remembered event ids: rocksdb on disk under"
         " the data dir (memory bounded), or memory (all of them in RAM).",
     )
+    state_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where the worker keeps the profiles and offers it owns: rocksdb on disk"
+        " under the data dir (a restarted worker reads only the changelog its store lacks),"
+        " or memory (rebuilt from the whole changelog at every start).",
+    )
 
     rules_file: Path | None = Field(
         None,

@@ -15,6 +15,12 @@ async def apply_config_changes(conn: asyncpg.Connection, changes: Sequence[Confi
 
     An equal version replaces the row, as compaction keeps the later of two records.
     """
+    latest: dict[tuple[str, str], ConfigChange] = {}
+    for change in changes:  # one row each: a statement cannot update a row twice
+        known = latest.get((change.tenant_id, change.kind))
+        if known is None or known.version <= change.version:
+            latest[(change.tenant_id, change.kind)] = change
+    changes = list(latest.values())
     if not changes:
         return 0
     result = await conn.execute(

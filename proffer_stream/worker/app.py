@@ -30,10 +30,12 @@ from proffer_stream.offers.config import ConfigChange, ConfigOutcome, TenantConf
 from proffer_stream.offers.models import CommandOutcome, OfferEvent
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import rules_file_or_default
+from proffer_stream.signals.seen_ids import pack
 from proffer_stream.worker.config_owner import STAGE as CONFIG_STAGE
 from proffer_stream.worker.config_owner import ConfigOwner
 from proffer_stream.worker.deadletters import DeadLetters
 from proffer_stream.worker.expiry import ExpiryTimers
+from proffer_stream.worker.faust_seams.stores import drop_stores_of_a_lost_log
 from proffer_stream.worker.faust_seams.transport import worker_transport
 from proffer_stream.worker.faust_seams.version import require_pinned_faust
 from proffer_stream.worker.inbox import Inbox, consume_in_batches
@@ -44,6 +46,7 @@ from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.seen_ids import SeenIdStore
 from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
+from proffer_stream.worker.state import Checkpoint, TableTransaction
 from proffer_stream.worker.tenant_config import ConfigFollower
 
 log = logging.getLogger(__name__)
@@ -80,26 +83,26 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker_web_port,
     )
     events_inbox = Inbox(app, topics.events.name, maxsize=2 * settings.worker_batch_size)
-    held_writes: list[Callable[[], Awaitable[None]]] = []
-
-    async def write_held() -> None:
-        for flush in held_writes:
-            await flush()
-
+    checkpoint = Checkpoint(app)
     app.transport = worker_transport(
         app,
         settings.bootstrap_servers,
         settings.fetch_max_wait_ms,
         [events_inbox],
-        before_commit=write_held,
+        before_commit=checkpoint,
     )
     events_topic = app.topic(topics.events.name, key_type=bytes, value_type=bytes)
     app.topics.add(events_topic)  # subscribed; its records go to the inbox
     deadletter_topic = app.topic(topics.deadletter.name, key_type=bytes, value_type=bytes)
-    # Writes happen per batch, outside one event's context: the partitioner (murmur2
-    # on the customer's key, as producers use) picks the changelog partition.
-    table = _table(app, SIGNALS_TABLE, settings, use_partitioner=True)
-    offers_table = _table(app, OFFERS_TABLE, settings, use_partitioner=True)
+    # Written by the checkpoint, outside one event's context, each key to the partition
+    # of its customer's records (murmur2 on the key, as producers use).
+    state_store = settings.state_store
+    table = _table(
+        app, SIGNALS_TABLE, settings, use_partitioner=True, store=f"{state_store}:{SIGNALS_TABLE}"
+    )
+    offers_table = _table(
+        app, OFFERS_TABLE, settings, use_partitioner=True, store=f"{state_store}:{OFFERS_TABLE}"
+    )
     event_ids = _table(
         app,
         EVENT_IDS_TABLE,
@@ -114,9 +117,17 @@ def create_app(settings: Settings) -> faust.App:
     )
     configs = TenantConfigs(rules_file_or_default(settings.rules_file), Policy())
     config = ConfigFollower(configs, settings)
-    profiles = ProfileStore(table, settings.database_url, settings.dedup_days)
-    seen_ids = SeenIdStore(event_ids, settings.dedup_days)
-    held_writes.extend([profiles.flush, seen_ids.flush])  # profiles first
+    # Profiles first: a remembered id chunk never reaches the changelog before the
+    # profile that counted it.
+    profiles = ProfileStore(
+        checkpoint.register(TableTransaction(table, bytes)),
+        settings.partitions,
+        settings.database_url,
+        settings.dedup_days,
+    )
+    seen_ids = SeenIdStore(
+        checkpoint.register(TableTransaction(event_ids, pack)), settings.dedup_days
+    )
     agent = SignalsAgent(
         profiles,
         DeadLetters(deadletter_topic, STAGE),
@@ -127,7 +138,9 @@ def create_app(settings: Settings) -> faust.App:
         OfferTrigger(requests_topic, configs),
     )
 
-    offers_store = OffersStore(offers_table)
+    offers_store = OffersStore(
+        checkpoint.register(TableTransaction(offers_table, bytes)), settings.partitions
+    )
     timers = ExpiryTimers()
     offers_agent = OffersAgent(
         offers_store,
@@ -151,7 +164,7 @@ def create_app(settings: Settings) -> faust.App:
             settings.worker_batch_size,
             settings.worker_batch_seconds,
             on_failure=stop_without_acking,
-            after_batch=flush_when_caught_up(profiles.flush, settings.profile_flush_seconds),
+            after_batch=flush_when_caught_up(checkpoint, settings.profile_flush_seconds),
         )
 
     @app.agent(requests_topic, name="offers", concurrency=1)
@@ -184,10 +197,11 @@ def create_app(settings: Settings) -> faust.App:
         agent.report()
 
     @app.on_partitions_revoked.connect
-    async def forget_kept_ids(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Ids kept in memory may belong to partitions that move: read them afresh. (The
-        commit before this wrote what was held; what a commit left is written now.)"""
-        await write_held()
+    async def forget_kept_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Profiles and ids kept in memory may belong to partitions that move: read them
+        afresh. (The commit before this checkpointed; what it left is checkpointed now.)"""
+        await checkpoint()
+        profiles.forget()
         seen_ids.forget()
 
     @app.on_rebalance_complete.connect
@@ -358,6 +372,7 @@ def run_worker(settings: Settings) -> None:
     metrics.serve_metrics(settings.metrics_port)
     (settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
+    drop_stores_of_a_lost_log(app, settings.bootstrap_servers)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG, so
     # every library debug call builds a record (3% of a profile of the worker at one

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
-from faust.types import EventT, TableT
+from faust.types import EventT
 
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
@@ -41,8 +41,9 @@ from proffer_stream.offers.models import (
 from proffer_stream.offers.writer import Writer
 from proffer_stream.signals.models import CustomerProfile
 from proffer_stream.worker.deadletters import DeadLetters, source_record
-from proffer_stream.worker.faust_seams.tables import write_through
 from proffer_stream.worker.profiles import ProfileStore
+from proffer_stream.worker.reroute import key_partition
+from proffer_stream.worker.state import TableTransaction
 
 log = logging.getLogger(__name__)
 
@@ -50,33 +51,34 @@ STAGE = "offers-agent"
 
 
 class OffersStore:
-    """Each customer's :class:`CustomerOffers` in the Faust table ``offers``."""
+    """Each customer's :class:`CustomerOffers` in the Faust table ``offers``, written
+    through the table's transaction (the checkpoint writes it before each commit)."""
 
-    def __init__(self, table: TableT[bytes, bytes]) -> None:
-        self.table = table
+    def __init__(self, state: TableTransaction[bytes], partitions: int) -> None:
+        self.state = state
+        self.partitions = partitions
 
     def all(self) -> list[CustomerOffers]:
         """Every customer's offers this worker holds (after a rebalance, for the timers)."""
-        return [CustomerOffers.model_validate_json(v) for v in self.table.values() if v]
+        table = self.state.table
+        return [CustomerOffers.model_validate_json(v) for v in table.values() if v]
 
     def load(self, key: CustomerKey) -> CustomerOffers:
-        stored = self.table.get(partition_key(*key))
+        table_key = partition_key(*key)
+        partition = key_partition(table_key, self.partitions)
+        stored = self.state.held(partition, table_key)
+        if stored is None:
+            stored = self.state.stored(partition, table_key)
         if stored is None:
             return CustomerOffers(tenant_id=key[0], external_customer_id=key[1])
         return CustomerOffers.model_validate_json(stored)
 
-    async def save(self, states: Sequence[CustomerOffers]) -> None:
-        """Table and changelog, once per batch."""
-        await write_through(
-            self.table,
-            (
-                (
-                    partition_key(state.tenant_id, state.external_customer_id),
-                    state.model_dump_json().encode(),
-                )
-                for state in states
-            ),
-        )
+    def save(self, states: Sequence[CustomerOffers]) -> None:
+        """Hold the customers' offers for the checkpoint."""
+        for state in states:
+            key = partition_key(state.tenant_id, state.external_customer_id)
+            value = state.model_dump_json().encode()
+            self.state.set(key_partition(key, self.partitions), key, value)
 
 
 class OffersAgent:
@@ -183,7 +185,7 @@ class OffersAgent:
                 await self.outbox.outcome(outcome)
             changed = True
         if changed:
-            await self.offers.save([state])
+            self.offers.save([state])
             self.on_saved([state])
         for item in pending:
             item.event.ack()

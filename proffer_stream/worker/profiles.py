@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from faust.types import TableT
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.retry import retry_transient
@@ -18,8 +17,9 @@ from proffer_stream.db.events import counted_event_ids
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
-from proffer_stream.worker.faust_seams.tables import write_through
 from proffer_stream.worker.lent import Lent
+from proffer_stream.worker.reroute import key_partition
+from proffer_stream.worker.state import TableTransaction
 
 log = logging.getLogger(__name__)
 
@@ -41,31 +41,35 @@ class ProfileStore:
     """Customer profiles in the Faust table ``signals``, keyed ``<tenant>:<external id>``.
 
     The profiles it saved are kept parsed (at most ``kept_parsed``, the most recently
-    saved), each with the very bytes object it stored: :meth:`load` lends one out only
-    while the store still holds those bytes, and takes it back out of the cache, so that
-    a profile changed by a batch that did not save it is parsed afresh. Parsing a
-    profile per customer and batch was 7% of the worker's time at one event per record.
+    saved): :meth:`load` lends one out instead of reading and parsing what it stored, and
+    takes it out of the cache, so that a profile changed by a batch that did not save it
+    is read afresh. Only this store writes the table while its partitions stay here, so
+    a kept profile is what the table holds; :meth:`forget` drops them when partitions
+    move (recovery may write the table then). Parsing a profile per customer and batch
+    was 7% of the worker's time at one event per record.
 
-    Saved profiles are held, serialised, until :meth:`flush` writes them to the table
-    and its changelog: the worker flushes when it has caught up with its input, at most
-    ``PROFFER_PROFILE_FLUSH_SECONDS`` after the last flush, before every offset commit
-    and on a rebalance. A busy customer's profile is written once per flush instead of
-    once per batch while the worker is behind; when it keeps up, every batch flushes.
-    Reads (:meth:`get`, :meth:`load`) see what is held.
+    Saved profiles are held, serialised, in the table's transaction until the checkpoint
+    writes them (:mod:`proffer_stream.worker.state`): the worker checkpoints when it has
+    caught up with its input, at most ``PROFFER_PROFILE_FLUSH_SECONDS`` after the last,
+    before every offset commit and on a rebalance. A busy customer's profile is written
+    once per checkpoint instead of once per batch while the worker is behind; when it
+    keeps up, every batch is checkpointed. Reads (:meth:`get`, :meth:`load`) see what is
+    held.
     """
 
     def __init__(
         self,
-        table: TableT[bytes, bytes],
+        state: TableTransaction[bytes],
+        partitions: int,
         database_url: str,
         dedup_days: int,
         kept_parsed: int = 10_000,
     ) -> None:
-        self.table = table
+        self.state = state
+        self.partitions = partitions
         self.database_url = database_url
         self.dedup_days = dedup_days
-        self._parsed: Lent[bytes, tuple[bytes, CustomerSignals]] = Lent(kept_parsed)
-        self._held: dict[bytes, bytes] = {}
+        self._parsed: Lent[bytes, CustomerSignals] = Lent(kept_parsed)
         self._pool: asyncpg.Pool | None = None
 
     def get(self, key: CustomerKey) -> CustomerSignals | None:
@@ -92,33 +96,30 @@ class ProfileStore:
         return loaded
 
     def save(self, states: Iterable[CustomerSignals]) -> None:
-        """Hold profiles for the next :meth:`flush`."""
+        """Hold profiles for the checkpoint."""
         for state in states:
             key = partition_key(state.tenant_id, state.external_id)
             value = state.model_dump_json().encode()
-            self._held[key] = value
-            self._parsed.keep(key, (value, state))
-
-    async def flush(self) -> None:
-        """Put the held profiles in the table and queue their changelog records (Faust
-        flushes the producer before it commits)."""
-        held, self._held = self._held, {}
-        await write_through(self.table, held.items())
+            self.state.set(key_partition(key, self.partitions), key, value)
+            self._parsed.keep(key, state)
 
     def _stored(self, key: bytes) -> bytes | None:
-        held = self._held.get(key)
-        return held if held is not None else self.table.get(key)
+        partition = key_partition(key, self.partitions)
+        held = self.state.held(partition, key)
+        return held if held is not None else self.state.stored(partition, key)
 
     def _take(self, key: bytes) -> CustomerSignals | None:
-        """The profile stored: the parsed one kept, if it is still what is stored (it
-        leaves the cache), else parsed."""
-        stored = self._stored(key)
-        if stored is None:
-            return None
+        """The profile stored: the parsed one kept (it leaves the cache), else parsed."""
         kept = self._parsed.take(key)
-        if kept is not None and kept[0] is stored:
-            return kept[1]
-        return CustomerSignals.model_validate_json(stored)
+        if kept is not None:
+            return kept
+        stored = self._stored(key)
+        return None if stored is None else CustomerSignals.model_validate_json(stored)
+
+    def forget(self) -> None:
+        """Drop the profiles kept parsed: the partitions they came from may move (call
+        when partitions are revoked; the table is the truth again)."""
+        self._parsed.clear()
 
     async def close(self) -> None:
         if self._pool is not None:

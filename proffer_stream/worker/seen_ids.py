@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from faust.types import Message, TableT
+from faust.types import Message
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.types import CustomerKey
-from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, pack, unpack
-from proffer_stream.worker.faust_seams.tables import in_partition, put_all, send_changelog, stored
+from proffer_stream.signals.seen_ids import SeenIds, day_of, days_kept, unpack
 from proffer_stream.worker.lent import Lent
+from proffer_stream.worker.state import TableTransaction
 
 
 def bucket_key(customer: CustomerKey, day: int, chunk: int) -> bytes:
@@ -33,19 +33,21 @@ class SeenIdStore:
     worker's time at one event per record). A lent object leaves the cache until it is
     saved, so one changed by a batch that did not save it is read afresh.
 
-    Saved chunks are held until :meth:`flush` (and packed then), which the worker runs
-    before every offset commit: a customer's chunk is written once per commit instead of
-    once per batch (a RocksDB put and a changelog record were an eighth of the worker's
-    time at one event per record). What a crash loses of them belongs to records after the
-    committed offset, which are read again: the profile skips those it had applied, and
-    remembers their ids again (:meth:`SeenIds.remember_replayed`).
+    Saved chunks are held in the table's transaction (and packed only when the
+    checkpoint before every offset commit writes them): a customer's chunk is written
+    once per commit instead of once per batch (a RocksDB put and a changelog record were
+    an eighth of the worker's time at one event per record). What a crash loses of them
+    belongs to records after the committed offset, which are read again: the profile
+    skips those it had applied, and remembers their ids again
+    (:meth:`SeenIds.remember_replayed`).
     """
 
-    def __init__(self, table: TableT[bytes, bytes], days: int, kept: int = 10_000) -> None:
-        self.table = table
+    def __init__(
+        self, state: TableTransaction[dict[int, int]], days: int, kept: int = 10_000
+    ) -> None:
+        self.state = state
         self.days = days
         self._kept: Lent[CustomerKey, SeenIds] = Lent(kept)
-        self._held: dict[int, dict[bytes, dict[int, int]]] = {}  # by partition: to write
 
     def load(
         self,
@@ -66,48 +68,32 @@ class SeenIdStore:
         if kept is not None and kept.today == day_of(now):
             return kept
         buckets = []
-        held = self._held.get(source.partition, {})
-        with in_partition(source.partition):
-            for day in days_kept(now, self.days):
-                chunk = 0
-                while known is None or chunk < known.get(day, 0):
-                    entries = self._stored_chunk(bucket_key(customer, day, chunk), held)
-                    if entries is None:
-                        break
-                    buckets.append((day, chunk, entries))
-                    chunk += 1
+        for day in days_kept(now, self.days):
+            chunk = 0
+            while known is None or chunk < known.get(day, 0):
+                entries = self._stored_chunk(source.partition, bucket_key(customer, day, chunk))
+                if entries is None:
+                    break
+                buckets.append((day, chunk, entries))
+                chunk += 1
         return SeenIds(day_of(now), buckets)
 
     def save(self, customer: CustomerKey, seen: SeenIds, source: Message) -> None:
-        """Hold the chunks ``seen`` changed for the next :meth:`flush`, on the partition
-        of the customer's events."""
-        held = self._held.setdefault(source.partition, {})
+        """Hold the chunks ``seen`` changed for the checkpoint, on the partition of the
+        customer's events."""
         for chunk, entries in seen.changed().items():  # a copy: a later batch changes them
-            held[bucket_key(customer, seen.today, chunk)] = entries.copy()
+            key = bucket_key(customer, seen.today, chunk)
+            self.state.set(source.partition, key, entries.copy())
         seen.mark_saved()
         self._kept.keep(customer, seen)
 
-    def _stored_chunk(self, key: bytes, held: dict[bytes, dict[int, int]]) -> dict[int, int] | None:
-        """A chunk's entries: as held for the next flush, else as in the table."""
-        entries = held.get(key)
+    def _stored_chunk(self, partition: int, key: bytes) -> dict[int, int] | None:
+        """A chunk's entries: as held for the checkpoint, else as in the table."""
+        entries = self.state.held(partition, key)
         if entries is not None:
             return entries.copy()
-        value = stored(self.table, key)
+        value = self.state.stored(partition, key)
         return None if value is None else unpack(value)
-
-    async def flush(self) -> None:
-        """Write the held chunks to the table and queue their changelog records (before
-        an offset commit, which flushes the producer first)."""
-        held, self._held = self._held, {}
-        packed = {
-            partition: [(key, pack(entries)) for key, entries in chunks.items()]
-            for partition, chunks in held.items()
-        }
-        for partition, items in packed.items():  # all in the store before the first send
-            with in_partition(partition):
-                put_all(self.table, items)
-        for partition, items in packed.items():
-            await send_changelog(self.table, items, partition)
 
     def forget(self) -> None:
         """Drop the ids kept in memory: the partitions they came from may move (call when

@@ -7,6 +7,8 @@ tests/integration/worker fail if one stops working.
 
 - :mod:`.transport`: the Kafka transport: fetch wait, checked high watermarks, inbox
   routing, a safe seek after recovery, a hook before every offset commit.
-- :mod:`.tables`: tables written a batch at a time (store and changelog directly), and the
-  partition Faust's RocksDB store reads from the current event.
+- :mod:`.tables`: tables written a checkpoint at a time (store and changelog directly,
+  the changelog offset the store holds), and the partition Faust's RocksDB store reads
+  from the current event.
+- :mod:`.stores`: on-disk stores that hold a log the broker lost, dropped at start.
 """

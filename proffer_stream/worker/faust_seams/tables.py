@@ -1,39 +1,28 @@
-"""Seam: Faust tables written a batch at a time, straight to the store and the changelog.
+"""Seam: Faust tables written a checkpoint at a time, straight to the store and changelog.
 
 Faust's per-key path (``table[key] = value``: ``Table.on_key_set`` makes a future per key,
 partitions eagerly, runs callbacks and sensors) cost ~270 µs a key here, the producer's own
-``send`` about a tenth of that. These functions write the table's store (``Table.data``)
-and send the changelog records (``Table.changelog_topic``) with the app's producer
-themselves. Faust flushes the producer before it commits offsets, so a table is never
-behind the committed offset.
+``send`` about a tenth of that. The worker's checkpoint (:mod:`proffer_stream.worker.state`)
+uses these instead: it sends the changelog records (``Table.changelog_topic``) with the
+app's producer, writes the table's store (``Table.data``), and records the changelog
+offset the store holds, as ``Table._on_changelog_sent`` does for Faust's own writes.
 
 Faust's RocksDB store picks the database of a partition from the current event
-(``faust.streams._current_event``); work done once per batch or commit has no current event
-(or another record's), so :func:`in_partition` names the partition it is for.
+(``faust.streams._current_event``); work done once per batch or checkpoint has no current
+event (or another record's), so :func:`in_partition` names the partition it is for.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
+from typing import cast
 
+from aiokafka.structs import RecordMetadata
 from faust.streams import _current_event
-from faust.types import TableT
-
-
-async def write_through(
-    table: TableT[bytes, bytes], items: Iterable[tuple[bytes, bytes]], partition: int | None = None
-) -> None:
-    """Put each (key, value) in ``table`` and queue its changelog record.
-
-    The same effect as ``table[key] = value`` at a fraction of its cost. ``partition``
-    None lets the partitioner (murmur2 on the key, as producers use) choose.
-    """
-    items = list(items)
-    put_all(table, items)  # all in the store before the first send lets others run
-    await send_changelog(table, items, partition)
+from faust.types import TP, StoreT, TableT
 
 
 def put_all(table: TableT[bytes, bytes], items: Iterable[tuple[bytes, bytes]]) -> None:
@@ -51,13 +40,21 @@ def stored(table: TableT[bytes, bytes], key: bytes) -> bytes | None:
 
 
 async def send_changelog(
-    table: TableT[bytes, bytes], items: Iterable[tuple[bytes, bytes]], partition: int | None
-) -> None:
-    """Queue the changelog records of values put with :func:`put_all`."""
-    producer = table.app.producer
+    table: TableT[bytes, bytes], key: bytes, value: bytes, partition: int
+) -> Awaitable[RecordMetadata]:
+    """Queue the changelog record of a value to be put with :func:`put_all`; the
+    returned awaitable completes when the broker has it."""
     changelog = table.changelog_topic.get_topic_name()
-    for key, value in items:
-        await producer.send(changelog, key, value, partition, None, None)
+    return await table.app.producer.send(changelog, key, value, partition, None, None)
+
+
+def record_changelog_offset(table: TableT[bytes, bytes], partition: int, offset: int) -> None:
+    """Record in the table's store that it holds the changelog up to ``offset`` of
+    ``partition``, as Faust does after each of its own sends (``Table._on_changelog_sent``
+    calls ``Store.set_persisted_offset``): recovery then reads only the records after it.
+    A memory store keeps no offset (recovery reads the whole changelog)."""
+    store = cast(StoreT[bytes, bytes], table.data)
+    store.set_persisted_offset(TP(table.changelog_topic.get_topic_name(), partition), offset)
 
 
 class _EventIn:

@@ -82,7 +82,10 @@ async def test_pending_reads_without_writing(empty_database):
 async def test_a_query_error_is_not_mistaken_for_an_outage(empty_database):
     """The worker's restore used to retry any PostgreSQL error for ever."""
     store = ProfileStore(
-        table=None, database_url=Settings(database_url=empty_database).database_url, dedup_days=7
+        state=None,
+        partitions=4,
+        database_url=Settings(database_url=empty_database).database_url,
+        dedup_days=7,
     )
     try:
         restored = await store._restore([("acme", "u1"), ("acme", "u2")])

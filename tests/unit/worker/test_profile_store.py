@@ -1,5 +1,6 @@
 """The profile store's parsed profiles: lent to one batch, trusted only while current."""
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -7,43 +8,67 @@ import pytest
 from proffer_stream.core.identity import partition_key
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.worker.profiles import ProfileStore
+from proffer_stream.worker.reroute import key_partition
+from proffer_stream.worker.state import Checkpoint, TableTransaction
 
 pytestmark = pytest.mark.unit
 
 KEY = ("acme", "u1")
 
 
-class FakeTable:
-    """A memory table as Faust has it: ``data`` holds the very objects put in it."""
+class FakeStore(dict):
+    """A memory store that also keeps the changelog offsets recorded in it."""
 
     def __init__(self):
-        self.data = {}
+        super().__init__()
+        self.persisted = {}
+
+    def set_persisted_offset(self, tp, offset):
+        self.persisted[tp.partition] = offset
+
+
+class FakeTable:
+    """A table with its store, its changelog producer and its app's checkpoint."""
+
+    def __init__(self):
+        self.data = FakeStore()
         self.sent = []
+        ends = {}
 
         async def send(topic, key, value, partition, timestamp, headers):
             self.sent.append((key, value))
+            ends[partition] = ends.get(partition, -1) + 1
+            delivered = asyncio.get_running_loop().create_future()
+            delivered.set_result(SimpleNamespace(offset=ends[partition]))
+            return delivered
 
-        self.app = SimpleNamespace(producer=SimpleNamespace(send=send))
+        async def flush():
+            return None
+
+        self.app = SimpleNamespace(producer=SimpleNamespace(send=send, flush=flush))
         self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "signals-changelog")
+        self.checkpoint = Checkpoint(self.app)
 
-    def get(self, key):
-        return self.data.get(key)
+    def transaction(self, encode=bytes):
+        return self.checkpoint.register(TableTransaction(self, encode))
 
 
 def store(table, kept=10):
-    return ProfileStore(table, database_url="", dedup_days=7, kept_parsed=kept)
+    return ProfileStore(
+        table.transaction(), partitions=4, database_url="", dedup_days=7, kept_parsed=kept
+    )
 
 
-async def saved(profiles, states):
+async def saved(profiles, states, table):
     profiles.save(states)
-    await profiles.flush()
+    await table.checkpoint()
 
 
 async def test_a_saved_profile_is_lent_out_again_without_parsing():
     table = FakeTable()
     profiles = store(table)
     state = new_signals(*KEY)
-    await saved(profiles, [state])
+    await saved(profiles, [state], table)
     loaded = await profiles.load([KEY])
     assert loaded.states[KEY] is state
     assert table.sent == [(partition_key(*KEY), state.model_dump_json().encode())]
@@ -53,7 +78,7 @@ async def test_a_lent_profile_not_saved_back_is_parsed_afresh():
     """A batch that changed a profile and did not save it leaves the table's version."""
     table = FakeTable()
     profiles = store(table)
-    await saved(profiles, [new_signals(*KEY)])
+    await saved(profiles, [new_signals(*KEY)], table)
     lent = (await profiles.load([KEY])).states[KEY]
     lent.event_count = 99  # changed, never saved
     again = (await profiles.load([KEY])).states[KEY]
@@ -61,13 +86,14 @@ async def test_a_lent_profile_not_saved_back_is_parsed_afresh():
     assert again.event_count == 0
 
 
-async def test_a_profile_the_table_replaced_is_parsed_from_the_table():
-    """Recovery or a rebalance puts other bytes in the table: those are the truth."""
+async def test_after_a_rebalance_the_table_is_the_truth():
+    """Recovery puts other bytes in the table while partitions move: those count."""
     table = FakeTable()
     profiles = store(table)
-    await saved(profiles, [new_signals(*KEY)])
+    await saved(profiles, [new_signals(*KEY)], table)
     recovered = new_signals(*KEY).model_copy(update={"event_count": 7})
     table.data[partition_key(*KEY)] = recovered.model_dump_json().encode()
+    profiles.forget()
     assert (await profiles.load([KEY])).states[KEY].event_count == 7
 
 
@@ -75,7 +101,7 @@ async def test_at_most_kept_parsed_profiles_are_kept_the_oldest_saved_go_first()
     table = FakeTable()
     profiles = store(table, kept=2)
     states = [new_signals("acme", f"u{n}") for n in range(3)]
-    await saved(profiles, states)
+    await saved(profiles, states, table)
     loaded = await profiles.load([("acme", f"u{n}") for n in range(3)])
     assert [loaded.states[("acme", f"u{n}")] is states[n] for n in range(3)] == [
         False,
@@ -84,7 +110,7 @@ async def test_at_most_kept_parsed_profiles_are_kept_the_oldest_saved_go_first()
     ]
 
 
-async def test_saved_profiles_are_held_and_read_until_one_flush_writes_the_last():
+async def test_saved_profiles_are_held_and_read_until_one_checkpoint_writes_the_last():
     table = FakeTable()
     profiles = store(table)
     state = new_signals(*KEY)
@@ -94,6 +120,9 @@ async def test_saved_profiles_are_held_and_read_until_one_flush_writes_the_last(
     profiles.save([state])
     assert table.sent == [] and table.data == {}
     assert profiles.get(KEY).event_count == 2
-    await profiles.flush()
-    assert table.sent == [(partition_key(*KEY), state.model_dump_json().encode())]
+    await table.checkpoint()
+    key = partition_key(*KEY)
+    assert table.sent == [(key, state.model_dump_json().encode())]
+    assert table.data == {key: state.model_dump_json().encode()}
+    assert table.data.persisted == {key_partition(key, 4): 0}  # its changelog offset
     assert (await profiles.load([KEY])).states[KEY] is state

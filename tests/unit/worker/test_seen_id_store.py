@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from test_profile_store import FakeTable
 
-from proffer_stream.signals.seen_ids import day_of
+from proffer_stream.signals.seen_ids import day_of, pack
 from proffer_stream.worker.seen_ids import SeenIdStore, bucket_key
 
 pytestmark = pytest.mark.unit
@@ -21,11 +21,11 @@ SOURCE = SimpleNamespace(partition=0)  # a record of the customer's
 
 async def saved_store() -> tuple[FakeTable, SeenIdStore]:
     table = FakeTable()
-    store = SeenIdStore(table, days=7)
+    store = SeenIdStore(table.transaction(pack), days=7)
     seen = store.load(KEY, NOW, SOURCE)
     assert seen.first_sighting("e1", offset=5, applied_up_to=5)
     store.save(KEY, seen, SOURCE)
-    await store.flush()
+    await table.checkpoint()
     return table, store
 
 
@@ -58,9 +58,9 @@ async def test_kept_ids_are_dropped_at_the_day_s_end_and_on_a_rebalance(drop):
     assert not seen.first_sighting("e1", offset=6, applied_up_to=6)  # read from the table
 
 
-async def test_saved_chunks_are_held_until_the_flush_and_read_from_there_meanwhile():
+async def test_saved_chunks_are_held_until_the_checkpoint_and_read_from_there_meanwhile():
     table = FakeTable()
-    store = SeenIdStore(table, days=7)
+    store = SeenIdStore(table.transaction(pack), days=7)
     seen = store.load(KEY, NOW, SOURCE)
     seen.first_sighting("e1", offset=5, applied_up_to=5)
     store.save(KEY, seen, SOURCE)
@@ -70,7 +70,7 @@ async def test_saved_chunks_are_held_until_the_flush_and_read_from_there_meanwhi
     assert table.data == {} and table.sent == []
     store.forget()  # not from the cache: from what is held
     assert not store.load(KEY, NOW, SOURCE).first_sighting("e2", offset=7, applied_up_to=7)
-    await store.flush()
+    await table.checkpoint()
     assert len(table.sent) == 1  # the chunk once, with both ids
     assert table.data == {bucket_key(KEY, day_of(NOW), 0): table.sent[0][1]}
     store.forget()
