@@ -32,7 +32,7 @@ from proffer_stream.offers.models import OfferDraft, WriterTrace
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.prompt import Prompt, offer_prompt
 from proffer_stream.offers.rules import TriggerRule
-from proffer_stream.offers.writer import BuiltinWriter, Writer, write_builtin
+from proffer_stream.offers.writer import write_builtin
 from proffer_stream.signals.models import CustomerProfile
 
 log = logging.getLogger(__name__)
@@ -210,13 +210,6 @@ def offer_draft_format() -> ResponseFormatJSONSchema:
             "strict": True,
         },
     }
-
-
-def writer_for(settings: Settings) -> Writer:
-    """The model writer when a model is configured (base URL and model), else the built-in."""
-    if settings.model_configured:
-        return LLMWriter.from_settings(settings)
-    return BuiltinWriter()
 
 
 def _request_failure(exc: Exception) -> _Failure:

@@ -64,7 +64,8 @@ class ConfigFollower:
             await consumer.seek_to_beginning(*partitions)
             started = time.monotonic()
             while True:
-                fetched = await consumer.getmany(timeout_ms=500)
+                # Short polls until the topic is read: the agents wait for it at start.
+                fetched = await consumer.getmany(timeout_ms=500 if self.ready.is_set() else 20)
                 for tp, records in fetched.items():
                     for record in records:
                         self._apply(record.value)

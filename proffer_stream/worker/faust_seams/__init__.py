@@ -10,5 +10,6 @@ tests/integration/worker fail if one stops working.
 - :mod:`.tables`: tables written a checkpoint at a time (store and changelog directly,
   the changelog offset the store holds), and the partition Faust's RocksDB store reads
   from the current event.
-- :mod:`.stores`: on-disk stores that hold a log the broker lost, dropped at start.
+- :mod:`.stores`: the table manager's start without its second of sleep; on-disk stores
+  that hold a log the broker lost, dropped at start.
 """

@@ -28,7 +28,7 @@ from fake_openai import (
 
 from proffer_stream.core.retry import Backoff
 from proffer_stream.core.settings import Settings
-from proffer_stream.llm.writer import LLMWriter, writer_for
+from proffer_stream.llm.writer import LLMWriter
 from proffer_stream.local.embedded import free_port
 from proffer_stream.offers.decide import CustomerOffers, conclude
 from proffer_stream.offers.models import OfferDraft, OfferRequest
@@ -36,6 +36,7 @@ from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import DEFAULT_RULES
 from proffer_stream.offers.writer import BuiltinWriter, write_builtin
 from proffer_stream.signals.fold import new_signals
+from proffer_stream.worker.app import writer_for
 
 pytestmark = pytest.mark.integration
 
