@@ -115,14 +115,21 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument(
         "--replay",
         action="store_true",
-        help="Rebuild the offer tables instead, then exit: drop (TRUNCATE) offers,"
-        " offer_events and decisions (nothing else) and project proffer.offers again from"
-        " its first offset up to its end when the tables were dropped, printing progress"
-        " and a summary. The rebuilt rows are the same: the projection is idempotent and"
-        " version-ordered, which also makes it safe beside a running sink (it goes on with"
-        " newer records; the API sees the tables fill up again meanwhile). This is why"
-        " proffer.offers is kept for ever. Records that do not parse are skipped and"
-        " counted (the sink dead-letters them).",
+        help="Rebuild the offer tables instead, then exit: project proffer.offers from its"
+        " first offset into staging tables beside offers, offer_events and decisions"
+        " (nothing else), then, with those locked, read what came meanwhile and swap the"
+        " rebuilt rows in, printing progress and the rows of each table before and after."
+        " It swaps only when the rebuilt tables hold every row the live ones do (an offer"
+        " at a version as high), else it refuses and changes nothing: the topic lost"
+        " records (the embedded broker keeps topics in memory). Safe beside a running"
+        " sink. Records that do not parse are skipped and counted (the sink dead-letters"
+        " them).",
+    )
+    sink.add_argument(
+        "--force",
+        action="store_true",
+        help="With --replay: swap even when the topic lacks rows the tables hold; those"
+        " rows are dropped (the summary says how many).",
     )
     command("migrate", "Create or upgrade the PostgreSQL tables.", _migrate)
     command("topics", "Create the Kafka topics that are missing.", _topics)
@@ -209,10 +216,13 @@ def _gateway(_: argparse.Namespace, settings: Settings) -> None:
 
 
 def _sink(args: argparse.Namespace, settings: Settings) -> int | None:
+    if args.force and not args.replay:
+        print("proffer-stream: sink --force goes with --replay", file=sys.stderr)
+        return 2
     if args.replay:
         from proffer_stream.sink.replay import run_replay
 
-        return run_replay(_with_database(settings))
+        return run_replay(_with_database(settings), force=args.force)
     from proffer_stream.sink.consumer import run_sink
 
     run_sink(_with_database(settings))

@@ -59,8 +59,19 @@ def requested_by(key_name: str) -> str:
     return f"api key {key_name!r}"
 
 
-def offer_request(tenant_id: str, external_id: str, source: RequestSource, by: str) -> OfferRequest:
-    """A new request for an offer for this customer, with a fresh id."""
+def offer_request(
+    tenant_id: str,
+    external_id: str,
+    source: RequestSource,
+    by: str,
+    publisher: EventPublisher | None = None,
+) -> OfferRequest:
+    """A new request for an offer for this customer, with a fresh id; with the
+    ``publisher`` that accepted the customer's events, the offset of the last one, for the
+    offers agent to decide after it."""
+    after = (
+        publisher.last_event_offset(partition_key(tenant_id, external_id)) if publisher else None
+    )
     return OfferRequest(
         request_id=new_request_id(),
         tenant_id=tenant_id,
@@ -68,6 +79,7 @@ def offer_request(tenant_id: str, external_id: str, source: RequestSource, by: s
         source=source,
         requested_at=datetime.now(UTC),
         requested_by=by,
+        after_event_offset=after,
     )
 
 

@@ -76,10 +76,11 @@ class ApiKeyCreated(NewApiKey):
 
 class Readiness(BaseModel):
     ready: bool
-    checks: dict[str, Literal["ok", "unavailable", "stalled"]] = Field(
-        description="Each dependency: ok, unavailable, or (worker, sink) stalled: a partition"
-        " it reads has lag and nothing committed for PROFFER_STALL_SECONDS. Details are in"
-        " the log."
+    checks: dict[str, Literal["ok", "unavailable", "starting", "stalled"]] = Field(
+        description="Each dependency: ok, unavailable, or (worker, sink) starting: not yet"
+        " seen, since the gateway started, as a settled consumer group with every partition"
+        " it reads assigned and nothing left to consume; or stalled: a partition it reads"
+        " has lag and nothing committed for PROFFER_STALL_SECONDS. Details are in the log."
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -29,14 +30,29 @@ KEY_CACHE_SECONDS = 1.0
 """How long a key's tenant is cached: a revoked key stops working within this."""
 
 
+LAST_OFFSETS_KEPT = 100_000
+"""Customers whose last accepted record's offset the gateway remembers (about 100 bytes each)."""
+
+
 class EventPublisher:
-    """Puts records on ``proffer.events`` and answers only once Kafka has them."""
+    """Puts records on ``proffer.events`` and answers only once Kafka has them.
+
+    Remembers, for the customers it published events for lately, the offset of the last
+    one (:meth:`last_event_offset`): an offer request carries it, so that the offers agent
+    decides on those events even when the request overtakes them (another topic).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = topics_for(settings).events.name
         self.timeout = settings.produce_timeout_seconds
         self._producer: AIOKafkaProducer | None = None
+        self._last_offsets: OrderedDict[bytes, int] = OrderedDict()
+
+    def last_event_offset(self, key: bytes) -> int | None:
+        """The offset of the last record this gateway put on ``proffer.events`` with
+        ``key``, if it remembers one."""
+        return self._last_offsets.get(key)
 
     async def start(self) -> None:
         """Connect; the producer needs a running event loop, so it is made here."""
@@ -68,7 +84,7 @@ class EventPublisher:
         try:
             async with asyncio.timeout(self.timeout):  # no task per call, unlike wait_for
                 delivery = await self.producer.send(topic or self.topic, value=value, key=key)
-                await delivery
+                metadata = await delivery
         except (TimeoutError, KafkaError) as exc:
             log.warning("Kafka did not take a record: %r", exc)
             raise ApiError(
@@ -77,6 +93,14 @@ class EventPublisher:
                 "The event broker is unavailable; nothing was accepted. "
                 "Retry later (events with an id are counted once).",
             ) from exc
+        if (topic or self.topic) == self.topic:
+            self._remember(key, metadata.offset)
+
+    def _remember(self, key: bytes, offset: int) -> None:
+        offsets = self._last_offsets
+        offsets[key] = max(offset, offsets.pop(key, offset))
+        if len(offsets) > LAST_OFFSETS_KEPT:
+            offsets.popitem(last=False)
 
     async def check(self) -> None:
         """Ask the brokers for fresh metadata; raises ``KafkaError`` when none answers."""

@@ -21,10 +21,25 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 """Errors of an outage or a lost race: retry these. Anything else is a bug or bad data."""
 
 
-async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool; raises :class:`Unavailable` when the server is unreachable."""
+async def connect_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
+    """A connection pool; raises :class:`Unavailable` when the server is unreachable.
+
+    ``server_settings`` are set on each connection (e.g. a ``search_path``).
+    """
     try:
-        return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=10)
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=10,
+            server_settings=server_settings,
+        )
     except TRANSIENT_ERRORS as exc:
         raise Unavailable(f"cannot reach PostgreSQL at {redact(dsn)}: {exc}") from exc
 

@@ -8,8 +8,80 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from proffer_stream.kafka.lag import committed_offsets, topic_partitions
+from proffer_stream.kafka.lag import committed_offsets, lag, topic_partitions
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """Where a consumer group stands: has it members, is every partition it must read
+    assigned to one of them, and how far behind is it."""
+
+    state: str
+    """Kafka's name for it: Stable, PreparingRebalance, CompletingRebalance, Empty, Dead."""
+    members: int
+    partitions: int
+    unassigned: list[TopicPartition]
+    lag: int
+
+    def serving(self, members: int = 1) -> bool:
+        """At least ``members`` members share every partition, settled, and nothing is left
+        to consume: a record put on its topics now is the next it reads."""
+        return (
+            self.state == "Stable"
+            and self.members >= members
+            and not self.unassigned
+            and self.lag == 0
+        )
+
+    def describe(self) -> str:
+        """What it is doing, for a progress line."""
+        if self.state != "Stable" or not self.members:
+            return f"joining its group ({self.state.lower() or 'unknown'}, {self.members} members)"
+        if self.unassigned:
+            return (
+                f"{self.partitions - len(self.unassigned)} of {self.partitions} partitions assigned"
+            )
+        if self.lag:
+            return f"{self.lag} records to go"
+        return f"serving ({self.members} members, {self.partitions} partitions)"
+
+
+async def group_state(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str, topics: list[str]
+) -> GroupState:
+    """The group's state, members and assignment (what the coordinator says) and its lag
+    on ``topics`` (committed offsets against reported ends). ``consumer`` has no group."""
+    partitions = await topic_partitions(consumer, topics)
+    [response] = await admin.describe_consumer_groups([group])
+    state, members = "", 0
+    assigned: set[TopicPartition] = set()
+    for described in response.to_object()["groups"]:
+        if described["group"] != group:
+            continue
+        state = described["state"]
+        for member in described["members"]:
+            members += 1
+            if member["member_assignment"]:
+                assignment = ConsumerProtocolMemberAssignment.decode(member["member_assignment"])
+                assigned.update(
+                    TopicPartition(topic, p) for topic, ps in assignment.assignment for p in ps
+                )
+    committed = await committed_offsets(admin, group, partitions)
+    ends = await consumer.end_offsets(partitions)
+    unassigned = [tp for tp in partitions if tp not in assigned]
+    if state == "Stable" and members and not assigned:
+        # The local broker (tansu 0.6) answers DescribeGroups with empty member
+        # assignments: a settled group with members is all it can tell.
+        unassigned = []
+    return GroupState(
+        state=state,
+        members=members,
+        partitions=len(partitions),
+        unassigned=unassigned,
+        lag=lag(ends, committed),
+    )
 
 
 @dataclass
@@ -41,7 +113,7 @@ class GroupWatch:
 
 class ProgressWatch:
     """Says which groups have partitions with lag that committed nothing for
-    ``stall_seconds``.
+    ``stall_seconds``, and which have not started serving yet.
 
     Uses one admin client and one group-less consumer for all checks, started lazily.
     Reported end offsets are used as they are: on the local broker they can be short by
@@ -54,6 +126,7 @@ class ProgressWatch:
         self.stall_seconds = stall_seconds
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._served: set[str] = set()
 
     async def stalled(self) -> dict[str, list[TopicPartition]]:
         """Each group's name -> its stalled partitions (none: it keeps up)."""
@@ -65,6 +138,24 @@ class ProgressWatch:
             committed = await committed_offsets(admin, watch.group, partitions)
             ends = await consumer.end_offsets(partitions)
             answer[watch.name] = watch.stalled(committed, ends, now, self.stall_seconds)
+        return answer
+
+    async def starting(self) -> dict[str, GroupState]:
+        """The groups not yet seen serving (:meth:`GroupState.serving`) since this watch
+        began, with their state: a process that has just started (or restarted) has not
+        joined its group, or has not caught up. A group seen serving once is judged by
+        :meth:`stalled` from then on, so that a backlog under load is not taken for a
+        start."""
+        admin, consumer = await self._clients()
+        answer = {}
+        for watch in self.groups:
+            if watch.name in self._served:
+                continue
+            state = await group_state(admin, consumer, watch.group, watch.topics)
+            if state.serving():
+                self._served.add(watch.name)
+            else:
+                answer[watch.name] = state
         return answer
 
     async def stop(self) -> None:

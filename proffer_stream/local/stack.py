@@ -16,11 +16,15 @@ import shutil
 import signal
 import time
 
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import keys
 from proffer_stream.db.migrations import migrate
 from proffer_stream.db.pool import connect_pool, redact
 from proffer_stream.kafka.lag import group_lag
+from proffer_stream.kafka.progress import GroupState, group_state
 from proffer_stream.kafka.topics import ensure_topics, topics_for, wait_for_broker, worker_app_id
 from proffer_stream.llm import local_server
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open
@@ -53,6 +57,8 @@ class LocalStack:
             api_key = self._prepare(settings)
             self._start_processes(settings)
             if not self._wait_until_serving(settings):
+                return 1
+            if not self._wait_until_consuming(settings):
                 return 1
             print(banner(settings, api_key, embedded_broker=self.broker is not None), flush=True)
             return self._supervise(settings)
@@ -123,6 +129,44 @@ class LocalStack:
             if all(port_is_open(port, host) for host, port in _serving_ports(settings)):
                 return True
             time.sleep(0.1)
+        return False
+
+    def _wait_until_consuming(self, settings: Settings, timeout: float = 180.0) -> bool:
+        """Wait until the worker and the sink serve: each group settled with its members
+        (every worker `up` started), every partition assigned, nothing left to consume.
+
+        Until then a record put on the topics waits for a group to join or recover, and
+        the quick start run as a script got ``customer_not_found`` (about 5 s). Says
+        what each is doing every few seconds.
+        """
+        deadline = time.monotonic() + timeout
+        said, said_at = "", 0.0
+        while not self.stopping:
+            try:
+                self.supervisor.watch()
+            except GaveUp as exc:
+                log.error("%s", exc)
+                return False
+            try:
+                states = asyncio.run(consumer_groups(settings))
+            except Exception as exc:  # the broker is starting or restarting: ask again
+                states = {}
+                log.debug("cannot read the consumer groups yet: %r", exc)
+            members = {"worker": settings.workers, "sink": 1}
+            waiting = {
+                name: state for name, state in states.items() if not state.serving(members[name])
+            }
+            if states and not waiting:
+                log.info("worker and sink are serving")
+                return True
+            line = "; ".join(f"{name}: {state.describe()}" for name, state in waiting.items())
+            if line != said or time.monotonic() - said_at > 5:
+                log.info("waiting for the consumers: %s", line or "asking the broker")
+                said, said_at = line, time.monotonic()
+            if time.monotonic() > deadline:
+                log.error("the consumers did not start serving within %.0fs: %s", timeout, line)
+                return False
+            time.sleep(0.2)
         return False
 
     def _supervise(self, settings: Settings) -> int:
@@ -217,6 +261,32 @@ class LocalStack:
                 lag = _lag(settings, group, names)
             if lag:
                 log.warning("%s still had %d records to go after %.0fs", name, lag, DRAIN_SECONDS)
+
+
+async def consumer_groups(settings: Settings) -> dict[str, GroupState]:
+    """The state of the worker's and the sink's consumer groups."""
+    topics = topics_for(settings)
+    groups = {
+        "worker": (
+            worker_app_id(settings.topic_prefix, settings.worker_id),
+            [topic.name for topic in topics.worker_inputs()],
+        ),
+        "sink": (settings.sink_group, [topic.name for topic in topics.sink_inputs()]),
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    await admin.start()
+    try:
+        await consumer.start()
+        try:
+            return {
+                name: await group_state(admin, consumer, group, names)
+                for name, (group, names) in groups.items()
+            }
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
 
 
 def _lag(settings: Settings, group: str, topics: list[str]) -> int:

@@ -107,6 +107,14 @@ class OfferRequest(StrictModel):
     signals: CustomerProfile | None = Field(
         None, description="The profile the rule saw; None: the offers agent reads it."
     )
+    after_event_offset: int | None = Field(
+        None,
+        ge=0,
+        description="The offset on proffer.events of the customer's last record the"
+        " gateway had accepted when it made the request (same key, so same partition):"
+        " the offers agent decides once the customer's profile has applied it (waiting a"
+        " few seconds at most). None: no wait.",
+    )
 
 
 class Verdict(BaseModel):

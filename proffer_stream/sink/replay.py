@@ -2,17 +2,44 @@
 
 The invariant: ``offers``, ``offer_events`` and ``decisions`` are a pure, idempotent and
 version-ordered projection of ``proffer.offers`` (kept for ever for this reason), so
-dropping them and replaying the topic from its first offset rebuilds the same rows.
+replaying the topic from its first offset rebuilds the same rows. But a topic can hold
+less than the tables: the embedded broker keeps topics in memory, so after it restarts
+``proffer.offers`` holds only what came since (a replay that truncated first once took
+``offers`` from 1,523 rows to 2). So the replay never drops a row it has not rebuilt:
 
-The replay truncates the three tables, then reads the topic's end offsets (trustworthy
-ones, see :func:`~proffer_stream.kafka.lag.fetched_log_ends`) and writes every record
-before them with the sink's own :class:`~proffer_stream.sink.projections.OffersProjection`,
-a batch per transaction. It is safe beside a running sink: both write each event and
-decision once and never move an offer back to an older version, so whichever writes a
-record first, the rows end the same. Records after the end offsets are the running
-sink's. The replay reads without a consumer group and commits no offsets. A record that
-does not parse (or that the database refuses) is skipped and counted: the running sink
-has dead-lettered it already.
+1. **Rebuild beside the live tables.** Staging tables, created ``LIKE`` the live ones in
+   the schema :data:`STAGING_SCHEMA` (unlogged: scratch), are filled by the sink's own
+   :class:`~proffer_stream.sink.projections.OffersProjection` through connections whose
+   ``search_path`` is that schema only, so the very SQL of
+   :func:`~proffer_stream.db.offers.apply_offer_events` writes there and cannot reach a
+   live table. It reads the topic from its first offset up to its end offsets (trustworthy
+   ones, see :func:`~proffer_stream.kafka.lag.fetched_log_ends`), then once more up to the
+   ends of then, a batch per transaction. The live tables stay as they are and the API
+   reads them meanwhile.
+2. **Swap, in one transaction with the live tables locked** ``EXCLUSIVE`` (the running
+   sink's writes wait, reads go on). A running sink wrote the live tables meanwhile, from
+   records the rebuild may not have read yet; a record the sink has written is on the log,
+   so it is below the end offsets read *after* the lock is taken. The replay reads the
+   topic up to those ends into the staging tables (the tail: what came during the
+   rebuild), so that they hold everything the sink could have written. Then the coverage
+   check: every offer the live tables hold is in the rebuilt ones at a version as high or
+   higher, and every offer event and decision is there by id. Only then are the live rows
+   replaced by the rebuilt ones (``DELETE`` and ``INSERT ... SELECT``: readers see the old
+   rows until the commit, then the new), and the lock goes with the commit; the sink's
+   waiting writes then land on the rebuilt rows, idempotently and version-ordered, as
+   they would have on the old ones. Records after the ends are the sink's.
+3. **Or refuse**, when the rebuilt tables lack live rows: the topic lost records (or was
+   recreated). Nothing changes; :class:`ReplayRefused` says how many rows of each table
+   the topic lacks and what to do. ``force=True`` (``--force``) swaps anyway: the tables
+   then hold exactly what the topic does, and the summary says what was dropped.
+
+The locks are taken in the order the projection writes (``offer_events``, ``decisions``,
+``offers``) so that a sink transaction never waits for the replay while holding what the
+replay waits for; a deadlock (another writer) retries the swap, whose tail read and
+writes are idempotent. One replay runs at a time (an advisory lock). The replay reads
+without a consumer group and commits no offsets. A record that does not parse (or that
+the database refuses) is skipped and counted: the running sink has dead-lettered it
+already. The staging schema is dropped when the replay ends, however it ends.
 """
 
 from __future__ import annotations
@@ -21,8 +48,8 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -40,53 +67,130 @@ from proffer_stream.sink.projections import DATA_ERRORS, OffersProjection, Recor
 
 log = logging.getLogger(__name__)
 
-#: The tables the replay drops and rebuilds: the projection of ``proffer.offers``.
-TABLES = ("offers", "offer_events", "decisions")
+#: The tables the replay rebuilds (the projection of ``proffer.offers``) with their keys,
+#: in the order the projection writes them, which is the order the swap locks them.
+TABLES: dict[str, tuple[str, ...]] = {
+    "offer_events": ("tenant_id", "event_id"),
+    "decisions": ("tenant_id", "request_id"),
+    "offers": ("tenant_id", "id"),
+}
+#: Where the rebuilt tables are made, under the live tables' names.
+STAGING_SCHEMA = "proffer_replay"
+#: The advisory lock that lets one replay run at a time.
+REPLAY_LOCK = 0x70726F66_66657201  # "proffer" + 1
+#: The longest the swap waits for the running sink's transaction to let go of a table.
+LOCK_TIMEOUT = "30s"
 
 
 class ReplayError(ProfferError):
-    """The replay cannot start (no such topic), or stalled short of its end offsets."""
+    """The replay cannot start (no such topic), stalled short of its end offsets, or
+    refused to swap; the live tables are as they were."""
+
+
+class ReplayRefused(ReplayError):
+    """The topic holds less than the tables: swapping would lose rows."""
+
+    def __init__(self, topic: str, missing: Mapping[str, int], before: Mapping[str, int]):
+        self.missing = dict(missing)
+        self.before = dict(before)
+        lacks = ", ".join(
+            f"{n} of the {before[table]} {_noun(table)}" for table, n in missing.items() if n
+        )
+        super().__init__(
+            f"{topic} lacks rows the tables hold ({lacks}): the topic lost records (an"
+            " embedded broker keeps topics in memory, so a restart of `proffer-stream up`"
+            " or a crash of its broker leaves only what came since), or it is another"
+            " topic than the tables were built from. Nothing was changed: keep the"
+            " tables, which are the only copy of those rows. To replace them with what"
+            " the topic holds and lose those rows, run `proffer-stream sink --replay"
+            " --force`."
+        )
+
+
+def _noun(table: str) -> str:
+    return {
+        "offers": "offers (or their latest versions)",
+        "offer_events": "offer events",
+        "decisions": "decisions",
+    }[table]
 
 
 @dataclass(frozen=True)
 class ReplaySummary:
-    """What a replay did."""
+    """What a replay did: records read, rows written to the rebuilt tables, and each
+    live table's rows before and after the swap (``lost``: rows the topic lacked, which
+    a forced replay dropped)."""
 
     topic: str
     records_read: int
     rows_written: int
     skipped: int
     seconds: float
+    before: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         """The one-line summary the command prints."""
+        tables = ", ".join(
+            f"{table} {self.before.get(table, 0)} -> {self.after.get(table, 0)}" for table in TABLES
+        )
+        dropped = ""
+        if any(self.lost.values()):
+            dropped = "; forced, dropped what the topic lacked: " + ", ".join(
+                f"{n} {table}" for table, n in self.lost.items() if n
+            )
         return (
             f"replayed {self.topic}: {self.records_read} records read,"
             f" {self.rows_written} rows written, {self.skipped} skipped,"
-            f" {self.seconds:.1f}s"
+            f" {self.seconds:.1f}s; rows {tables}{dropped}"
+        )
+
+
+@dataclass
+class _Reading:
+    """The replay's consumer and what it has read so far."""
+
+    consumer: AIOKafkaConsumer
+    staging: asyncpg.Pool
+    projection: OffersProjection
+    batch_size: int
+    say: Callable[[str], None]
+    report_every: float
+    started: float
+    read: int = 0
+    rows: int = 0
+    skipped: int = 0
+
+    def progress(self) -> str:
+        return (
+            f"replay: {self.read} records read, {self.rows} rows written,"
+            f" {self.skipped} skipped, {time.perf_counter() - self.started:.1f}s"
         )
 
 
 async def replay_offers(
     settings: Settings,
     *,
+    force: bool = False,
     report: Callable[[str], None] | None = None,
     report_every: float = 5.0,
     stall_timeout: float = 60.0,
 ) -> ReplaySummary:
-    """Truncate the offer tables and rebuild them from ``proffer.offers``.
+    """Rebuild the offer tables from ``proffer.offers`` beside them, and swap them in
+    when the rebuilt ones cover them (see the module's docstring).
 
-    Reads from the topic's first offset up to the end offsets taken right after the
-    truncate committed. ``report`` gets a progress line every ``report_every`` seconds
-    (default: the log). Raises :class:`ReplayError` when the topic does not exist
-    (before truncating anything), or when no partition moves for ``stall_timeout``
-    seconds short of its end.
+    ``report`` gets a progress line every ``report_every`` seconds and a line per step
+    (default: the log). Raises :class:`ReplayRefused` when the topic lacks rows the
+    tables hold (unless ``force``), and :class:`ReplayError` when the topic does not
+    exist, another replay runs, or no partition moves for ``stall_timeout`` seconds
+    short of its end; the live tables are then as they were.
     """
     say = report or log.info
     topic = topics_for(settings).offers.name
-    projection = OffersProjection(topic)
     started = time.perf_counter()
     pool = await connect_pool(settings.database_url, max_size=2)
+    staging: asyncpg.Pool | None = None
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=None,
@@ -99,65 +203,206 @@ async def replay_offers(
         await consumer.start()
         partitions = await topic_partitions(consumer, [topic])
         if not partitions:
-            raise ReplayError(f"topic {topic} does not exist: nothing truncated")
-
-        await pool.execute(f"TRUNCATE {', '.join(TABLES)}")  # commits on its own
-        say(f"replay: truncated {', '.join(TABLES)}; reading {topic} from its first offset")
-        ends = await fetched_log_ends(
-            settings.bootstrap_servers, await consumer.end_offsets(partitions)
-        )
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        firsts = await consumer.beginning_offsets(partitions)
-        total = sum(max(ends[tp] - firsts[tp], 0) for tp in partitions)
-
-        read = rows = skipped = 0
-        remaining = set(partitions)
-        remaining -= await _finished(consumer, remaining, ends)
-        last_report = moved_at = time.monotonic()
-        while remaining:
-            fetched = await consumer.getmany(
-                *remaining, timeout_ms=500, max_records=settings.sink_batch_size
-            )
-            records = [r for tp, batch in fetched.items() for r in batch if r.offset < ends[tp]]
-            if records:
-                read += len(records)
-                written, failed = await _write(pool, projection, records)
-                rows += written
-                skipped += failed
-            done = await _finished(consumer, remaining, ends)
-            remaining -= done
-            now = time.monotonic()
-            if records or done:
-                moved_at = now
-            elif now - moved_at > stall_timeout:
-                behind = sorted(remaining, key=lambda tp: tp.partition)
-                positions = [await consumer.position(tp) for tp in behind]
-                raise ReplayError(
-                    f"no records from {topic} for {stall_timeout:.0f}s short of its end ("
-                    + ", ".join(
-                        f"partition {tp.partition} at {at} of {ends[tp]}"
-                        for tp, at in zip(behind, positions, strict=True)
-                    )
-                    + "); the tables are partly rebuilt: run the replay again"
+            raise ReplayError(f"topic {topic} does not exist: nothing changed")
+        async with pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REPLAY_LOCK):
+                raise ReplayError("another replay is running: nothing changed")
+            try:
+                await _create_staging(conn)
+                staging = await connect_pool(
+                    settings.database_url,
+                    max_size=2,
+                    server_settings={"search_path": STAGING_SCHEMA},
                 )
-            if remaining and now - last_report >= report_every:
-                last_report = now
+                reading = _Reading(
+                    consumer,
+                    staging,
+                    OffersProjection(topic),
+                    settings.sink_batch_size,
+                    say,
+                    report_every,
+                    started,
+                )
+                before = await _counts(conn)
                 say(
-                    f"replay: {read}/{total} records read, {rows} rows written,"
-                    f" {skipped} skipped, {time.perf_counter() - started:.1f}s"
+                    f"replay: rebuilding {', '.join(TABLES)} from {topic} beside the live"
+                    f" tables ({_rows(before)})"
                 )
+                consumer.assign(partitions)
+                await consumer.seek_to_beginning(*partitions)
+                ends = await _ends(settings, consumer, partitions)
+                await _read_up_to(reading, ends, stall_timeout)
+                ends = await _ends(settings, consumer, partitions, after=ends)
+                await _read_up_to(reading, ends, stall_timeout)  # what came meanwhile
+                after, lost = await retry_transient(
+                    lambda: _swap(conn, settings, reading, ends, before, force, stall_timeout),
+                    transient=(asyncpg.DeadlockDetectedError,),
+                    what="the swap of the rebuilt tables",
+                    attempts=5,
+                )
+            finally:
+                await _drop_staging(conn)
+                await conn.execute("SELECT pg_advisory_unlock($1)", REPLAY_LOCK)
     finally:
         await consumer.stop()
+        if staging is not None:
+            await staging.close()
         await pool.close()
-    return ReplaySummary(topic, read, rows, skipped, time.perf_counter() - started)
+    return ReplaySummary(
+        topic,
+        reading.read,
+        reading.rows,
+        reading.skipped,
+        time.perf_counter() - started,
+        before,
+        after,
+        lost,
+    )
+
+
+async def _swap(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    reading: _Reading,
+    ends: dict[TopicPartition, int],
+    before: dict[str, int],
+    force: bool,
+    stall_timeout: float,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Lock the live tables, read the topic's tail, check coverage, replace the rows.
+
+    Returns the rows after and the rows dropped (forced); raises :class:`ReplayRefused`.
+    """
+    consumer = reading.consumer
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        try:
+            await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN EXCLUSIVE MODE")
+        except asyncpg.LockNotAvailableError as exc:
+            raise ReplayError(
+                f"the offer tables stayed locked for {LOCK_TIMEOUT}: nothing changed"
+            ) from exc
+        tail = await _ends(settings, consumer, list(ends), after=ends)
+        await _read_up_to(reading, tail, stall_timeout)
+        ends.update(tail)
+        missing = await _missing(conn)
+        if any(missing.values()) and not force:
+            raise ReplayRefused(reading.projection.topic, missing, before)
+        for table in TABLES:
+            await conn.execute(f"DELETE FROM {table}")
+            await conn.execute(f"INSERT INTO {table} SELECT * FROM {STAGING_SCHEMA}.{table}")
+        after = await _counts(conn)
+    reading.say(f"replay: swapped in the rebuilt tables ({_rows(before)} -> {_rows(after)})")
+    return after, missing
+
+
+async def _create_staging(conn: asyncpg.Connection) -> None:
+    """Empty tables like the live ones, keyed like them, in :data:`STAGING_SCHEMA`
+    (dropped first: a replay that was killed leaves it behind)."""
+    await _drop_staging(conn)
+    await conn.execute(f"CREATE SCHEMA {STAGING_SCHEMA}")
+    for table, key in TABLES.items():
+        await conn.execute(
+            f"CREATE UNLOGGED TABLE {STAGING_SCHEMA}.{table}"
+            f" (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
+            f" PRIMARY KEY ({', '.join(key)}))"
+        )
+
+
+async def _drop_staging(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"DROP SCHEMA IF EXISTS {STAGING_SCHEMA} CASCADE")
+
+
+async def _counts(conn: asyncpg.Connection) -> dict[str, int]:
+    return {table: await conn.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES}
+
+
+async def _missing(conn: asyncpg.Connection) -> dict[str, int]:
+    """Per live table, its rows the rebuilt one lacks (an offer: or has at a lower version)."""
+    missing = {}
+    for table, key in TABLES.items():
+        match = " AND ".join(f"r.{column} = l.{column}" for column in key)
+        if table == "offers":
+            match += " AND r.version >= l.version"
+        missing[table] = await conn.fetchval(
+            f"SELECT count(*) FROM {table} l WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {STAGING_SCHEMA}.{table} r WHERE {match})"
+        )
+    return missing
+
+
+def _rows(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{table} {n}" for table, n in counts.items())
+
+
+async def _ends(
+    settings: Settings,
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    *,
+    after: Mapping[TopicPartition, int] | None = None,
+) -> dict[TopicPartition, int]:
+    """The partitions' end offsets now; a partition whose end went back (``after``: the
+    ends read before) means the topic was recreated under the replay."""
+    ends = await fetched_log_ends(
+        settings.bootstrap_servers, await consumer.end_offsets(partitions)
+    )
+    for tp in partitions:
+        if after is not None and ends[tp] < after[tp]:
+            raise ReplayError(
+                f"{tp.topic} went back during the replay (partition {tp.partition} ended at"
+                f" {after[tp]}, now at {ends[tp]}): the topic was recreated; nothing changed"
+            )
+    return ends
+
+
+async def _read_up_to(
+    reading: _Reading, ends: Mapping[TopicPartition, int], stall_timeout: float
+) -> None:
+    """Write every record before ``ends`` from the consumer's positions on."""
+    consumer = reading.consumer
+    remaining = set(ends)
+    consumer.resume(*remaining)
+    remaining -= await _finished(consumer, remaining, ends)
+    last_report = moved_at = time.monotonic()
+    while remaining:
+        fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=reading.batch_size)
+        records = [r for tp, batch in fetched.items() for r in batch if r.offset < ends[tp]]
+        if records:
+            reading.read += len(records)
+            written, failed = await _write(reading.staging, reading.projection, records)
+            reading.rows += written
+            reading.skipped += failed
+        done = await _finished(consumer, remaining, ends)
+        remaining -= done
+        now = time.monotonic()
+        if records or done:
+            moved_at = now
+        elif now - moved_at > stall_timeout:
+            behind = sorted(remaining, key=lambda tp: tp.partition)
+            positions = [await consumer.position(tp) for tp in behind]
+            raise ReplayError(
+                f"no records from {reading.projection.topic} for {stall_timeout:.0f}s"
+                " short of its end ("
+                + ", ".join(
+                    f"partition {tp.partition} at {at} of {ends[tp]}"
+                    for tp, at in zip(behind, positions, strict=True)
+                )
+                + "); nothing changed: run the replay again"
+            )
+        if remaining and now - last_report >= reading.report_every:
+            last_report = now
+            reading.say(reading.progress())
 
 
 async def _finished(
-    consumer: AIOKafkaConsumer, partitions: set[TopicPartition], ends: dict[TopicPartition, int]
+    consumer: AIOKafkaConsumer, partitions: set[TopicPartition], ends: Mapping[TopicPartition, int]
 ) -> set[TopicPartition]:
-    """The partitions whose position reached their end offset; paused, so none is fetched."""
+    """The partitions whose position reached their end offset; paused, so none is fetched
+    (a record fetched past the end is dropped, and read again from the position)."""
     done = {tp for tp in partitions if await consumer.position(tp) >= ends[tp]}
+    for tp in done:
+        consumer.seek(tp, ends[tp])
     if done:
         consumer.pause(*done)
     return done
@@ -214,16 +459,17 @@ async def _write_transaction(
     return await retry_transient(transaction, transient=TRANSIENT_ERRORS, what="PostgreSQL")
 
 
-def run_replay(settings: Settings) -> int:
-    """Run :func:`replay_offers`, printing its progress and summary; the exit status."""
+def run_replay(settings: Settings, *, force: bool = False) -> int:
+    """Run :func:`replay_offers`, printing its progress and summary; the exit status
+    (1 when it failed or refused, having changed nothing)."""
 
     def say(line: str) -> None:
         print(line, flush=True)
 
     try:
-        summary = asyncio.run(replay_offers(settings, report=say))
+        summary = asyncio.run(replay_offers(settings, force=force, report=say))
     except ReplayError as exc:
-        print(f"proffer-stream: replay failed: {exc}", file=sys.stderr)
+        print(f"proffer-stream: replay refused: {exc}", file=sys.stderr)
         return 1
     say(summary.line())
     return 0

@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 
 STAGE = "offers-agent"
 
+EVENTS_WAIT_SECONDS = 5.0
+"""The longest a request waits for the signals agent to apply the customer's events the
+gateway accepted before it (``OfferRequest.after_event_offset``); then it is decided on
+the profile there is."""
+
 
 class OffersStore:
     """Each customer's :class:`CustomerOffers` in the Faust table ``offers``, written
@@ -204,9 +209,12 @@ class OffersAgent:
     async def _decide(
         self, state: CustomerOffers, request: OfferRequest, offset: int
     ) -> OfferEvent:
-        now = datetime.now(UTC)
         tenant = request.tenant_id
-        signals = request.signals or self._profile((tenant, request.external_customer_id))
+        key = (tenant, request.external_customer_id)
+        if request.signals is None and request.after_event_offset is not None:
+            await self._after_events(key, request.after_event_offset)
+        now = datetime.now(UTC)
+        signals = request.signals or self._profile(key)
         rule = self.configs.rule(tenant, request.rule_id) if request.rule_id else None
         policy = self.configs.policy(tenant)
         suppressed = suppression(state, request, signals, rule, policy, now)
@@ -227,6 +235,25 @@ class OffersAgent:
         )
         metrics.OFFER_DECISIONS.labels(decision.event_type).inc()
         return decision
+
+    async def _after_events(self, key: CustomerKey, offset: int) -> None:
+        """Wait for the signals agent to apply the customer's record at ``offset``.
+
+        Events and requests are on two topics, read by two agents: a request made right
+        after its customer's events were accepted can reach this agent first (the signals
+        agent restores a new customer's profile from PostgreSQL first, and both wait for
+        a worker's recovery), and was decided "unknown customer" in the quick start. The
+        customer's other requests wait behind it (they are decided in order); other
+        customers do not.
+        """
+        if not await self.profiles.applied(key, offset, EVENTS_WAIT_SECONDS):
+            log.warning(
+                "deciding a request for %s:%s before its events up to offset %d were"
+                " applied (waited %.0fs)",
+                *key,
+                offset,
+                EVENTS_WAIT_SECONDS,
+            )
 
     def _profile(self, key: CustomerKey) -> CustomerProfile | None:
         """The customer's stored profile (without the signals agent's bookkeeping), if any."""

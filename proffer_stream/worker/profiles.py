@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,6 +73,24 @@ class ProfileStore:
         self.dedup_days = dedup_days
         self._parsed: Lent[bytes, CustomerSignals] = Lent(kept_parsed)
         self._pool: asyncpg.Pool | None = None
+        self._saved = asyncio.Event()
+
+    async def applied(self, key: CustomerKey, offset: int, timeout: float) -> bool:
+        """Wait until the customer's profile has applied the record at ``offset`` of
+        ``proffer.events`` (its ``source_offset``), at most ``timeout`` seconds; whether
+        it has. Woken by every :meth:`save`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.get(key)
+            if state is not None and state.source_offset >= offset:
+                return True
+            saved, left = self._saved, deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(saved.wait(), left)
+            except TimeoutError:
+                return False
 
     def get(self, key: CustomerKey) -> CustomerSignals | None:
         """The profile stored, if any."""
@@ -102,6 +122,8 @@ class ProfileStore:
             value = state.model_dump_json().encode()
             self.state.set(key_partition(key, self.partitions), key, value)
             self._parsed.keep(key, state)
+        self._saved.set()  # wakes those waiting in applied()
+        self._saved = asyncio.Event()
 
     def _stored(self, key: bytes) -> bytes | None:
         partition = key_partition(key, self.partitions)

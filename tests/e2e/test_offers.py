@@ -66,8 +66,13 @@ async def test_quick_start_word_for_word(settings, processes):
         assert trace["trace"]["signals"]["counts_by_type"]["page_view"] == 1
         assert {v["check"] for v in trace["trace"]["verdicts"]} >= {"channel", "code"}
 
+        # decided by the customer's offers agent, whatever PostgreSQL has projected yet
         unknown = await api.post("/api/offers/generate", json={"external_customer_id": "nobody"})
-        assert unknown.status_code == 404
+        assert unknown.status_code == 422, unknown.text
+        assert "unknown customer" in unknown.json()["error"]["message"]
+        unknown_id = await api.post("/api/offers/generate", json={"customer_id": 1})
+        assert unknown_id.status_code == 404
+        assert unknown_id.json()["error"]["code"] == "customer_not_found"
         both = await api.post(
             "/api/offers/generate", json={"customer_id": 1, "external_customer_id": "x"}
         )

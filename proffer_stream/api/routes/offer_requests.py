@@ -45,7 +45,7 @@ router = APIRouter(prefix="/api/offers", tags=["offers"])
     responses={
         **NOT_JSON,
         202: {"model": OfferPending, "description": "Still being decided: poll poll_url"},
-        404: {"model": ErrorResponse, "description": "Unknown customer"},
+        404: {"model": ErrorResponse, "description": "Unknown internal customer id"},
         422: {"model": ErrorResponse, "description": "Invalid input, or no offer (why)"},
     },
 )
@@ -60,7 +60,7 @@ async def generate_offer(
 ) -> OfferResponse | JSONResponse:
     """Ask the offers agent for an offer, and wait (``PROFFER_OFFER_WAIT_SECONDS``) for it."""
     external_id = await _external_id(db, tenant_id, body)
-    request = offer_request(tenant_id, external_id, "api", requested_by(key_name))
+    request = offer_request(tenant_id, external_id, "api", requested_by(key_name), publisher)
     return await generate(publisher, replies, db, settings, request)
 
 
@@ -113,14 +113,19 @@ async def generate_batch(
 
 
 async def _external_id(db: Db, tenant_id: str, body: GenerateOffer) -> str:
+    """The customer's external id, which keys the request like the customer's events.
+
+    Given, it is used as it is: PostgreSQL may not have projected the customer's events
+    yet (right after they were accepted), but the offers agent that owns the customer
+    decides on the profile it has, and answers "unknown customer" when it has none. An
+    internal id can only be resolved through PostgreSQL: 404 when it knows none.
+    """
     if body.external_customer_id is not None:
-        found = await customers.get_customer_by_external_id(
-            db, tenant_id, body.external_customer_id
-        )
-    else:
-        assert body.customer_id is not None
-        found = await customers.get_customer(db, tenant_id, body.customer_id)
+        return body.external_customer_id
+    assert body.customer_id is not None
+    found = await customers.get_customer(db, tenant_id, body.customer_id)
     if found is None:
-        which = body.external_customer_id or body.customer_id
-        raise ApiError(404, "customer_not_found", f"No customer {which!r} has sent events yet.")
+        raise ApiError(
+            404, "customer_not_found", f"No customer {body.customer_id!r} has sent events yet."
+        )
     return found.external_id

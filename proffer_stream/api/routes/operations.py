@@ -28,7 +28,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Readiness: PostgreSQL and Kafka reachable, worker and sink keeping up",
+    summary="Readiness: PostgreSQL and Kafka reachable, worker and sink serving and keeping up",
     responses={503: {"model": Readiness}},
 )
 async def readyz(db: Db, publisher: Publisher, services: ServicesDep) -> JSONResponse:
@@ -52,17 +52,24 @@ async def readyz(db: Db, publisher: Publisher, services: ServicesDep) -> JSONRes
 
 
 async def _consumers(services: Services) -> dict[str, str]:
-    """Each consumer group's progress: ok, or stalled with lag."""
+    """Each consumer group's progress: starting (not yet seen with every partition
+    assigned and caught up since the gateway started), else ok, or stalled with lag."""
     try:
+        starting = await asyncio.wait_for(services.progress.starting(), 2.0)
         stalled = await asyncio.wait_for(services.progress.stalled(), 2.0)
     except (TimeoutError, KafkaError) as exc:
         log.warning("readiness: cannot read consumer progress: %r", exc)
-        return {}
+        return {"worker": "unavailable", "sink": "unavailable"}
+    for name, state in starting.items():
+        log.info("readiness: the %s is starting: %s", name, state.describe())
     for name, partitions in stalled.items():
         if partitions:
             where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
             log.warning("readiness: the %s has lag and made no progress on %s", name, where)
-    return {name: "stalled" if partitions else "ok" for name, partitions in stalled.items()}
+    return {
+        name: "starting" if name in starting else "stalled" if partitions else "ok"
+        for name, partitions in stalled.items()
+    }
 
 
 @router.get("/metrics", summary="Prometheus metrics")

@@ -1,5 +1,5 @@
-"""``sink --replay``: dropping the offer tables and replaying proffer.offers rebuilds the
-same rows, beside a running sink or into empty tables."""
+"""``sink --replay``: replaying proffer.offers rebuilds the same rows, beside a running
+sink or into empty tables, and never swaps in less than the tables held unless told to."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from support import wait_for
+from support import produce_paced, wait_for
 
 from proffer_stream.core.identity import customer_id, partition_key
 from proffer_stream.core.settings import Settings
@@ -31,7 +31,13 @@ from proffer_stream.offers.models import (
     WriterTrace,
 )
 from proffer_stream.sink.consumer import Sink
-from proffer_stream.sink.replay import ReplayError, replay_offers, run_replay
+from proffer_stream.sink.replay import (
+    STAGING_SCHEMA,
+    ReplayError,
+    ReplayRefused,
+    replay_offers,
+    run_replay,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -282,7 +288,9 @@ async def test_replay_beside_the_running_sink_rebuilds_the_same_rows(
         PARSED,
         1,
     )
-    assert any("truncated offers, offer_events, decisions" in line for line in progress)
+    assert any("rebuilding offer_events, decisions, offers" in line for line in progress)
+    assert any("swapped in the rebuilt tables" in line for line in progress)
+    assert summary.before == summary.after == {"offer_events": 9, "decisions": 4, "offers": 3}
     assert await db.fetchval("SELECT count(*) FROM offer_commands") == 1  # not dropped
     offers = {row["id"]: row for row in after["offers"]}
     assert (offers[101]["status"], offers[101]["version"]) == ("redeemed", 4)
@@ -326,4 +334,108 @@ async def test_the_command_prints_a_summary_and_exits_0(
     assert await asyncio.to_thread(run_replay, settings) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert f"{len(RECORDS)} records read, {PARSED} rows written, 1 skipped" in last
+    assert "rows offer_events 0 -> 9, decisions 0 -> 4, offers 0 -> 3" in last
     assert await counts(db) == EXPECTED_COUNTS
+
+
+def restarted(settings: Settings) -> Settings:
+    """Settings naming a proffer.offers that holds only what came after a broker restart
+    (another topic prefix, the same database)."""
+    return settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}restarted."})
+
+
+async def staging_schema_exists(db: asyncpg.Pool) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1",
+            STAGING_SCHEMA,
+        )
+    )
+
+
+async def test_replay_of_a_topic_that_lost_records_refuses_and_keeps_every_row(
+    settings: Settings, db: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await produce(settings, RECORDS)
+    async with running_sink(settings):
+        await projected(db)
+    before = await snapshot(db)
+    after_restart = restarted(settings)
+    await produce(after_restart, RECORDS[8:])  # e9 (another tenant's offer), e2 again, broken
+
+    with pytest.raises(ReplayRefused) as refused:
+        await replay_offers(after_restart)
+    # 103 is missing; 101 is there at version 2 only (live: 4)
+    assert refused.value.missing == {"offer_events": 7, "decisions": 3, "offers": 2}
+    assert "lacks rows the tables hold (7 of the 9 offer events, 3 of the 4 decisions," in str(
+        refused.value
+    )
+    assert "--force" in str(refused.value)
+    assert await snapshot(db) == before
+    assert not await staging_schema_exists(db)
+
+    assert await asyncio.to_thread(run_replay, after_restart) == 1
+    assert "proffer-stream: replay refused: " in capsys.readouterr().err
+    assert await snapshot(db) == before
+
+
+async def test_a_forced_replay_keeps_only_what_the_topic_holds_and_says_so(
+    settings: Settings, db: asyncpg.Pool
+) -> None:
+    await produce(settings, RECORDS)
+    async with running_sink(settings):
+        await projected(db)
+    after_restart = restarted(settings)
+    await produce(after_restart, RECORDS[8:])
+
+    summary = await replay_offers(after_restart, force=True)
+
+    assert summary.lost == {"offer_events": 7, "decisions": 3, "offers": 2}
+    assert summary.before == {"offer_events": 9, "decisions": 4, "offers": 3}
+    assert summary.after == {"offer_events": 2, "decisions": 1, "offers": 2}
+    assert "forced, dropped what the topic lacked: 7 offer_events, 3 decisions, 2 offers" in (
+        summary.line()
+    )
+    offers = {row["id"]: row["version"] for row in (await snapshot(db))["offers"]}
+    assert offers == {101: 2, 201: 1}  # what the topic holds, an older version included
+
+
+async def test_replay_beside_a_sink_writing_new_offers_loses_none_of_them(
+    settings: Settings, db: asyncpg.Pool
+) -> None:
+    """Offers made during the replay are written by the sink into the live tables; the
+    swap reads the topic's tail under the lock, so it neither refuses nor drops them."""
+    await produce(settings, RECORDS)
+    new = [_offer("acme", f"n{n}", 1000 + n, f"req-n{n}") for n in range(300)]
+    later = [
+        (
+            partition_key("acme", offer.external_customer_id),
+            _event(f"n{offer.id}", "offer.generated", offer, NOW, request_id=offer.request_id)
+            .model_dump_json()
+            .encode(),
+        )
+        for offer in new
+    ]
+    async with running_sink(settings):
+        await projected(db)
+        producing = asyncio.create_task(
+            produce_paced(settings, topics_for(settings).offers.name, later, per_second=300)
+        )
+        await asyncio.sleep(0.3)  # the sink is writing new offers when the replay starts
+        summary = await replay_offers(settings)
+        await producing
+        await wait_for(
+            lambda: counts(db),
+            lambda c: c["offers"] == 3 + len(new),
+            timeout=60,
+            what="every new offer",
+        )
+        rows = await snapshot(db)
+    assert summary.records_read > len(RECORDS)  # it read offers made meanwhile
+    assert summary.lost == {"offer_events": 0, "decisions": 0, "offers": 0}
+    assert summary.after["offers"] >= summary.before["offers"]
+    assert len(rows["offer_events"]) == 9 + len(new)
+
+    await db.execute("TRUNCATE offers, offer_events, decisions")
+    assert (await replay_offers(settings)).after["offers"] == 3 + len(new)
+    assert await snapshot(db) == rows

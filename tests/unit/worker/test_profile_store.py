@@ -126,3 +126,20 @@ async def test_saved_profiles_are_held_and_read_until_one_checkpoint_writes_the_
     assert table.data == {key: state.model_dump_json().encode()}
     assert table.data.persisted == {key_partition(key, 4): 0}  # its changelog offset
     assert (await profiles.load([KEY])).states[KEY] is state
+
+
+async def test_a_request_waits_for_the_profile_to_apply_its_customers_event():
+    """What the offers agent waits on when a request overtook its customer's events."""
+    profiles = store(FakeTable())
+    waiting = asyncio.create_task(profiles.applied(KEY, 7, timeout=5))
+    await asyncio.sleep(0.01)
+    behind = new_signals(*KEY)
+    behind.source_offset = 6
+    profiles.save([behind])
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    caught_up = new_signals(*KEY)
+    caught_up.source_offset = 7
+    profiles.save([caught_up])
+    assert await asyncio.wait_for(waiting, 1) is True
+    assert await profiles.applied(("acme", "never"), 0, timeout=0.05) is False
