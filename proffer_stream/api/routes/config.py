@@ -17,7 +17,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from proffer_stream.api.commands import answer_config, change_config, config_pending
+from proffer_stream.api.commands import (
+    answer_config,
+    change_config,
+    config_pending,
+    pending_or_unknown,
+)
 from proffer_stream.api.deps import (
     AppSettings,
     Db,
@@ -125,6 +130,7 @@ async def put_policy(
     summary="What became of a rules or policy change",
     responses={
         202: {"model": ConfigChangePending, "description": "Not applied yet"},
+        404: {"model": ErrorResponse, "description": "No such change of this tenant's"},
         409: {"model": VersionConflict, "description": "Changed meanwhile: the version in force"},
     },
 )
@@ -133,6 +139,7 @@ async def get_config_command(
 ) -> RulesView | PolicyView | JSONResponse:
     outcome = await get_config_outcome(db, tenant_id, command_id)
     if outcome is None:
+        await pending_or_unknown(db, tenant_id, "config_command", command_id)
         return config_pending(command_id)
     answer = await answer_config(replies, db, outcome, deadline=0.0)
     if isinstance(answer, JSONResponse):
