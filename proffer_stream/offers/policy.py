@@ -70,22 +70,27 @@ LinkHost = Annotated[
 
 
 class Policy(StrictModel):
-    """A tenant's limits on what any writer may issue."""
+    """A tenant's limits on what any writer may issue.
 
-    max_discount_percent: int = Field(30, ge=0, le=100)
-    min_valid_days: int = Field(1, ge=0, le=365)
-    max_valid_days: int = Field(30, ge=0, le=365)
+    Numbers and booleans are strict: ``true`` is not a number nor ``"10"`` one, each a
+    422 naming the field rather than a cap of 1% or 10."""
+
+    max_discount_percent: int = Field(30, ge=0, le=100, strict=True)
+    min_valid_days: int = Field(1, ge=0, le=365, strict=True)
+    max_valid_days: int = Field(30, ge=0, le=365, strict=True)
     offer_types: list[OfferType] = Field(default_factory=lambda: list(OFFER_TYPES), min_length=1)
     channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), min_length=1)
-    max_headline_chars: int = Field(120, ge=10, le=500)
-    max_body_chars: int = Field(1000, ge=10, le=5000)
+    max_headline_chars: int = Field(120, ge=10, le=500, strict=True)
+    max_body_chars: int = Field(1000, ge=10, le=5000, strict=True)
     auto_approve: bool = Field(
-        False, description="Approve every offer that passed policy at once, without review."
+        False,
+        strict=True,
+        description="Approve every offer that passed policy at once, without review.",
     )
     redeem_approved: bool = Field(
-        False, description="Let an approved offer be redeemed before it is sent."
+        False, strict=True, description="Let an approved offer be redeemed before it is sent."
     )
-    offer_cooldown_hours: float = Field(24, ge=0, le=MAX_HOURS, allow_inf_nan=False)
+    offer_cooldown_hours: float = Field(24, ge=0, le=MAX_HOURS, allow_inf_nan=False, strict=True)
     link_hosts: list[LinkHost] = Field(
         default_factory=list,
         max_length=50,

@@ -32,6 +32,7 @@ from proffer_stream.api.deps import (
     ServicesDep,
     Tenant,
 )
+from proffer_stream.api.json_body import JsonBodyRoute
 from proffer_stream.api.models import (
     NOT_JSON,
     ConfigChangePending,
@@ -48,7 +49,7 @@ from proffer_stream.offers.config import ConfigChange, ConfigCommand, ConfigKind
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import TriggerRule
 
-router = APIRouter(tags=["rules and policy"])
+router = APIRouter(tags=["rules and policy"], route_class=JsonBodyRoute)
 
 CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
     **NOT_JSON,

@@ -22,6 +22,7 @@ from proffer_stream.api.commands import (
 )
 from proffer_stream.api.deps import AppSettings, Db, KeyName, Publisher, Replies, Tenant
 from proffer_stream.api.errors import ApiError
+from proffer_stream.api.json_body import JsonBodyRoute
 from proffer_stream.api.models import (
     NOT_JSON,
     BatchRequested,
@@ -37,7 +38,7 @@ from proffer_stream.db.issued import record_issued
 from proffer_stream.db.tenant_config import latest_change
 from proffer_stream.offers.policy import Policy
 
-router = APIRouter(prefix="/api/offers", tags=["offers"])
+router = APIRouter(prefix="/api/offers", tags=["offers"], route_class=JsonBodyRoute)
 
 
 @router.post(

@@ -21,6 +21,7 @@ from proffer_stream.api.commands import (
 )
 from proffer_stream.api.deps import AppSettings, Db, KeyName, Publisher, Replies, Tenant
 from proffer_stream.api.errors import ApiError
+from proffer_stream.api.json_body import JsonBodyRoute
 from proffer_stream.api.models import (
     NOT_JSON,
     ChangePending,
@@ -38,7 +39,7 @@ from proffer_stream.api.params import CommandId, CustomerIdQuery, Limit, OfferId
 from proffer_stream.db import offers
 from proffer_stream.offers.models import Channel, OfferStatus
 
-router = APIRouter(prefix="/api/offers", tags=["offers"])
+router = APIRouter(prefix="/api/offers", tags=["offers"], route_class=JsonBodyRoute)
 
 
 @router.get(
