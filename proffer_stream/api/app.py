@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from proffer_stream import __version__
 from proffer_stream.api.errors import install_error_handlers
+from proffer_stream.api.http_protocol import bounded_headers_protocol
 from proffer_stream.api.middleware import RequestMetrics
 from proffer_stream.api.models import ErrorResponse
 from proffer_stream.api.routes import (
@@ -93,4 +94,5 @@ def run_gateway(settings: Settings) -> None:
         port=settings.gateway_port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        http=bounded_headers_protocol(settings.max_header_bytes),
     )

@@ -33,6 +33,7 @@ from proffer_stream.api.services import EventPublisher
 from proffer_stream.core.identity import new_request_id, partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import offers
+from proffer_stream.db.issued import IssuedKind, record_issued, was_issued
 from proffer_stream.db.offers import Decision
 from proffer_stream.db.replies import (
     ReplyListener,
@@ -104,6 +105,7 @@ async def generate(
     """Send the request and answer with its offer once decided (or why there is none)."""
     tenant_id, request_id = request.tenant_id, request.request_id
     deadline = time.monotonic() + settings.offer_wait_seconds
+    await record_issued(db, tenant_id, "request", [request_id])
     with replies.expect(decision_key(request_id)) as reply:
         await send_request(publisher, settings, request)
         decision = await reply.read(
@@ -138,6 +140,7 @@ async def change_status(
         issued_at=datetime.now(UTC),
     )
     deadline = time.monotonic() + settings.offer_wait_seconds
+    await record_issued(db, offer.tenant_id, "offer_command", [command.command_id])
     with replies.expect(command_key(command.command_id)) as reply:
         await publisher.publish(
             partition_key(offer.tenant_id, offer.external_customer_id),
@@ -206,6 +209,7 @@ async def change_config(
     """Ask the owner of the tenant's config to make the change; answer with the change in
     force once projected, a 409 when another was made meanwhile, or a 202."""
     deadline = time.monotonic() + settings.offer_wait_seconds
+    await record_issued(db, command.tenant_id, "config_command", [command.command_id])
     with replies.expect(command_key(command.command_id)) as reply:
         await publisher.publish(
             config_key(command.tenant_id, command.kind),
@@ -243,6 +247,27 @@ async def answer_config(
     if projected is None:
         return config_pending(outcome.command_id)
     return outcome.change
+
+
+_NEVER_ISSUED: dict[IssuedKind, str] = {
+    "request": "offer request",
+    "offer_command": "status change",
+    "config_command": "rules or policy change",
+}
+
+
+async def pending_or_unknown(
+    db: asyncpg.Pool, tenant_id: str, kind: IssuedKind, command_id: str
+) -> None:
+    """Raise 404 ``not_found`` unless this id was issued to this tenant (a poll for it is
+    then 202 until its outcome is known)."""
+    if not await was_issued(db, tenant_id, kind, command_id):
+        what = _NEVER_ISSUED[kind]
+        raise ApiError(
+            404,
+            "not_found",
+            f"No {what} {command_id!r} was made with this tenant's keys.",
+        )
 
 
 def config_pending(command_id: str) -> JSONResponse:

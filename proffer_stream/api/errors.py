@@ -76,6 +76,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = error_details(exc.errors(), exc.body)
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            return error_response(
+                ApiError(400, "invalid_json", "The body is not valid JSON.", details)
+            )
         return error_response(ApiError(422, "validation_error", "Invalid request.", details))
 
     @app.exception_handler(StarletteHTTPException)

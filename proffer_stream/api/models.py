@@ -42,9 +42,14 @@ class ErrorResponse(BaseModel):
 
 
 NOT_JSON: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON"}
+    400: {
+        "model": ErrorResponse,
+        "description": "invalid_json: the body is not UTF-8 JSON (where and why)",
+    },
+    413: {"model": ErrorResponse, "description": "body_too_large: over PROFFER_MAX_BODY_BYTES"},
 }
-"""The answer of a route with a JSON body to a body that is not JSON, for its docs."""
+"""The answers of a route with a JSON body (:class:`~proffer_stream.api.json_body.JsonBodyRoute`)
+to a body that is not JSON or too large, for its docs."""
 
 
 class CustomerResponse(BaseModel):
@@ -87,7 +92,7 @@ class Readiness(BaseModel):
 class GenerateOffer(StrictModel):
     """Whom to make an offer for: Proffer's customer id, or your own (one of the two)."""
 
-    customer_id: int | None = Field(None, ge=1, lt=2**53)
+    customer_id: int | None = Field(None, ge=1, lt=2**53, strict=True)
     external_customer_id: ExternalId | None = None
 
     @model_validator(mode="after")
@@ -164,8 +169,8 @@ class OfferEventsResponse(BaseModel):
 
 
 class GenerateBatch(StrictModel):
-    min_events: int = Field(1, ge=0, le=1_000_000_000)
-    limit: int = Field(10, ge=1, le=50)
+    min_events: int = Field(1, ge=0, le=1_000_000_000, strict=True)
+    limit: int = Field(10, ge=1, le=50, strict=True)
 
 
 class BatchRequested(BaseModel):

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         524_288, description="Largest request body the gateway takes (a record stays under 1 MB)."
     )
     max_events_per_request: int = Field(1000, description="Most events in one webhook call.")
+    max_header_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="Largest request line and headers the gateway reads (431 past it).",
+    )
     produce_timeout_seconds: float = Field(
         5.0, description="How long the gateway waits for Kafka before answering 503."
     )

@@ -136,6 +136,8 @@ def _offer(
         reachable=reachable_channels(signals),
         hints=rule.hints if rule else None,
         offer_id=new_id,
+        profile=signals,
+        now=now,
     )
     trace.verdicts = judged.verdicts
     if judged.draft is None:

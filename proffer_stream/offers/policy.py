@@ -1,8 +1,11 @@
 """Policy judges every draft, whoever wrote it. Pure.
 
 Each check is a :class:`Verdict`: passed, corrected (what has one clear fix: a discount
-too high, a channel unreachable, copy too long or with markup) or rejected (the rest).
-A draft is issued only when no check rejected it.
+too high, a channel unreachable, copy too long or with markup, a figure of the draft's
+terms that policy changed) or rejected (the rest). The copy is judged like the terms
+(:mod:`proffer_stream.offers.claims`): what it states agrees with the terms issued, it
+links only to hosts the tenant allows, and nothing in it speaks to a model. A draft is
+issued only when no check rejected it.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from proffer_stream.core.types import StrictModel
+from proffer_stream.offers import claims
 from proffer_stream.offers.models import (
     CHANNELS,
     OFFER_TYPES,
@@ -29,6 +35,9 @@ from proffer_stream.signals.models import CustomerProfile
 
 MAX_REASONING_CHARS = 2000
 MAX_CONDITIONS_CHARS = 500
+DISCOUNTED_TYPES: frozenset[OfferType] = frozenset({"discount", "upgrade"})
+"""The offer types that may carry a discount percent; the others (a free trial, free
+shipping, ...) give what they name, and a percent on them is taken off."""
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Crockford's base 32: no I, L, O or U, so a code read aloud is not misread."""
@@ -46,27 +55,47 @@ _ANGLE = re.compile(r"[<>]")
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _HEADER = re.compile(r"^[ \t]*#{1,6}(?=[ \t]|$)", re.MULTILINE)
 _EMPHASIS = re.compile(r"[*`]+|~~+|(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")
-_MARKUP_OR_CONTROL = re.compile(_CONTROL.pattern[:-1] + r"<>\[#*`~_]")
-"""A character one of the patterns above needs: text without any is only spaced out."""
+_MARKUP_OR_CONTROL = re.compile(_CONTROL.pattern[:-1] + r"<>\[#*`~_&]")
+"""A character one of the patterns above needs (or an escape, ``&lt;``, that makes one):
+text without any is only spaced out."""
+
+LinkHost = Annotated[
+    str,
+    Field(
+        max_length=253,
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$",
+    ),
+]
+"""A host name in lower case, e.g. ``shop.example.com``."""
 
 
 class Policy(StrictModel):
-    """A tenant's limits on what any writer may issue."""
+    """A tenant's limits on what any writer may issue.
 
-    max_discount_percent: int = Field(30, ge=0, le=100)
-    min_valid_days: int = Field(1, ge=0, le=365)
-    max_valid_days: int = Field(30, ge=0, le=365)
+    Numbers and booleans are strict: ``true`` is not a number nor ``"10"`` one, each a
+    422 naming the field rather than a cap of 1% or 10."""
+
+    max_discount_percent: int = Field(30, ge=0, le=100, strict=True)
+    min_valid_days: int = Field(1, ge=0, le=365, strict=True)
+    max_valid_days: int = Field(30, ge=0, le=365, strict=True)
     offer_types: list[OfferType] = Field(default_factory=lambda: list(OFFER_TYPES), min_length=1)
     channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), min_length=1)
-    max_headline_chars: int = Field(120, ge=10, le=500)
-    max_body_chars: int = Field(1000, ge=10, le=5000)
+    max_headline_chars: int = Field(120, ge=10, le=500, strict=True)
+    max_body_chars: int = Field(1000, ge=10, le=5000, strict=True)
     auto_approve: bool = Field(
-        False, description="Approve every offer that passed policy at once, without review."
+        False,
+        strict=True,
+        description="Approve every offer that passed policy at once, without review.",
     )
     redeem_approved: bool = Field(
-        False, description="Let an approved offer be redeemed before it is sent."
+        False, strict=True, description="Let an approved offer be redeemed before it is sent."
     )
-    offer_cooldown_hours: float = Field(24, ge=0, le=MAX_HOURS, allow_inf_nan=False)
+    offer_cooldown_hours: float = Field(24, ge=0, le=MAX_HOURS, allow_inf_nan=False, strict=True)
+    link_hosts: list[LinkHost] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Hosts offer copy may link to (each with its subdomains); none by default.",
+    )
 
     @model_validator(mode="after")
     def _days_in_order(self) -> Policy:
@@ -146,7 +175,7 @@ def _plain(text: str) -> str:
 
 
 def _strip_once(text: str) -> str:
-    text = _TAG.sub(" ", _CONTROL.sub("", text))
+    text = _TAG.sub(" ", _CONTROL.sub("", claims.unescape(text)))
     text = _LINK.sub(r"\1", _ANGLE.sub("", text))
     text = _EMPHASIS.sub("", _HEADER.sub("", text))
     return " ".join(text.split())
@@ -169,19 +198,41 @@ def judge(
     reachable: Sequence[Channel],
     hints: WriterHints | None,
     offer_id: int,
+    profile: CustomerProfile,
+    now: datetime,
 ) -> Judgement:
-    """Check ``draft`` against ``policy`` (and the rule's ``hints``); ``draft`` is not changed."""
+    """Check ``draft`` against ``policy`` (and the rule's ``hints``); ``draft`` is not changed.
+
+    ``profile`` and ``now``: the customer's figures and the time of the offer, which the
+    copy may state besides the terms (a cart total, days since a purchase, the expiry date).
+    """
     terms = draft.offer_terms
     type_verdict = _offer_type(draft.offer_type, policy, hints)
     discount, discount_verdict = _discount(draft.offer_type, terms.discount_percent, policy, hints)
     days, days_verdict = _valid_days(terms.valid_days, policy)
     channel, channel_verdict = _channel(draft.channel, policy, reachable, hints)
     code, code_verdict = _code(terms.code, draft.offer_type, offer_id)
-    headline, headline_verdict = _text("headline", draft.headline, policy.max_headline_chars)
-    body, body_verdict = _text("body_copy", draft.body_copy, policy.max_body_chars)
-    conditions, conditions_verdict = _text(
-        "conditions", terms.conditions or "", MAX_CONDITIONS_CHARS, required=False
+    review = _CopyReview(
+        claims.CopyFacts(
+            offer_type=draft.offer_type,
+            percent=discount,
+            drafted_percent=terms.discount_percent,
+            valid_days=days,
+            drafted_days=terms.valid_days,
+            profile=profile,
+            now=now,
+        ),
+        policy.link_hosts,
     )
+    conditions, conditions_verdict = _text(
+        "conditions", terms.conditions or "", MAX_CONDITIONS_CHARS, required=False, review=review
+    )
+    review.facts.conditions = conditions  # its figures are terms the copy may repeat
+    review.clear({"headline": _plain(draft.headline), "body_copy": _plain(draft.body_copy)})
+    headline, headline_verdict = _text(
+        "headline", draft.headline, policy.max_headline_chars, review=review
+    )
+    body, body_verdict = _text("body_copy", draft.body_copy, policy.max_body_chars, review=review)
     reasoning, reasoning_verdict = _text(
         "reasoning", draft.reasoning, MAX_REASONING_CHARS, required=False
     )
@@ -195,6 +246,7 @@ def judge(
         body_verdict,
         conditions_verdict,
         reasoning_verdict,
+        *review.verdicts(),
     ]
     rejected = [f"{v.check}: {v.detail}" for v in verdicts if v.outcome == "rejected"]
     if rejected:
@@ -210,6 +262,86 @@ def judge(
         reasoning=reasoning,
     )
     return Judgement(issued, verdicts, [])
+
+
+class _CopyReview:
+    """The copy's checks beyond markup and length, gathered over the texts a customer sees
+    (headline, body, conditions) into three verdicts: ``copy_terms`` (what the copy states
+    agrees with the terms), ``links`` (only to hosts the policy allows), ``instructions``
+    (nothing that speaks to a model or claims authority)."""
+
+    def __init__(self, facts: claims.CopyFacts, link_hosts: Sequence[str]) -> None:
+        self.facts = facts
+        self.link_hosts = link_hosts
+        self.corrected: list[str] = []
+        self.contradictions: list[str] = []
+        self.links: dict[str, None] = {}
+        self.instructions: list[str] = []
+        self.cleared: dict[str, str] = {}
+
+    def clear(self, plain: dict[str, str]) -> None:
+        """Scan the plain texts together, once: when nothing in them needs a closer look
+        (the common case), each passes without scans of its own (a third of the time)."""
+        joined = "\x00".join(plain.values())  # no figure or link spans a NUL
+        low = claims.lower(joined)
+        if claims.links(joined, self.link_hosts, low) or claims.addresses_model(joined, low):
+            return
+        if claims.agrees_at_a_glance(low, self.facts):
+            self.cleared = plain
+
+    def raw(self, check: str, unescaped: str, low: str | None = None) -> None:
+        """Links in ``unescaped``; before cleaning, also those cleaning hides (in a tag's
+        attribute, a markdown link)."""
+        found = claims.links(unescaped, self.link_hosts, low)
+        self.links.update(dict.fromkeys(f"{check}: {p}" for p in found))
+
+    def plain(self, check: str, text: str) -> str:
+        """``text`` (plain) with the draft's terms corrected; its problems noted."""
+        if self.cleared.get(check) == text:
+            return text
+        low = claims.lower(text)
+        self.raw(check, text, low)
+        said = claims.addresses_model(text, low)
+        if said is not None:
+            self.instructions.append(f"{check}: {said!r}")
+        corrected, fixes, problems = claims.check_figures(
+            text, self.facts, terms_only=check == "conditions", low=low
+        )
+        self.corrected += [f"{check}: {fix}" for fix in fixes]
+        self.contradictions += [f"{check}: {problem}" for problem in problems]
+        return corrected
+
+    def shortened(self, check: str, text: str) -> None:
+        """Whether shortening cut a figure into one that no longer agrees."""
+        _, _, problems = claims.check_figures(text, self.facts, terms_only=check == "conditions")
+        self.contradictions += [f"{check} (shortened): {problem}" for problem in problems]
+
+    def verdicts(self) -> list[Verdict]:
+        if self.contradictions:
+            terms = Verdict(
+                check="copy_terms", outcome="rejected", detail="; ".join(self.contradictions)
+            )
+        elif self.corrected:
+            terms = Verdict(
+                check="copy_terms", outcome="corrected", detail="; ".join(self.corrected)
+            )
+        else:
+            terms = _passed("copy_terms")
+        links = (
+            Verdict(check="links", outcome="rejected", detail="; ".join(self.links))
+            if self.links
+            else _passed("links")
+        )
+        instructions = (
+            Verdict(
+                check="instructions",
+                outcome="rejected",
+                detail="speaks to a model or claims authority: " + "; ".join(self.instructions),
+            )
+            if self.instructions
+            else _passed("instructions")
+        )
+        return [terms, links, instructions]
 
 
 @functools.cache
@@ -234,6 +366,9 @@ def _offer_type(offer_type: OfferType, policy: Policy, hints: WriterHints | None
 def _discount(
     offer_type: OfferType, percent: int | None, policy: Policy, hints: WriterHints | None
 ) -> tuple[int | None, Verdict]:
+    if percent is not None and offer_type not in DISCOUNTED_TYPES:
+        detail = f"{percent}% taken off: {offer_type} offers carry no discount"
+        return None, Verdict(check="discount", outcome="corrected", detail=detail)
     most = policy.max_discount_percent
     if hints is not None and hints.max_discount_percent is not None:
         most = min(most, hints.max_discount_percent)
@@ -287,16 +422,31 @@ def _code(given: str | None, offer_type: OfferType, offer_id: int) -> tuple[str,
     return code, Verdict(check="code", outcome="corrected", detail=f"code set to {code}")
 
 
-def _text(check: str, text: str, most: int, *, required: bool = True) -> tuple[str, Verdict]:
+def _text(
+    check: str, text: str, most: int, *, required: bool = True, review: _CopyReview | None = None
+) -> tuple[str, Verdict]:
+    """``text`` as plain text of at most ``most`` characters; with ``review`` (copy a
+    customer sees), also judged like the terms, and rejected for markup that runs code."""
+    if review is not None:
+        unescaped = claims.unescape(text)
+        active = claims.active_markup(unescaped)
+        if active is not None:
+            detail = f"markup that runs code or changes the page ({active!r})"
+            return "", Verdict(check=check, outcome="rejected", detail=detail)
     plain = _plain(text)
+    if review is not None and plain != unescaped:  # else the plain text's scan is the same
+        review.raw(check, unescaped)
     if required and not plain:
         detail = "empty once markup and control characters are removed"
         return plain, Verdict(check=check, outcome="rejected", detail=detail)
-    short = _shorten(plain, most)
+    stated = plain if review is None else review.plain(check, plain)
+    short = _shorten(stated, most)
+    if review is not None and short != stated:
+        review.shortened(check, short)
     changes = []
     if plain != text:
         changes.append("markup, control characters or extra spaces removed")
-    if short != plain:
+    if short != stated:
         changes.append(f"shortened to at most {most} characters")
     if not changes:
         return short, _passed(check)

@@ -26,8 +26,10 @@ from proffer_stream.signals.views import hours_within
 
 MAX_HOURS = 10 * 366 * 24
 """The longest span a rule may name: ten years, so that every time sum stays in range."""
-Count = Annotated[int, Field(ge=0, le=2**53)]
-Hours = Annotated[float, Field(ge=0, le=MAX_HOURS, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=2**53, strict=True)]
+Hours = Annotated[float, Field(ge=0, le=MAX_HOURS, allow_inf_nan=False, strict=True)]
+MAX_PRIORITY = 1_000_000
+"""Rule priorities lie within +-this: room for any ordering, and no 10^400."""
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)]
 MetadataValue = (
     Text
@@ -73,7 +75,7 @@ class WriterHints(StrictModel):
     offer_types: list[OfferType] = Field(
         default_factory=list, description="Offer types allowed; empty: any."
     )
-    max_discount_percent: int | None = Field(None, ge=0, le=100)
+    max_discount_percent: int | None = Field(None, ge=0, le=100, strict=True)
     channel: Channel | None = Field(None, description="The preferred channel, when reachable.")
 
 
@@ -81,11 +83,17 @@ class TriggerRule(StrictModel):
     """A rule: when its conditions hold (and its cooldown has passed), request an offer."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    version: int = Field(1, ge=1)
+    version: int = Field(1, ge=1, le=2**31 - 1, strict=True)
     name: Name
-    enabled: bool = True
+    enabled: bool = Field(True, strict=True)
     conditions: RuleConditions
-    priority: int = Field(0, description="When several rules match, the highest wins.")
+    priority: int = Field(
+        0,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        strict=True,
+        description="When several rules match, the highest wins.",
+    )
     cooldown_hours: Hours = Field(
         168, description="Least time between two firings for one customer."
     )
@@ -95,7 +103,7 @@ class TriggerRule(StrictModel):
 class RuleSet(StrictModel):
     """A tenant's (or the deployment's) trigger rules, ids unique."""
 
-    version: int = 1
+    version: int = Field(1, ge=0, le=2**31 - 1, strict=True)
     rules: list[TriggerRule]
 
     _unique_ids = field_validator("rules")(lambda rules: unique_rule_ids(rules))

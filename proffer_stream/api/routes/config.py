@@ -17,7 +17,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from proffer_stream.api.commands import answer_config, change_config, config_pending
+from proffer_stream.api.commands import (
+    answer_config,
+    change_config,
+    config_pending,
+    pending_or_unknown,
+)
 from proffer_stream.api.deps import (
     AppSettings,
     Db,
@@ -27,6 +32,7 @@ from proffer_stream.api.deps import (
     ServicesDep,
     Tenant,
 )
+from proffer_stream.api.json_body import JsonBodyRoute
 from proffer_stream.api.models import (
     NOT_JSON,
     ConfigChangePending,
@@ -43,7 +49,7 @@ from proffer_stream.offers.config import ConfigChange, ConfigCommand, ConfigKind
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import TriggerRule
 
-router = APIRouter(tags=["rules and policy"])
+router = APIRouter(tags=["rules and policy"], route_class=JsonBodyRoute)
 
 CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
     **NOT_JSON,
@@ -125,6 +131,7 @@ async def put_policy(
     summary="What became of a rules or policy change",
     responses={
         202: {"model": ConfigChangePending, "description": "Not applied yet"},
+        404: {"model": ErrorResponse, "description": "No such change of this tenant's"},
         409: {"model": VersionConflict, "description": "Changed meanwhile: the version in force"},
     },
 )
@@ -133,6 +140,7 @@ async def get_config_command(
 ) -> RulesView | PolicyView | JSONResponse:
     outcome = await get_config_outcome(db, tenant_id, command_id)
     if outcome is None:
+        await pending_or_unknown(db, tenant_id, "config_command", command_id)
         return config_pending(command_id)
     answer = await answer_config(replies, db, outcome, deadline=0.0)
     if isinstance(answer, JSONResponse):

@@ -42,7 +42,7 @@ async def list_customers(
 
 
 @router.get(
-    "/external/{external_id}",
+    "/external/{external_id:path}",
     response_model=CustomerResponse,
     summary="A customer and their signals, by your external id",
     responses={404: {"model": ErrorResponse}},
@@ -50,6 +50,8 @@ async def list_customers(
 async def get_customer_by_external_id(
     external_id: ExternalId, tenant_id: Tenant, db: Db
 ) -> CustomerResponse:
+    """Any external id reads back as it was sent, percent-encoded in the path: a ``/``
+    (``a%2Fb``) or spaces only (``%20``) included."""
     state = await customers.get_customer_by_external_id(db, tenant_id, external_id)
     return _customer_response(state, f"external id {external_id!r}")
 

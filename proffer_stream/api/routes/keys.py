@@ -7,12 +7,13 @@ import logging
 from fastapi import APIRouter
 
 from proffer_stream.api.deps import Db, OptionalTenant
+from proffer_stream.api.json_body import JsonBodyRoute
 from proffer_stream.api.models import NOT_JSON, ApiKeyCreate, ApiKeyCreated
 from proffer_stream.db import keys
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/keys", tags=["keys"])
+router = APIRouter(prefix="/api/keys", tags=["keys"], route_class=JsonBodyRoute)
 
 
 @router.post(

@@ -16,11 +16,13 @@ from proffer_stream.api.commands import (
     generate,
     offer_pending,
     offer_request,
+    pending_or_unknown,
     requested_by,
     send_request,
 )
 from proffer_stream.api.deps import AppSettings, Db, KeyName, Publisher, Replies, Tenant
 from proffer_stream.api.errors import ApiError
+from proffer_stream.api.json_body import JsonBodyRoute
 from proffer_stream.api.models import (
     NOT_JSON,
     BatchRequested,
@@ -32,10 +34,11 @@ from proffer_stream.api.models import (
 )
 from proffer_stream.api.params import CommandId
 from proffer_stream.db import customers, offers
+from proffer_stream.db.issued import record_issued
 from proffer_stream.db.tenant_config import latest_change
 from proffer_stream.offers.policy import Policy
 
-router = APIRouter(prefix="/api/offers", tags=["offers"])
+router = APIRouter(prefix="/api/offers", tags=["offers"], route_class=JsonBodyRoute)
 
 
 @router.post(
@@ -70,6 +73,7 @@ async def generate_offer(
     summary="What became of an offer request",
     responses={
         202: {"model": OfferPending, "description": "Not decided yet"},
+        404: {"model": ErrorResponse, "description": "No such request of this tenant's"},
         422: {"model": ErrorResponse, "description": "No offer was made (why)"},
     },
 )
@@ -78,6 +82,7 @@ async def get_request(
 ) -> OfferResponse | JSONResponse:
     decision = await offers.get_decision(db, tenant_id, request_id)
     if decision is None:
+        await pending_or_unknown(db, tenant_id, "request", request_id)
         return offer_pending(request_id)
     return await answer_decision(db, tenant_id, decision)
 
@@ -104,11 +109,12 @@ async def generate_batch(
     due = await offers.customers_due_an_offer(
         db, tenant_id, min_events=body.min_events, since=since, limit=body.limit
     )
-    request_ids = []
-    for external_id in due:
-        request = offer_request(tenant_id, external_id, "batch", requested_by(key_name))
+    by = requested_by(key_name)
+    requests = [offer_request(tenant_id, external_id, "batch", by) for external_id in due]
+    request_ids = [request.request_id for request in requests]
+    await record_issued(db, tenant_id, "request", request_ids)
+    for request in requests:
         await send_request(publisher, settings, request)
-        request_ids.append(request.request_id)
     return BatchRequested(requested=len(request_ids), request_ids=request_ids)
 
 

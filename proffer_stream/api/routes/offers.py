@@ -12,9 +12,16 @@ import time
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from proffer_stream.api.commands import answer_change, change_pending, change_status, requested_by
+from proffer_stream.api.commands import (
+    answer_change,
+    change_pending,
+    change_status,
+    pending_or_unknown,
+    requested_by,
+)
 from proffer_stream.api.deps import AppSettings, Db, KeyName, Publisher, Replies, Tenant
 from proffer_stream.api.errors import ApiError
+from proffer_stream.api.json_body import JsonBodyRoute
 from proffer_stream.api.models import (
     NOT_JSON,
     ChangePending,
@@ -32,7 +39,7 @@ from proffer_stream.api.params import CommandId, CustomerIdQuery, Limit, OfferId
 from proffer_stream.db import offers
 from proffer_stream.offers.models import Channel, OfferStatus
 
-router = APIRouter(prefix="/api/offers", tags=["offers"])
+router = APIRouter(prefix="/api/offers", tags=["offers"], route_class=JsonBodyRoute)
 
 
 @router.get(
@@ -41,6 +48,7 @@ router = APIRouter(prefix="/api/offers", tags=["offers"])
     summary="What became of a status change",
     responses={
         202: {"model": ChangePending, "description": "Not applied yet"},
+        404: {"model": ErrorResponse, "description": "No such change of this tenant's"},
         409: {"model": TransitionConflict, "description": "The offer cannot make this move"},
     },
 )
@@ -49,6 +57,7 @@ async def get_command(
 ) -> OfferResponse | JSONResponse:
     outcome = await offers.get_command_outcome(db, tenant_id, command_id)
     if outcome is None:
+        await pending_or_unknown(db, tenant_id, "offer_command", command_id)
         return change_pending(command_id)
     return await answer_change(replies, db, tenant_id, outcome, deadline=time.monotonic())
 
@@ -134,8 +143,10 @@ async def patch_offer(
     responses={404: {"model": ErrorResponse}},
 )
 async def get_offer_events(offer_id: OfferId, tenant_id: Tenant, db: Db) -> OfferEventsResponse:
+    """404 like ``GET /api/offers/{id}`` for an offer that is not this tenant's, whatever
+    events name its id."""
     events = await offers.list_offer_events(db, tenant_id, offer_id)
-    if not events:
+    if not events or await offers.get_offer(db, tenant_id, offer_id) is None:
         raise ApiError(404, "offer_not_found", f"No offer with id {offer_id}.")
     return OfferEventsResponse(
         offer_id=offer_id,

@@ -98,7 +98,13 @@ async def test_the_local_model_writes_a_draft_and_policy_holds_it(local_model):
     assert OfferDraft.model_validate(draft.model_dump()) == draft
 
     judged = judge(
-        draft, POLICY, reachable=reachable_channels(signals), hints=rule.hints, offer_id=42
+        draft,
+        POLICY,
+        reachable=reachable_channels(signals),
+        hints=rule.hints,
+        offer_id=42,
+        profile=signals,
+        now=now,
     )
     for verdict in judged.verdicts:
         print(f"  {verdict.check}: {verdict.outcome} {verdict.detail}")

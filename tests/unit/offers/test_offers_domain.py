@@ -91,21 +91,27 @@ def test_the_builtin_writer_is_deterministic_and_names_what_matters():
 def test_policy_corrects_what_it_can_and_rejects_the_rest():
     draft = OfferDraft(
         headline="<b>Big</b> **deal**",
-        body_copy="Buy [now](http://x)",
+        body_copy="Buy [now](https://shop.acme.example/x)",
         offer_type="discount",
         offer_terms=OfferTerms(discount_percent=90, valid_days=100, code="x"),
         channel="sms",
         reasoning="because",
     )
-    judged = judge(draft, Policy(), reachable=["email", "in_app"], hints=None, offer_id=7)
+    shop = Policy(link_hosts=["acme.example"])
+    anyone = profile()
+    judged = judge(
+        draft, shop, reachable=["email", "in_app"], hints=None, offer_id=7, profile=anyone, now=NOW
+    )
     assert judged.draft is not None
     assert judged.draft.headline == "Big deal" and judged.draft.body_copy == "Buy now"
     assert judged.draft.offer_terms.discount_percent == 30
     assert judged.draft.offer_terms.valid_days == 30
     assert judged.draft.channel == "email"
     assert draft.offer_terms.discount_percent == 90  # the input is left alone
-    only_email = Policy(channels=["email"], offer_types=["content"])
-    rejected = judge(draft, only_email, reachable=["in_app"], hints=None, offer_id=7)
+    only_email = Policy(channels=["email"], offer_types=["content"], link_hosts=["acme.example"])
+    rejected = judge(
+        draft, only_email, reachable=["in_app"], hints=None, offer_id=7, profile=anyone, now=NOW
+    )
     assert rejected.draft is None and len(rejected.rejected_because) == 2
 
 
@@ -139,7 +145,9 @@ policies = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(drafts, policies, st.lists(st.sampled_from(CHANNELS), unique=True))
 def test_no_draft_is_issued_in_breach_of_policy(draft, policy, reachable):
-    judged = judge(draft, policy, reachable=reachable, hints=None, offer_id=42)
+    judged = judge(
+        draft, policy, reachable=reachable, hints=None, offer_id=42, profile=profile(), now=NOW
+    )
     issued = judged.draft
     if issued is None:
         return

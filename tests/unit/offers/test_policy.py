@@ -1,5 +1,7 @@
 """Policy: each check on a draft, what it corrects, what it rejects, and offer codes."""
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -8,6 +10,7 @@ from pydantic import ValidationError
 from proffer_stream.offers import policy as policy_module
 from proffer_stream.offers.models import OfferDraft, OfferTerms
 from proffer_stream.offers.policy import (
+    DISCOUNTED_TYPES,
     OFFER_CODE,
     Policy,
     clean_text,
@@ -21,13 +24,26 @@ from proffer_stream.signals.fold import new_signals
 pytestmark = pytest.mark.unit
 
 ALL = ["email", "sms", "push", "in_app"]
+NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
+
+
+def customer():
+    state = new_signals("acme", "u1")
+    state.name = "Sarah Chen"
+    state.page_views = {"/pricing": 3}
+    return state
 
 
 def draft(**changes):
-    terms = {"discount_percent": 15, "code": "SARAH", "valid_days": 7, **changes.pop("terms", {})}
+    """A draft whose copy states its own terms (the percent, when it has one)."""
+    offered = changes.get("offer_type", "discount")
+    percent = 15 if offered in DISCOUNTED_TYPES else None
+    terms = {"discount_percent": percent, "code": "SARAH", "valid_days": 7}
+    terms |= changes.pop("terms", {})
+    off = f"{terms['discount_percent']}% off" if terms["discount_percent"] else "a gift"
     fields = {
-        "headline": "Sarah, 15% off your next order",
-        "body_copy": "You viewed /pricing 3 times. Here is 15% off.",
+        "headline": f"Sarah, {off} your next order",
+        "body_copy": f"You viewed /pricing 3 times. Here is {off}.",
         "offer_type": "discount",
         "offer_terms": OfferTerms(**terms),
         "channel": "email",
@@ -37,8 +53,16 @@ def draft(**changes):
     return OfferDraft(**fields)
 
 
-def run(the_draft, policy=None, *, reachable=ALL, hints=None, offer_id=1):
-    return judge(the_draft, policy or Policy(), reachable=reachable, hints=hints, offer_id=offer_id)
+def run(the_draft, policy=None, *, reachable=ALL, hints=None, offer_id=1, profile=None):
+    return judge(
+        the_draft,
+        policy or Policy(),
+        reachable=reachable,
+        hints=hints,
+        offer_id=offer_id,
+        profile=profile or customer(),
+        now=NOW,
+    )
 
 
 def outcome(judgement, check):
@@ -59,6 +83,9 @@ def test_a_good_draft_passes_every_check_but_the_code():
         "body_copy": "passed",
         "conditions": "passed",
         "reasoning": "passed",
+        "copy_terms": "passed",
+        "links": "passed",
+        "instructions": "passed",
     }
     assert judged.draft == draft(terms={"code": offer_code("SARAH", 1)})
 
@@ -152,14 +179,31 @@ def test_markup_and_control_characters_are_stripped():
     judged = run(
         draft(
             headline="# <b>Big</b> **deal** for\x00 _you_",
-            body_copy="<p>Buy</p>\n\n[now](http://x) ~~or~~ `later`\x1b<script>alert(1)</script>",
+            body_copy="<p>Buy</p>\n\n[now](/offers) ~~or~~ `later`\x1b<br/>&lt;i&gt;soon&lt;/i&gt;",
             reasoning="<i>because</i>\u202e",
         )
     )
     assert judged.draft.headline == "Big deal for you"
-    assert judged.draft.body_copy == "Buy now or later alert(1)"
+    assert judged.draft.body_copy == "Buy now or later soon"
     assert judged.draft.reasoning == "because"
     assert outcome(judged, "headline") == "corrected"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<script>alert(1)</script> Buy now",
+        "&lt;script&gt;alert(1)&lt;/script&gt; Buy now",
+        "&amp;lt;script&amp;gt; Buy now",
+        '<img src=x onerror="fetch(1)"> Buy now',
+        "<iframe src=//x></iframe> Buy now",
+    ],
+    ids=["script", "escaped-script", "twice-escaped", "handler", "iframe"],
+)
+def test_markup_that_runs_code_is_rejected_escaped_or_not(body):
+    judged = run(draft(body_copy=body))
+    assert judged.draft is None and outcome(judged, "body_copy") == "rejected"
+    assert "markup that runs code" in judged.rejected_because[0]
 
 
 def test_copy_empty_once_cleaned_is_rejected():

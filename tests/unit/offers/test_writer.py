@@ -148,6 +148,14 @@ def test_copy_stays_within_the_policy_and_passes_it():
         assert len(draft.headline) <= 30 and len(draft.body_copy) <= 80
         assert "<" not in draft.headline + draft.body_copy
         hints = rule.hints if rule else None
-        judged = judge(draft, policy, reachable=reachable_channels(state), hints=hints, offer_id=1)
+        judged = judge(
+            draft,
+            policy,
+            reachable=reachable_channels(state),
+            hints=hints,
+            offer_id=1,
+            profile=state,
+            now=NOW,
+        )
         assert judged.rejected_because == []
         assert {v.check for v in judged.verdicts if v.outcome == "corrected"} == {"code"}
