@@ -64,12 +64,13 @@ def _invalid(why: str) -> ApiError:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, refused with 413 past ``limit`` bytes (read no further)."""
+async def read_body(request: Request, limit: int, hint: str = "PROFFER_MAX_BODY_BYTES") -> bytes:
+    """The request's body, refused with 413 past ``limit`` bytes (read no further);
+    ``hint`` says what to do or which setting it is."""
     too_large = ApiError(
         413,
         "body_too_large",
-        f"The request body is larger than {limit} bytes (PROFFER_MAX_BODY_BYTES).",
+        f"The request body is larger than {limit} bytes ({hint}).",
         [ErrorDetail(loc="body", message=f"at most {limit} bytes")],
     )
     declared = request.headers.get("content-length")

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from proffer_stream.api.deps import ServicesDep, Tenant
 from proffer_stream.api.errors import ApiError, error_details
+from proffer_stream.api.json_body import read_body
 from proffer_stream.api.models import ErrorDetail, ErrorResponse, IngestResponse
 from proffer_stream.core import metrics
 from proffer_stream.core.identity import customer_id, new_request_id, partition_key
@@ -44,7 +45,7 @@ async def ingest_events(request: Request, tenant_id: Tenant, services: ServicesD
     it is sent. Answered once the events are durably on Kafka.
     """
     settings = services.settings
-    body = await _read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, hint="send fewer events")
     payload = _parse_webhook(body, settings.max_events_per_request)
     received_at = datetime.now(UTC)
     batch = EventBatch(
@@ -65,21 +66,6 @@ async def ingest_events(request: Request, tenant_id: Tenant, services: ServicesD
     # Serialised here: FastAPI would validate the returned model against the route's
     # response model again and encode it generically (``response_model`` stays, for the spec).
     return Response(answer.model_dump_json(), media_type="application/json")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = ApiError(
-        413, "body_too_large", f"The request body is larger than {limit} bytes; send fewer events."
-    )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
 
 
 def _parse_webhook(body: bytes, max_events: int) -> WebhookEventsRequest:
