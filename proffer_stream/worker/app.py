@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -98,15 +99,12 @@ def create_app(settings: Settings) -> faust.App:
     events_topic = app.topic(topics.events.name, key_type=bytes, value_type=bytes)
     app.topics.add(events_topic)  # subscribed; its records go to the inbox
     deadletter_topic = app.topic(topics.deadletter.name, key_type=bytes, value_type=bytes)
-    # Written by the checkpoint, outside one event's context, each key to the partition
-    # of its customer's records (murmur2 on the key, as producers use).
+    # Read and written through their transactions, each key in the partition of its
+    # customer's records (murmur2 on the key, as producers use), which they name to the
+    # store (a RocksDB store reads that partition's database only, not every one).
     state_store = settings.state_store
-    table = _table(
-        app, SIGNALS_TABLE, settings, use_partitioner=True, store=f"{state_store}:{SIGNALS_TABLE}"
-    )
-    offers_table = _table(
-        app, OFFERS_TABLE, settings, use_partitioner=True, store=f"{state_store}:{OFFERS_TABLE}"
-    )
+    table = _table(app, SIGNALS_TABLE, settings, store=f"{state_store}:{SIGNALS_TABLE}")
+    offers_table = _table(app, OFFERS_TABLE, settings, store=f"{state_store}:{OFFERS_TABLE}")
     event_ids = _table(
         app,
         EVENT_IDS_TABLE,
@@ -168,7 +166,11 @@ def create_app(settings: Settings) -> faust.App:
             settings.worker_batch_size,
             settings.worker_batch_seconds,
             on_failure=stop_without_acking,
-            after_batch=flush_when_caught_up(checkpoint, settings.profile_flush_seconds),
+            # Profiles only: ids and offers wait for the commit's checkpoint.
+            after_batch=flush_when_caught_up(
+                functools.partial(checkpoint.only, [profiles.state]),
+                settings.profile_flush_seconds,
+            ),
         )
 
     @app.agent(requests_topic, name="offers", concurrency=1)

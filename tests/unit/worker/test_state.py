@@ -56,3 +56,15 @@ async def test_a_checkpoint_with_nothing_held_sends_and_flushes_nothing():
     table.app.producer.flush = flush
     await table.checkpoint()
     assert flushed == [] and table.sent == []
+
+
+async def test_a_checkpoint_of_some_transactions_leaves_the_others_held():
+    table = FakeTable()
+    profiles, ids = table.transaction(), table.transaction()
+    profiles.set(0, b"p", b"1")
+    ids.set(0, b"i", b"2")
+    await table.checkpoint.only([profiles])
+    assert table.sent == [(b"p", b"1")] and table.data == {b"p": b"1"}
+    assert ids.held(0, b"i") == b"2"
+    await table.checkpoint()
+    assert table.data == {b"p": b"1", b"i": b"2"}
