@@ -290,7 +290,7 @@ class OffersAgent:
         if request.signals is None and request.after_event_offset is not None:
             await self._after_events(key, request.after_event_offset)
         now = datetime.now(UTC)
-        signals = request.signals or self._profile(key)
+        signals = request.signals or await self._profile(key)
         rule = self.configs.rule(tenant, request.rule_id) if request.rule_id else None
         policy = self.configs.policy(tenant)
         suppressed = suppression(state, request, signals, rule, policy, now)
@@ -331,9 +331,11 @@ class OffersAgent:
                 EVENTS_WAIT_SECONDS,
             )
 
-    def _profile(self, key: CustomerKey) -> CustomerProfile | None:
-        """The customer's stored profile (without the signals agent's bookkeeping), if any."""
-        state = self.profiles.get(key)
+    async def _profile(self, key: CustomerKey) -> CustomerProfile | None:
+        """The customer's profile (without the signals agent's bookkeeping), if any: the
+        table's, else PostgreSQL's (the broker lost the table's log, and the customer has
+        sent no event since)."""
+        state = await self.profiles.read(key)
         return None if state is None else state.profile()
 
 

@@ -21,6 +21,7 @@ from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.lent import Lent
 from proffer_stream.worker.reroute import key_partition
+from proffer_stream.worker.restore import BatchedRestore
 from proffer_stream.worker.state import TableTransaction
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class ProfileStore:
         self.dedup_days = dedup_days
         self._parsed: Lent[bytes, CustomerSignals] = Lent(kept_parsed)
         self._pool: asyncpg.Pool | None = None
+        self._connecting = asyncio.Lock()
         self._saved = asyncio.Event()
+        self._in_postgres = BatchedRestore(self._query_signals, "customer profiles (to read)")
 
     async def applied(self, key: CustomerKey, offset: int, timeout: float) -> bool:
         """Wait until the customer's profile has applied the record at ``offset`` of
@@ -96,6 +99,22 @@ class ProfileStore:
         """The profile stored, if any."""
         stored = self._stored(partition_key(*key))
         return None if stored is None else CustomerSignals.model_validate_json(stored)
+
+    async def read(self, key: CustomerKey) -> CustomerSignals | None:
+        """The profile stored, else the one PostgreSQL holds, if any: for readers of the
+        profile other than the signals agent (the offers agent).
+
+        A profile restored here is not saved: the signals agent, which writes the table,
+        restores it itself (:meth:`load`), with the ids of the events it counted. The
+        table misses a profile PostgreSQL has when the broker lost the changelog (the
+        local broker keeps nothing across restarts); the customer has sent no event
+        since, and ``generate`` must still know them. An outage is waited out; an error
+        that is not one is raised.
+        """
+        state = self.get(key)
+        if state is not None or not self.database_url:
+            return state
+        return await self._in_postgres.get(key)
 
     async def load(self, keys: Iterable[CustomerKey]) -> Loaded:
         """Each customer's profile (from the table, else PostgreSQL, else new), for the
@@ -185,10 +204,22 @@ class ProfileStore:
         since = datetime.now(UTC) - timedelta(days=self.dedup_days)
 
         async def query() -> Loaded:
-            if self._pool is None:
-                self._pool = await connect_pool(self.database_url, max_size=2)
-            states = await load_signals(self._pool, keys)
-            ids = await counted_event_ids(self._pool, list(states.values()), since)
+            pool = await self._connected()
+            states = await load_signals(pool, keys)
+            ids = await counted_event_ids(pool, list(states.values()), since)
             return Loaded(states=states, counted_ids=ids)
 
         return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+
+    async def _query_signals(self, keys: list[CustomerKey]) -> dict[CustomerKey, CustomerSignals]:
+        async def query() -> dict[CustomerKey, CustomerSignals]:
+            return await load_signals(await self._connected(), keys)
+
+        return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+
+    async def _connected(self) -> asyncpg.Pool:
+        """The pool, made on first use (both agents may ask at once: one pool)."""
+        async with self._connecting:
+            if self._pool is None:
+                self._pool = await connect_pool(self.database_url, max_size=2)
+            return self._pool
