@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from pydantic_core import to_json
@@ -428,3 +428,33 @@ async def open_offers(pool: asyncpg.Pool) -> list[OpenOffer]:
     return [
         OpenOffer(r["tenant_id"], r["external_customer_id"], r["id"], r["expires_at"]) for r in rows
     ]
+
+
+FIRING_SLACK = timedelta(seconds=10)
+"""How much earlier than the rule's firing its decision may be stamped (the signals and
+offers agents may run on machines whose clocks differ a little)."""
+
+
+async def rules_decided(
+    pool: asyncpg.Pool, fired: Sequence[tuple[str, int, str, datetime]]
+) -> set[tuple[str, int, str]]:
+    """Of these rule firings (tenant, customer id, rule id, when), those whose request
+    reached a decision (an offer or none) at or after the firing."""
+    if not fired:
+        return set()
+    rows = await pool.fetch(
+        """
+        SELECT f.t, f.c, f.r FROM unnest($1::text[], $2::bigint[], $3::text[],
+                                         $4::timestamptz[]) AS f(t, c, r, at)
+        WHERE EXISTS (SELECT 1 FROM decisions d
+                      WHERE d.tenant_id = f.t AND d.customer_id = f.c
+                        AND d.decided_at >= f.at - $5::interval
+                        AND d.trace->>'rule_id' = f.r)
+        """,
+        [f[0] for f in fired],
+        [f[1] for f in fired],
+        [f[2] for f in fired],
+        [f[3] for f in fired],
+        FIRING_SLACK,
+    )
+    return {(r["t"], r["c"], r["r"]) for r in rows}

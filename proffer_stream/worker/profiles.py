@@ -16,7 +16,9 @@ from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.db.customers import load_signals
 from proffer_stream.db.events import counted_event_ids
+from proffer_stream.db.offers import rules_decided
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
+from proffer_stream.offers.triggers import unmark_undecided
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.lent import Lent
@@ -207,9 +209,35 @@ class ProfileStore:
             pool = await self._connected()
             states = await load_signals(pool, keys)
             ids = await counted_event_ids(pool, list(states.values()), since)
+            await self._unmark_undecided(pool, list(states.values()))
             return Loaded(states=states, counted_ids=ids)
 
         return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+
+    async def _unmark_undecided(self, pool: asyncpg.Pool, states: list[CustomerSignals]) -> None:
+        """Unmark the rules these restored profiles mark as fired whose request reached no
+        decision: it was lost with the broker (its topics are gone), and the cooldown it
+        started would block the customer's automatic offers with nothing to show for it."""
+        fired = [
+            (s.tenant_id, s.customer_id, rule, at)
+            for s in states
+            for rule, at in s.rules_fired_at.items()
+        ]
+        decided: dict[tuple[str, int], set[str]] = {}
+        for tenant_id, customer, rule in await rules_decided(pool, fired):
+            decided.setdefault((tenant_id, customer), set()).add(rule)
+        for state in states:
+            unmarked = unmark_undecided(
+                state, decided.get((state.tenant_id, state.customer_id), ())
+            )
+            if unmarked:
+                log.warning(
+                    "%s:%s: rules %s were marked as fired, but their requests reached no"
+                    " decision (lost with the broker): unmarked",
+                    state.tenant_id,
+                    state.external_id,
+                    ", ".join(unmarked),
+                )
 
     async def _query_signals(self, keys: list[CustomerKey]) -> dict[CustomerKey, CustomerSignals]:
         async def query() -> dict[CustomerKey, CustomerSignals]:

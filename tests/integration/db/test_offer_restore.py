@@ -10,6 +10,7 @@ from proffer_stream.db.offers import (
     apply_offer_events,
     load_customer_offers,
     open_offers,
+    rules_decided,
 )
 from proffer_stream.offers.models import (
     CommandOutcome,
@@ -143,3 +144,22 @@ async def test_a_customers_offers_ids_and_cooldowns_come_back(db):
 
     still_open = {(o.external_customer_id, o.offer_id) for o in await open_offers(db)}
     assert still_open == {("ann", 2), ("bob", 3)}
+
+
+async def test_rule_firings_with_a_decision_after_them_are_known(db):
+    fired_at = NOW - timedelta(hours=1)
+    async with db.acquire() as conn:
+        await apply_offer_events(conn, [suppressed("ann", "rule-req-1", fired_at)])
+        await db.execute('UPDATE decisions SET trace = trace || \'{"rule_id": "r1"}\'')
+    ann = customer_id("acme", "ann")
+    decided = await rules_decided(
+        db,
+        [
+            ("acme", ann, "r1", fired_at - timedelta(seconds=1)),  # decided after it
+            ("acme", ann, "r2", fired_at),  # another rule: no decision
+            ("acme", customer_id("acme", "bob"), "r1", fired_at),  # another customer
+        ],
+    )
+    assert decided == {("acme", ann, "r1")}
+    later = await rules_decided(db, [("acme", ann, "r1", NOW)])  # fired again since
+    assert later == set()

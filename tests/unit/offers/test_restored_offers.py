@@ -15,6 +15,7 @@ from proffer_stream.offers.decide import (
 )
 from proffer_stream.offers.models import Offer, OfferCommand, OfferRequest, OfferTerms
 from proffer_stream.offers.policy import Policy
+from proffer_stream.offers.triggers import unmark_undecided
 from proffer_stream.signals.fold import new_signals
 
 pytestmark = pytest.mark.unit
@@ -125,3 +126,17 @@ def test_a_restored_offer_moves_on_is_redeemed_by_code_and_holds_the_cooldown():
     [made, used] = suppression(state, request("r9"), signals, None, Policy(), later)
     assert made.startswith("cooldown: an offer was made") and "redeemed" in used
     assert suppression(state, request("r10", "api"), signals, None, Policy(), later) == []
+
+
+def test_a_rule_marked_as_fired_with_no_decision_is_unmarked_at_restore():
+    """Its request was lost with the broker: its cooldown must not block the customer."""
+    state = new_signals("acme", "u1")
+    earlier = NOW - timedelta(days=3)
+    state.rules_fired_at = {"pricing-interest": NOW, "cart-abandoners": earlier}
+    state.last_offer_requested_at = NOW
+    assert unmark_undecided(state, {"cart-abandoners"}) == ["pricing-interest"]
+    assert state.rules_fired_at == {"cart-abandoners": earlier}
+    assert state.last_offer_requested_at == earlier
+    assert unmark_undecided(state, {"cart-abandoners"}) == []
+    assert unmark_undecided(state, set()) == ["cart-abandoners"]
+    assert state.rules_fired_at == {} and state.last_offer_requested_at is None
