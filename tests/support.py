@@ -154,7 +154,8 @@ class Processes:
 # --- `proffer-stream up` as a user runs it -------------------------------------------
 
 
-def start_up(tmp_path, gateway_port, kafka_port, metrics_port):
+def start_up(tmp_path, gateway_port, kafka_port, metrics_port, env=None):
+    """`proffer-stream up` on these ports, its data in ``tmp_path``; ``env``: more settings."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROFFER_")},
         "PROFFER_DATA_DIR": str(tmp_path / "data"),
@@ -162,6 +163,7 @@ def start_up(tmp_path, gateway_port, kafka_port, metrics_port):
         "PROFFER_EMBEDDED_KAFKA_PORT": str(kafka_port),
         "PROFFER_WORKER_WEB_PORT": str(free_port()),
         "PROFFER_METRICS_PORT": str(metrics_port),
+        **(env or {}),
     }
     log = open(tmp_path / f"up-{time.monotonic_ns()}.log", "w+")
     process = subprocess.Popen(

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from pydantic_core import to_json
 
+from proffer_stream.core.identity import customer_id
+from proffer_stream.core.types import CustomerKey
+from proffer_stream.offers.decide import (
+    MAX_KEPT_OFFERS,
+    MAX_REMEMBERED_REQUESTS,
+    CustomerOffers,
+    restored_offers,
+)
+from proffer_stream.offers.lifecycle import NEXT_STATUSES
 from proffer_stream.offers.models import (
     Channel,
     CommandOutcome,
@@ -314,3 +323,138 @@ async def customers_due_an_offer(
         limit,
     )
     return [row["external_id"] for row in rows]
+
+
+_KEYS = "unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS k(t, c, x, i)"
+"""The customers asked about: tenant, internal id, external id, and their position."""
+
+
+async def load_customer_offers(
+    pool: asyncpg.Pool, keys: Sequence[CustomerKey]
+) -> dict[CustomerKey, CustomerOffers]:
+    """What the offers agent kept of these customers, as PostgreSQL has it (for a worker
+    whose table lost it): their newest offers, the ids of the requests and commands
+    decided for them, and when their cooldowns started. Customers with no offer and no
+    decision are left out."""
+    if not keys:
+        return {}
+    args = ([k[0] for k in keys], [customer_id(*k) for k in keys], [k[1] for k in keys])
+    offers = await pool.fetch(
+        f"""
+        SELECT k.i, o.offer FROM {_KEYS} CROSS JOIN LATERAL (
+            SELECT offer FROM offers
+            WHERE tenant_id = k.t AND customer_id = k.c AND external_customer_id = k.x
+            ORDER BY generated_at DESC LIMIT $4) o
+        """,
+        *args,
+        MAX_KEPT_OFFERS,
+    )
+    cooldowns = await pool.fetch(
+        f"""
+        SELECT k.i, max(o.generated_at) AS offered, max(o.redeemed_at) AS redeemed
+        FROM {_KEYS} JOIN offers o
+          ON o.tenant_id = k.t AND o.customer_id = k.c AND o.external_customer_id = k.x
+        GROUP BY k.i
+        """,
+        *args,
+    )
+    # Requests by the customer's decisions; commands by the outcomes (API commands) and
+    # the events (all commands that changed an offer) of the customer's offers.
+    decided = await pool.fetch(
+        f"""
+        SELECT k.i, d.id, d.at FROM {_KEYS} CROSS JOIN LATERAL (
+            (SELECT request_id AS id, decided_at AS at FROM decisions
+             WHERE tenant_id = k.t AND customer_id = k.c
+             ORDER BY decided_at DESC LIMIT $4)
+            UNION ALL
+            (SELECT c.command_id, c.occurred_at FROM offers o
+             JOIN offer_commands c ON c.tenant_id = o.tenant_id AND c.offer_id = o.id
+             WHERE o.tenant_id = k.t AND o.customer_id = k.c AND o.external_customer_id = k.x
+             ORDER BY c.occurred_at DESC LIMIT $4)
+            UNION ALL
+            (SELECT e.event->>'command_id', e.occurred_at FROM offers o
+             JOIN offer_events e ON e.tenant_id = o.tenant_id AND e.offer_id = o.id
+             WHERE o.tenant_id = k.t AND o.customer_id = k.c AND o.external_customer_id = k.x
+               AND e.event->>'command_id' IS NOT NULL
+             ORDER BY e.occurred_at DESC LIMIT $4)) d
+        """,
+        *args,
+        MAX_REMEMBERED_REQUESTS,
+    )
+    found: dict[int, list[Offer]] = {}
+    for row in offers:
+        found.setdefault(row["i"], []).append(Offer.model_validate_json(row["offer"]))
+    ids: dict[int, list[tuple[datetime, str]]] = {}
+    for row in decided:
+        ids.setdefault(row["i"], []).append((row["at"], row["id"]))
+    times = {row["i"]: row for row in cooldowns}
+    restored = {}
+    for i in found.keys() | ids.keys():
+        tenant_id, external_id = keys[i - 1]
+        cooldown = times.get(i)
+        restored[keys[i - 1]] = restored_offers(
+            tenant_id,
+            external_id,
+            found.get(i, []),
+            ids.get(i, []),
+            last_offer_at=cooldown["offered"] if cooldown else None,
+            last_redeemed_at=cooldown["redeemed"] if cooldown else None,
+        )
+    return restored
+
+
+OPEN_STATUSES = [status for status, moves in NEXT_STATUSES.items() if "expired" in moves]
+"""The statuses of offers that may still expire."""
+
+
+@dataclass(frozen=True)
+class OpenOffer:
+    """An offer that may still expire: whose it is, and when it is due."""
+
+    tenant_id: str
+    external_customer_id: str
+    offer_id: int
+    expires_at: datetime
+
+
+async def open_offers(pool: asyncpg.Pool) -> list[OpenOffer]:
+    """Every offer that may still expire, of every tenant (for a worker's expiry timers
+    when its table lost the offers)."""
+    rows = await pool.fetch(
+        "SELECT tenant_id, external_customer_id, id, expires_at FROM offers"
+        " WHERE status = ANY($1::text[])",
+        OPEN_STATUSES,
+    )
+    return [
+        OpenOffer(r["tenant_id"], r["external_customer_id"], r["id"], r["expires_at"]) for r in rows
+    ]
+
+
+FIRING_SLACK = timedelta(seconds=10)
+"""How much earlier than the rule's firing its decision may be stamped (the signals and
+offers agents may run on machines whose clocks differ a little)."""
+
+
+async def rules_decided(
+    pool: asyncpg.Pool, fired: Sequence[tuple[str, int, str, datetime]]
+) -> set[tuple[str, int, str]]:
+    """Of these rule firings (tenant, customer id, rule id, when), those whose request
+    reached a decision (an offer or none) at or after the firing."""
+    if not fired:
+        return set()
+    rows = await pool.fetch(
+        """
+        SELECT f.t, f.c, f.r FROM unnest($1::text[], $2::bigint[], $3::text[],
+                                         $4::timestamptz[]) AS f(t, c, r, at)
+        WHERE EXISTS (SELECT 1 FROM decisions d
+                      WHERE d.tenant_id = f.t AND d.customer_id = f.c
+                        AND d.decided_at >= f.at - $5::interval
+                        AND d.trace->>'rule_id' = f.r)
+        """,
+        [f[0] for f in fired],
+        [f[1] for f in fired],
+        [f[2] for f in fired],
+        [f[3] for f in fired],
+        FIRING_SLACK,
+    )
+    return {(r["t"], r["c"], r["r"]) for r in rows}

@@ -9,6 +9,7 @@ decides nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -44,6 +45,48 @@ class CustomerOffers(BaseModel):
     last_offer_at: datetime | None = None
     last_redeemed_at: datetime | None = None
     source_offset: int = -1
+
+
+def restored_offers(
+    tenant_id: str,
+    external_customer_id: str,
+    offers: Iterable[Offer],
+    decided: Iterable[tuple[datetime, str]],
+    *,
+    last_offer_at: datetime | None = None,
+    last_redeemed_at: datetime | None = None,
+) -> CustomerOffers:
+    """A customer's offers as PostgreSQL kept them, for a worker whose table lost them.
+
+    ``offers``: the customer's offers at their latest version; ``decided``: the ids of
+    the requests and commands decided for the customer, with when. The state keeps what
+    the agent would have kept: the newest :data:`MAX_KEPT_OFFERS` offers, the newest
+    :data:`MAX_REMEMBERED_REQUESTS` ids (oldest first, as :func:`remember` keeps them),
+    and the times the cooldowns start from (the latest of those given and those the
+    offers say). Its source offset is -1: the offsets it counted were of a log the
+    broker no longer has.
+    """
+    newest = sorted(offers, key=lambda o: (o.generated_at, o.id))[-MAX_KEPT_OFFERS:]
+    last_decided: dict[str, datetime] = {}
+    for at, message_id in sorted(decided):
+        last_decided.pop(message_id, None)  # re-inserted: its latest time orders it
+        last_decided[message_id] = at
+    offered = [o.generated_at for o in newest]
+    redeemed = [o.redeemed_at for o in newest if o.redeemed_at is not None]
+    return CustomerOffers(
+        tenant_id=tenant_id,
+        external_customer_id=external_customer_id,
+        offers={o.id: o for o in newest},
+        decided=list(last_decided)[-MAX_REMEMBERED_REQUESTS:],
+        last_offer_at=_latest(last_offer_at, *offered),
+        last_redeemed_at=_latest(last_redeemed_at, *redeemed),
+        source_offset=-1,
+    )
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def already_decided(state: CustomerOffers, message_id: str, offset: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from proffer_stream.core.identity import rule_request_id
@@ -43,3 +44,23 @@ def triggered_request(
         requested_at=now,
         signals=state.profile(),
     )
+
+
+def unmark_undecided(state: CustomerSignals, decided: Collection[str]) -> list[str]:
+    """Forget the firings of the rules not in ``decided`` (those whose request reached no
+    decision); return those rules.
+
+    For a profile restored from PostgreSQL after the broker lost its topics: a rule
+    marked as fired whose request was lost with the broker would hold the rule's cooldown,
+    and the offer cooldown, with no offer and no decision to show for it. Unmarked, it
+    fires again on the customer's next event that meets it. The time of the last offer
+    asked for becomes that of the latest firing kept.
+    """
+    undecided = [rule for rule in state.rules_fired_at if rule not in decided]
+    if not undecided:
+        return []
+    for rule in undecided:
+        del state.rules_fired_at[rule]
+    kept = list(state.rules_fired_at.values())
+    state.last_offer_requested_at = max(kept) if kept else None
+    return undecided

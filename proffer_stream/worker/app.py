@@ -35,7 +35,7 @@ from proffer_stream.signals.seen_ids import pack
 from proffer_stream.worker.config_owner import STAGE as CONFIG_STAGE
 from proffer_stream.worker.config_owner import ConfigOwner
 from proffer_stream.worker.deadletters import DeadLetters
-from proffer_stream.worker.expiry import ExpiryTimers
+from proffer_stream.worker.expiry import ExpiryTimers, LostTimers
 from proffer_stream.worker.faust_seams.stores import (
     PromptTableManager,
     drop_stores_of_a_lost_log,
@@ -146,7 +146,9 @@ def create_app(settings: Settings) -> faust.App:
     )
 
     offers_store = OffersStore(
-        checkpoint.register(TableTransaction(offers_table, bytes)), settings.partitions
+        checkpoint.register(TableTransaction(offers_table, bytes)),
+        settings.partitions,
+        settings.database_url,
     )
     timers = ExpiryTimers()
     offers_agent = OffersAgent(
@@ -207,19 +209,29 @@ def create_app(settings: Settings) -> faust.App:
     async def report_progress() -> None:
         agent.report()
 
+    lost_timers = LostTimers(offers_store, timers)
+
     @app.on_partitions_revoked.connect
     async def forget_kept_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Profiles and ids kept in memory may belong to partitions that move: read them
         afresh. (The commit before this checkpointed; what it left is checkpointed now.)"""
+        lost_timers.cancel()
         await checkpoint()
         profiles.forget()
         seen_ids.forget()
 
     @app.on_rebalance_complete.connect
     async def reload_expiry_timers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """The tables hold this worker's share now: time the expiries of its offers."""
+        """The tables hold this worker's share now: time the expiries of its offers, and
+        of the open offers PostgreSQL has of customers the table lacks."""
         timers.reload(offers_store.all())
         log.info("expiry timers: %d open offers", len(timers))
+        assigned = {
+            tp.partition
+            for tp in app.consumer.assignment()
+            if tp.topic == requests_topic.get_topic_name()
+        }
+        lost_timers.start(assigned)
 
     @app.timer(settings.expiry_check_seconds)  # type: ignore[untyped-decorator]
     async def expire_offers() -> None:

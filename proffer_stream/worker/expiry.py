@@ -2,14 +2,18 @@
 
 The timers are kept in memory, in time order, and rebuilt from the ``offers`` table
 whenever the worker's partitions change (a start, a rebalance), so a restart neither
-loses nor doubles an expiry. A due timer does not change the offer itself: it sends an
-``expire`` command, keyed like the customer, to the offers agent that owns the offer,
-whose id is the offer's, so the agent applies it once however often it is sent.
+loses nor doubles an expiry; the open offers of customers the table does not have
+(the broker lost its log) are timed from PostgreSQL's (:class:`LostTimers`). A
+due timer does not change the offer itself: it sends an ``expire`` command, keyed like
+the customer, to the offers agent that owns the offer, whose id is the offer's, so the
+agent applies it once however often it is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -17,6 +21,9 @@ from proffer_stream.core.types import CustomerKey
 from proffer_stream.offers.decide import CustomerOffers
 from proffer_stream.offers.lifecycle import may_move_to
 from proffer_stream.offers.models import OfferCommand
+from proffer_stream.worker.offers_agent import OffersStore
+
+log = logging.getLogger(__name__)
 
 _Timer = tuple[datetime, int, CustomerKey]
 """When, which offer, whose: a plain tuple, which the heap compares fastest."""
@@ -37,10 +44,15 @@ class ExpiryTimers:
         for state in states:
             customer = (state.tenant_id, state.external_customer_id)
             for offer in state.offers.values():
-                timed = (offer.id, offer.expires_at)
-                if timed not in self._set and "expired" in may_move_to(offer):
-                    self._set.add(timed)
-                    heapq.heappush(self._heap, (offer.expires_at, offer.id, customer))
+                if "expired" in may_move_to(offer):
+                    self.add(customer, offer.id, offer.expires_at)
+
+    def add(self, customer: CustomerKey, offer_id: int, expires_at: datetime) -> None:
+        """Set a timer for one open offer, unless it has one for that time."""
+        timed = (offer_id, expires_at)
+        if timed not in self._set:
+            self._set.add(timed)
+            heapq.heappush(self._heap, (expires_at, offer_id, customer))
 
     def reload(self, states: Iterable[CustomerOffers]) -> None:
         """Forget every timer and set those of ``states`` (the table after a rebalance)."""
@@ -70,3 +82,48 @@ def expire_command(customer: CustomerKey, offer_id: int, now: datetime) -> Offer
         cause="timer: expires_at passed",
         issued_at=now,
     )
+
+
+class LostTimers:
+    """Times the open offers PostgreSQL has of the customers of this worker's partitions
+    that the ``offers`` table does not have.
+
+    After the broker lost the table's changelog (the local broker keeps nothing across
+    restarts), the table starts empty, and the timers rebuilt from it would leave every
+    offer made before to never expire. The customers themselves are restored from
+    PostgreSQL when a message (such as a due timer's expire command) reaches them. In
+    a task, so that a rebalance does not wait for PostgreSQL (an outage is waited out);
+    cancelled when partitions are revoked.
+    """
+
+    def __init__(self, offers: OffersStore, timers: ExpiryTimers) -> None:
+        self.offers = offers
+        self.timers = timers
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, partitions: set[int]) -> None:
+        self.cancel()
+        self._task = asyncio.create_task(self._time(partitions))
+        self._task.add_done_callback(_report_failure)
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _time(self, partitions: set[int]) -> None:
+        lost = await self.offers.open_offers(partitions)
+        for offer in lost:
+            customer = (offer.tenant_id, offer.external_customer_id)
+            self.timers.add(customer, offer.offer_id, offer.expires_at)
+        if lost:
+            log.warning(
+                "expiry timers: %d open offers of customers the offers table lacked,"
+                " restored from PostgreSQL",
+                len(lost),
+            )
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("expiry timers: restoring open offers from PostgreSQL failed", exc_info=error)

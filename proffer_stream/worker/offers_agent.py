@@ -16,16 +16,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
+import asyncpg
 from faust.types import EventT
 
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import partition_key
+from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.types import CustomerKey
+from proffer_stream.db.offers import OpenOffer, load_customer_offers, open_offers
+from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.ingest.records import read_message, require_customer_key
 from proffer_stream.kafka.deadletter import SourceRecord
 from proffer_stream.offers.commands import apply_command, auto_approval
@@ -43,6 +47,7 @@ from proffer_stream.signals.models import CustomerProfile
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import key_partition
+from proffer_stream.worker.restore import BatchedRestore
 from proffer_stream.worker.state import TableTransaction
 
 log = logging.getLogger(__name__)
@@ -57,26 +62,68 @@ the profile there is."""
 
 class OffersStore:
     """Each customer's :class:`CustomerOffers` in the Faust table ``offers``, written
-    through the table's transaction (the checkpoint writes it before each commit)."""
+    through the table's transaction (the checkpoint writes it before each commit).
 
-    def __init__(self, state: TableTransaction[bytes], partitions: int) -> None:
+    A customer the table does not have is restored from PostgreSQL (:meth:`restore`),
+    as :class:`~proffer_stream.worker.profiles.ProfileStore` restores profiles: the
+    table misses a customer PostgreSQL knows when the broker lost its changelog (the
+    local broker keeps nothing across restarts), and without it every offer made before
+    would be unknown to lifecycle commands, redemptions and expiries, and the cooldown
+    forgotten.
+    """
+
+    def __init__(
+        self, state: TableTransaction[bytes], partitions: int, database_url: str = ""
+    ) -> None:
         self.state = state
         self.partitions = partitions
+        self.database_url = database_url
+        self._pool: asyncpg.Pool | None = None
+        self._connecting = asyncio.Lock()
+        self._in_postgres = BatchedRestore(self._query, "customers' offers")
 
     def all(self) -> list[CustomerOffers]:
         """Every customer's offers this worker holds (after a rebalance, for the timers)."""
         table = self.state.table
         return [CustomerOffers.model_validate_json(v) for v in table.values() if v]
 
-    def load(self, key: CustomerKey) -> CustomerOffers:
-        table_key = partition_key(*key)
-        partition = key_partition(table_key, self.partitions)
-        stored = self.state.held(partition, table_key)
-        if stored is None:
-            stored = self.state.stored(partition, table_key)
-        if stored is None:
-            return CustomerOffers(tenant_id=key[0], external_customer_id=key[1])
-        return CustomerOffers.model_validate_json(stored)
+    def get(self, key: CustomerKey) -> CustomerOffers | None:
+        """The customer's offers in the table (with the writes held), if it has them."""
+        stored = self._stored(partition_key(*key))
+        return None if stored is None else CustomerOffers.model_validate_json(stored)
+
+    def holds(self, key: CustomerKey) -> bool:
+        """Whether the table has the customer's offers."""
+        return self._stored(partition_key(*key)) is not None
+
+    async def restore(self, key: CustomerKey) -> CustomerOffers:
+        """The customer's offers as PostgreSQL has them, else none (for a customer the
+        table does not have; it is saved with the customer's next change). An outage is
+        waited out; an error that is not one is raised, for this customer only."""
+        restored = None
+        if self.database_url:
+            restored = await self._in_postgres.get(key)
+        return restored or CustomerOffers(tenant_id=key[0], external_customer_id=key[1])
+
+    async def open_offers(self, partitions: Collection[int]) -> list[OpenOffer]:
+        """The open offers PostgreSQL has of the customers of ``partitions`` that the
+        table does not have: their expiry timers, when the broker lost the table's log.
+        An outage is waited out."""
+        if not self.database_url or not partitions:
+            return []
+
+        async def query() -> list[OpenOffer]:
+            return await open_offers(await self._connected())
+
+        found = await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+        missing = []
+        for n, offer in enumerate(found):
+            if n % 10_000 == 9_999:
+                await asyncio.sleep(0)  # a long list leaves the agents their turns
+            key = partition_key(offer.tenant_id, offer.external_customer_id)
+            if key_partition(key, self.partitions) in partitions and self._stored(key) is None:
+                missing.append(offer)
+        return missing
 
     def save(self, states: Sequence[CustomerOffers]) -> None:
         """Hold the customers' offers for the checkpoint."""
@@ -84,6 +131,27 @@ class OffersStore:
             key = partition_key(state.tenant_id, state.external_customer_id)
             value = state.model_dump_json().encode()
             self.state.set(key_partition(key, self.partitions), key, value)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    def _stored(self, key: bytes) -> bytes | None:
+        partition = key_partition(key, self.partitions)
+        held = self.state.held(partition, key)
+        return held if held is not None else self.state.stored(partition, key)
+
+    async def _query(self, keys: list[CustomerKey]) -> dict[CustomerKey, CustomerOffers]:
+        async def query() -> dict[CustomerKey, CustomerOffers]:
+            return await load_customer_offers(await self._connected(), keys)
+
+        return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+
+    async def _connected(self) -> asyncpg.Pool:
+        async with self._connecting:
+            if self._pool is None:
+                self._pool = await connect_pool(self.database_url, max_size=2)
+            return self._pool
 
 
 class OffersAgent:
@@ -173,7 +241,15 @@ class OffersAgent:
         """Decide one customer's messages in order, save their state, ack the records."""
         if before is not None:
             await asyncio.wait([before])  # its decisions are saved (or the worker is stopping)
-        state = self.offers.load(key)
+        state = self.offers.get(key)
+        if state is None:
+            try:
+                state = await self.offers.restore(key)
+            except Exception as exc:  # this customer's records only; the others go on
+                for item in pending:
+                    await self.dead_letters.send(item.source, _processing_error(exc))
+                    item.event.ack()
+                return
         changed = False
         for item in pending:
             if already_decided(state, _message_id(item.message), item.source.offset):
@@ -181,7 +257,7 @@ class OffersAgent:
             try:
                 events, outcome = await self._handle(state, item.message, item.source.offset)
             except Exception as exc:  # this record only; its state was not changed
-                await self.dead_letters.send(item.source, BadRecord("processing_error", repr(exc)))
+                await self.dead_letters.send(item.source, _processing_error(exc))
                 continue
             for event in events:
                 await self.outbox.event(event)
@@ -214,7 +290,7 @@ class OffersAgent:
         if request.signals is None and request.after_event_offset is not None:
             await self._after_events(key, request.after_event_offset)
         now = datetime.now(UTC)
-        signals = request.signals or self._profile(key)
+        signals = request.signals or await self._profile(key)
         rule = self.configs.rule(tenant, request.rule_id) if request.rule_id else None
         policy = self.configs.policy(tenant)
         suppressed = suppression(state, request, signals, rule, policy, now)
@@ -255,9 +331,11 @@ class OffersAgent:
                 EVENTS_WAIT_SECONDS,
             )
 
-    def _profile(self, key: CustomerKey) -> CustomerProfile | None:
-        """The customer's stored profile (without the signals agent's bookkeeping), if any."""
-        state = self.profiles.get(key)
+    async def _profile(self, key: CustomerKey) -> CustomerProfile | None:
+        """The customer's profile (without the signals agent's bookkeeping), if any: the
+        table's, else PostgreSQL's (the broker lost the table's log, and the customer has
+        sent no event since)."""
+        state = await self.profiles.read(key)
         return None if state is None else state.profile()
 
 
@@ -289,6 +367,10 @@ def read_offer_message(source: SourceRecord) -> OfferMessage:
         source.key, message.tenant_id, message.external_customer_id, "external_customer_id"
     )
     return message
+
+
+def _processing_error(exc: Exception) -> BadRecord:
+    return BadRecord("processing_error", repr(exc))
 
 
 def _message_id(message: OfferMessage) -> str:

@@ -16,11 +16,14 @@ from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.db.customers import load_signals
 from proffer_stream.db.events import counted_event_ids
+from proffer_stream.db.offers import rules_decided
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
+from proffer_stream.offers.triggers import unmark_undecided
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.lent import Lent
 from proffer_stream.worker.reroute import key_partition
+from proffer_stream.worker.restore import BatchedRestore
 from proffer_stream.worker.state import TableTransaction
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,9 @@ class ProfileStore:
         self.dedup_days = dedup_days
         self._parsed: Lent[bytes, CustomerSignals] = Lent(kept_parsed)
         self._pool: asyncpg.Pool | None = None
+        self._connecting = asyncio.Lock()
         self._saved = asyncio.Event()
+        self._in_postgres = BatchedRestore(self._query_signals, "customer profiles (to read)")
 
     async def applied(self, key: CustomerKey, offset: int, timeout: float) -> bool:
         """Wait until the customer's profile has applied the record at ``offset`` of
@@ -96,6 +101,22 @@ class ProfileStore:
         """The profile stored, if any."""
         stored = self._stored(partition_key(*key))
         return None if stored is None else CustomerSignals.model_validate_json(stored)
+
+    async def read(self, key: CustomerKey) -> CustomerSignals | None:
+        """The profile stored, else the one PostgreSQL holds, if any: for readers of the
+        profile other than the signals agent (the offers agent).
+
+        A profile restored here is not saved: the signals agent, which writes the table,
+        restores it itself (:meth:`load`), with the ids of the events it counted. The
+        table misses a profile PostgreSQL has when the broker lost the changelog (the
+        local broker keeps nothing across restarts); the customer has sent no event
+        since, and ``generate`` must still know them. An outage is waited out; an error
+        that is not one is raised.
+        """
+        state = self.get(key)
+        if state is not None or not self.database_url:
+            return state
+        return await self._in_postgres.get(key)
 
     async def load(self, keys: Iterable[CustomerKey]) -> Loaded:
         """Each customer's profile (from the table, else PostgreSQL, else new), for the
@@ -185,10 +206,48 @@ class ProfileStore:
         since = datetime.now(UTC) - timedelta(days=self.dedup_days)
 
         async def query() -> Loaded:
-            if self._pool is None:
-                self._pool = await connect_pool(self.database_url, max_size=2)
-            states = await load_signals(self._pool, keys)
-            ids = await counted_event_ids(self._pool, list(states.values()), since)
+            pool = await self._connected()
+            states = await load_signals(pool, keys)
+            ids = await counted_event_ids(pool, list(states.values()), since)
+            await self._unmark_undecided(pool, list(states.values()))
             return Loaded(states=states, counted_ids=ids)
 
         return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+
+    async def _unmark_undecided(self, pool: asyncpg.Pool, states: list[CustomerSignals]) -> None:
+        """Unmark the rules these restored profiles mark as fired whose request reached no
+        decision: it was lost with the broker (its topics are gone), and the cooldown it
+        started would block the customer's automatic offers with nothing to show for it."""
+        fired = [
+            (s.tenant_id, s.customer_id, rule, at)
+            for s in states
+            for rule, at in s.rules_fired_at.items()
+        ]
+        decided: dict[tuple[str, int], set[str]] = {}
+        for tenant_id, customer, rule in await rules_decided(pool, fired):
+            decided.setdefault((tenant_id, customer), set()).add(rule)
+        for state in states:
+            unmarked = unmark_undecided(
+                state, decided.get((state.tenant_id, state.customer_id), ())
+            )
+            if unmarked:
+                log.warning(
+                    "%s:%s: rules %s were marked as fired, but their requests reached no"
+                    " decision (lost with the broker): unmarked",
+                    state.tenant_id,
+                    state.external_id,
+                    ", ".join(unmarked),
+                )
+
+    async def _query_signals(self, keys: list[CustomerKey]) -> dict[CustomerKey, CustomerSignals]:
+        async def query() -> dict[CustomerKey, CustomerSignals]:
+            return await load_signals(await self._connected(), keys)
+
+        return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+
+    async def _connected(self) -> asyncpg.Pool:
+        """The pool, made on first use (both agents may ask at once: one pool)."""
+        async with self._connecting:
+            if self._pool is None:
+                self._pool = await connect_pool(self.database_url, max_size=2)
+            return self._pool

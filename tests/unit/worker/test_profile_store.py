@@ -9,6 +9,7 @@ from proffer_stream.core.identity import partition_key
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import key_partition
+from proffer_stream.worker.restore import BatchedRestore
 from proffer_stream.worker.state import Checkpoint, TableTransaction
 
 pytestmark = pytest.mark.unit
@@ -143,3 +144,27 @@ async def test_a_request_waits_for_the_profile_to_apply_its_customers_event():
     profiles.save([caught_up])
     assert await asyncio.wait_for(waiting, 1) is True
     assert await profiles.applied(("acme", "never"), 0, timeout=0.05) is False
+
+
+async def test_a_reader_gets_the_tables_profile_else_postgresqls_which_is_not_saved():
+    """The offers agent's read: a customer with no event since the broker lost the
+    changelog is known from PostgreSQL; the signals agent restores it itself."""
+    table = FakeTable()
+    profiles = ProfileStore(table.transaction(), 4, database_url="postgres://x", dedup_days=7)
+    in_postgres = new_signals("acme", "u2")
+    in_postgres.event_count = 5
+    asked = []
+
+    async def load_signals(keys):
+        asked.append(keys)
+        return {("acme", "u2"): in_postgres}
+
+    profiles._in_postgres = BatchedRestore(load_signals, "profiles")
+    in_table = new_signals(*KEY)
+    await saved(profiles, [in_table], table)
+    sent = list(table.sent)
+    assert (await profiles.read(KEY)).external_id == KEY[1]
+    assert asked == [], "a profile in the table is not asked of PostgreSQL"
+    assert (await profiles.read(("acme", "u2"))).event_count == 5
+    assert await profiles.read(("acme", "u3")) is None
+    assert profiles.get(("acme", "u2")) is None and table.sent == sent, "nothing saved"
