@@ -417,6 +417,11 @@ class OpenOffer:
     expires_at: datetime
 
 
+async def any_offers(pool: asyncpg.Pool) -> bool:
+    """Whether PostgreSQL holds any offer (of any tenant)."""
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM offers)"))
+
+
 async def open_offers(pool: asyncpg.Pool) -> list[OpenOffer]:
     """Every offer that may still expire, of every tenant (for a worker's expiry timers
     when its table lost the offers)."""

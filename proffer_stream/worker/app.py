@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import faust
+from aiokafka import TopicPartition
 from faust.types import EventT, TableT
 
 from proffer_stream.core import metrics
@@ -19,6 +20,7 @@ from proffer_stream.core.event_loop import use_uvloop
 from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.kafka.lag import log_ends_now
 from proffer_stream.kafka.topics import (
     EVENT_IDS_TABLE,
     OFFERS_TABLE,
@@ -182,9 +184,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(requests_topic, name="offers", concurrency=1)
     async def offers(stream: faust.StreamT[bytes]) -> None:
-        await _in_batches(
-            stream, after(config.ready, offers_agent.process), offers_batch_size(settings), settings
-        )
+        # Tenant config read, and the restoring partitions known (after each rebalance).
+        process = after(config.ready, after(offers_store.restoring_known, offers_agent.process))
+        await _in_batches(stream, process, offers_batch_size(settings), settings)
 
     config_owner = ConfigOwner(
         configs,
@@ -209,13 +211,20 @@ def create_app(settings: Settings) -> faust.App:
     async def report_progress() -> None:
         agent.report()
 
-    lost_timers = LostTimers(offers_store, timers)
+    async def offers_changelog_ends(partitions: list[int]) -> dict[int, int]:
+        changelog = topics.offers_changelog.name
+        wanted = [TopicPartition(changelog, p) for p in partitions]
+        ends = await log_ends_now(settings.bootstrap_servers, wanted)
+        return {tp.partition: end for tp, end in ends.items()}
+
+    lost_timers = LostTimers(offers_store, timers, offers_changelog_ends)
 
     @app.on_partitions_revoked.connect
     async def forget_kept_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Profiles and ids kept in memory may belong to partitions that move: read them
         afresh. (The commit before this checkpointed; what it left is checkpointed now.)"""
         lost_timers.cancel()
+        offers_store.forget_restoring()
         await checkpoint()
         profiles.forget()
         seen_ids.forget()

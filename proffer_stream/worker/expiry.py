@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 from proffer_stream.core.types import CustomerKey
@@ -85,8 +85,9 @@ def expire_command(customer: CustomerKey, offer_id: int, now: datetime) -> Offer
 
 
 class LostTimers:
-    """Times the open offers PostgreSQL has of the customers of this worker's partitions
-    that the ``offers`` table does not have.
+    """Finds which of this worker's partitions are restoring
+    (:meth:`OffersStore.find_restoring`), then times the open offers PostgreSQL has of
+    their customers that the ``offers`` table does not have.
 
     After the broker lost the table's changelog (the local broker keeps nothing across
     restarts), the table starts empty, and the timers rebuilt from it would leave every
@@ -96,9 +97,15 @@ class LostTimers:
     cancelled when partitions are revoked.
     """
 
-    def __init__(self, offers: OffersStore, timers: ExpiryTimers) -> None:
+    def __init__(
+        self,
+        offers: OffersStore,
+        timers: ExpiryTimers,
+        changelog_ends: Callable[[list[int]], Awaitable[dict[int, int]]],
+    ) -> None:
         self.offers = offers
         self.timers = timers
+        self.changelog_ends = changelog_ends
         self._task: asyncio.Task[None] | None = None
 
     def start(self, partitions: set[int]) -> None:
@@ -112,6 +119,7 @@ class LostTimers:
             self._task = None
 
     async def _time(self, partitions: set[int]) -> None:
+        await self.offers.find_restoring(partitions, self.changelog_ends)
         lost = await self.offers.open_offers(partitions)
         for offer in lost:
             customer = (offer.tenant_id, offer.external_customer_id)

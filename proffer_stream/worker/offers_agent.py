@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from faust.types import EventT
 
 from proffer_stream.core import metrics
@@ -28,7 +29,7 @@ from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.types import CustomerKey
-from proffer_stream.db.offers import OpenOffer, load_customer_offers, open_offers
+from proffer_stream.db.offers import OpenOffer, any_offers, load_customer_offers, open_offers
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.ingest.records import read_message, require_customer_key
 from proffer_stream.kafka.deadletter import SourceRecord
@@ -60,16 +61,23 @@ gateway accepted before it (``OfferRequest.after_event_offset``); then it is dec
 the profile there is."""
 
 
+RESTORING = b"\x00restoring"
+"""The key that marks a partition of the ``offers`` table as restoring (no customer key
+starts with a NUL)."""
+
+
 class OffersStore:
     """Each customer's :class:`CustomerOffers` in the Faust table ``offers``, written
     through the table's transaction (the checkpoint writes it before each commit).
 
-    A customer the table does not have is restored from PostgreSQL (:meth:`restore`),
-    as :class:`~proffer_stream.worker.profiles.ProfileStore` restores profiles: the
-    table misses a customer PostgreSQL knows when the broker lost its changelog (the
-    local broker keeps nothing across restarts), and without it every offer made before
+    The table misses a customer PostgreSQL knows when the broker lost its changelog
+    (the local broker keeps nothing across restarts); without it every offer made before
     would be unknown to lifecycle commands, redemptions and expiries, and the cooldown
-    forgotten.
+    forgotten. A partition whose changelog began empty while PostgreSQL had offers is
+    *restoring* (:meth:`find_restoring`, which marks it in the table, so the mark
+    survives restarts): a customer it lacks is restored from PostgreSQL (:meth:`restore`),
+    as :class:`~proffer_stream.worker.profiles.ProfileStore` restores profiles. Elsewhere
+    the table is the whole truth, and a new customer costs no query.
     """
 
     def __init__(
@@ -78,6 +86,8 @@ class OffersStore:
         self.state = state
         self.partitions = partitions
         self.database_url = database_url
+        self.restoring_known = asyncio.Event()
+        self._restoring: set[int] = set()
         self._pool: asyncpg.Pool | None = None
         self._connecting = asyncio.Lock()
         self._in_postgres = BatchedRestore(self._query, "customers' offers")
@@ -85,7 +95,51 @@ class OffersStore:
     def all(self) -> list[CustomerOffers]:
         """Every customer's offers this worker holds (after a rebalance, for the timers)."""
         table = self.state.table
-        return [CustomerOffers.model_validate_json(v) for v in table.values() if v]
+        return [
+            CustomerOffers.model_validate_json(value)
+            for key, value in table.items()
+            if value and key != RESTORING
+        ]
+
+    def restoring(self, key: CustomerKey) -> bool:
+        """Whether the customer's partition may lack what PostgreSQL has of them."""
+        return key_partition(partition_key(*key), self.partitions) in self._restoring
+
+    async def find_restoring(
+        self,
+        partitions: Collection[int],
+        changelog_ends: Callable[[list[int]], Awaitable[dict[int, int]]],
+    ) -> set[int]:
+        """Find which of the assigned ``partitions`` are restoring: marked so, or with an
+        empty changelog while PostgreSQL has offers (then marked). Sets
+        :attr:`restoring_known`, which the agent waits for."""
+        marked = {
+            p
+            for p in partitions
+            if (self.state.held(p, RESTORING) or self.state.stored(p, RESTORING)) is not None
+        }
+        unmarked = [p for p in partitions if p not in marked]
+        ends = await retry_transient(
+            lambda: changelog_ends(unmarked), transient=(KafkaError, OSError), what="Kafka"
+        )
+        empty = [p for p, end in ends.items() if end == 0]
+        if empty and self.database_url and await self._postgres_has_offers():
+            for partition in empty:
+                self.state.set(partition, RESTORING, b"1")
+            log.warning(
+                "offers table partitions %s start empty while PostgreSQL has offers: the"
+                " broker lost their log; customers they lack are restored from PostgreSQL",
+                sorted(empty),
+            )
+            marked.update(empty)
+        self._restoring = marked
+        self.restoring_known.set()
+        return marked
+
+    def forget_restoring(self) -> None:
+        """Partitions move: what is restoring is found again once they are assigned."""
+        self._restoring = set()
+        self.restoring_known.clear()
 
     def get(self, key: CustomerKey) -> CustomerOffers | None:
         """The customer's offers in the table (with the writes held), if it has them."""
@@ -109,6 +163,7 @@ class OffersStore:
         """The open offers PostgreSQL has of the customers of ``partitions`` that the
         table does not have: their expiry timers, when the broker lost the table's log.
         An outage is waited out."""
+        partitions = [p for p in partitions if p in self._restoring]
         if not self.database_url or not partitions:
             return []
 
@@ -144,6 +199,12 @@ class OffersStore:
     async def _query(self, keys: list[CustomerKey]) -> dict[CustomerKey, CustomerOffers]:
         async def query() -> dict[CustomerKey, CustomerOffers]:
             return await load_customer_offers(await self._connected(), keys)
+
+        return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
+
+    async def _postgres_has_offers(self) -> bool:
+        async def query() -> bool:
+            return await any_offers(await self._connected())
 
         return await retry_transient(query, transient=TRANSIENT_ERRORS, what="PostgreSQL")
 
@@ -242,6 +303,8 @@ class OffersAgent:
         if before is not None:
             await asyncio.wait([before])  # its decisions are saved (or the worker is stopping)
         state = self.offers.get(key)
+        if state is None and not self.offers.restoring(key):
+            state = CustomerOffers(tenant_id=key[0], external_customer_id=key[1])
         if state is None:
             try:
                 state = await self.offers.restore(key)

@@ -85,7 +85,7 @@ async def test_the_whole_state_machine_over_the_api(settings, processes):
         broken = await api.patch(
             f"/api/offers/{at_source}", content=b"{", headers={"content-type": "application/json"}
         )
-        assert broken.status_code == 422 and broken.json()["error"]["details"]
+        assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid_json"
 
         # The last fresh offer went generated -> approved -> sent -> expired.
         history = (await api.get(f"/api/offers/{fresh}/events")).json()["events"]
