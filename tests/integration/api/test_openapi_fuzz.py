@@ -75,6 +75,10 @@ NO_NEGATIVE_CASES = {
     ("GET", "/api/customers/external/{external_id}"),
 }
 
+# Readiness answers 503 while the worker and the sink have not joined (none runs here): a
+# documented answer, not a server error.
+NOT_READY_IS_503 = {("GET", "/readyz")}
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -144,7 +148,10 @@ def _fuzz(
     """Run the cases; raise on the first answer that breaks the spec."""
 
     def conforms(case: schemathesis.Case) -> None:
-        case.validate_response(send(case), checks=CHECKS)
+        checks = CHECKS
+        if (operation.method.upper(), operation.path) in NOT_READY_IS_503:
+            checks = [check for check in CHECKS if check is not not_a_server_error]
+        case.validate_response(send(case), checks=checks)
 
     test = given(case=operation.as_strategy(generation_mode=mode))(conforms)
     for kwargs in EXAMPLES.get((operation.method.upper(), operation.path, mode), []):
