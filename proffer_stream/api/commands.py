@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import asyncpg
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import (
@@ -47,7 +48,6 @@ from proffer_stream.kafka.topics import topics_for
 from proffer_stream.offers.config import ConfigChange, ConfigCommand, ConfigOutcome, config_key
 from proffer_stream.offers.models import (
     CommandOutcome,
-    Offer,
     OfferCommand,
     OfferRequest,
     OfferStatus,
@@ -121,10 +121,10 @@ async def change_status(
     replies: ReplyListener,
     db: asyncpg.Pool,
     settings: Settings,
-    offer: Offer,
+    offer: OfferOf,
     change: tuple[OfferStatus, str | None],
     by: str,
-) -> OfferResponse | JSONResponse:
+) -> Response:
     """Ask the offer's owner to move it to ``change``'s status (with its reason), and
     answer with the offer at its new version, or the 409 saying why not."""
     status, reason = change
@@ -133,7 +133,7 @@ async def change_status(
         tenant_id=offer.tenant_id,
         external_customer_id=offer.external_customer_id,
         action="transition",
-        offer_id=offer.id,
+        offer_id=offer.offer_id,
         status=status,
         cause=by,
         reason=reason,
@@ -176,7 +176,7 @@ async def answer_change(
     tenant_id: str,
     outcome: CommandOutcome,
     deadline: float,
-) -> OfferResponse | JSONResponse:
+) -> Response:
     """The offer as the change left it (once the sink has it), or the 409 saying why not."""
     if outcome.outcome == "rejected":
         conflict = TransitionConflict(
@@ -191,12 +191,26 @@ async def answer_change(
         return JSONResponse(conflict.model_dump(mode="json"), status_code=409)
     offer = await replies.wait_for(
         offer_key(outcome.offer_id),
-        lambda: offers.get_offer_at(db, tenant_id, outcome.offer_id, outcome.version),
+        lambda: offers.offer_json_at(db, tenant_id, outcome.offer_id, outcome.version),
         deadline,
     )
     if offer is None:
         return change_pending(outcome.command_id)
-    return OfferResponse(offer=offer)
+    return offer_answer(offer)
+
+
+def offer_answer(offer_json: str) -> Response:
+    """An :class:`OfferResponse` around the offer's stored JSON, as it is: a change's
+    answer builds no model (a parse and a dump of the whole offer per PATCH)."""
+    return Response('{"success":true,"offer":' + offer_json + "}", media_type="application/json")
+
+
+class OfferOf(NamedTuple):
+    """Which offer a command is for, and whose it is."""
+
+    tenant_id: str
+    offer_id: int
+    external_customer_id: str
 
 
 async def change_config(

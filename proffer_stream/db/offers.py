@@ -179,17 +179,28 @@ async def get_command_outcome(
     return None if row is None else CommandOutcome.model_validate(dict(row))
 
 
-async def get_offer_at(
+async def offer_json_at(
     pool: asyncpg.Pool, tenant_id: str, offer_id: int, version: int
-) -> Offer | None:
-    """The offer once the sink has it at ``version`` or later."""
-    value = await pool.fetchval(
+) -> str | None:
+    """The offer's JSON (as :class:`Offer` dumped it) once the sink has it at ``version``
+    or later: for an answer, with no model built in between."""
+    value: str | None = await pool.fetchval(
         "SELECT offer FROM offers WHERE tenant_id = $1 AND id = $2 AND version >= $3",
         tenant_id,
         offer_id,
         version,
     )
-    return None if value is None else Offer.model_validate_json(value)
+    return value
+
+
+async def offer_customer(pool: asyncpg.Pool, tenant_id: str, offer_id: int) -> str | None:
+    """The external id of the customer an offer of the tenant was made to, if it exists."""
+    value: str | None = await pool.fetchval(
+        "SELECT external_customer_id FROM offers WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        offer_id,
+    )
+    return value
 
 
 async def list_offer_events(pool: asyncpg.Pool, tenant_id: str, offer_id: int) -> list[OfferEvent]:

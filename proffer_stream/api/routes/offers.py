@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from proffer_stream.api.commands import (
+    OfferOf,
     answer_change,
     change_pending,
     change_status,
@@ -54,7 +55,7 @@ router = APIRouter(prefix="/api/offers", tags=["offers"], route_class=JsonBodyRo
 )
 async def get_command(
     command_id: CommandId, tenant_id: Tenant, db: Db, replies: Replies
-) -> OfferResponse | JSONResponse:
+) -> Response:
     outcome = await offers.get_command_outcome(db, tenant_id, command_id)
     if outcome is None:
         await pending_or_unknown(db, tenant_id, "offer_command", command_id)
@@ -120,16 +121,17 @@ async def patch_offer(
     publisher: Publisher,
     replies: Replies,
     settings: AppSettings,
-) -> OfferResponse | JSONResponse:
+) -> Response:
     """generated -> approved -> sent -> redeemed, or expired from any of those.
 
     The offers agent that owns the offer decides, one change at a time: of two
     conflicting changes one is applied and the other answers 409. Waits
     (``PROFFER_OFFER_WAIT_SECONDS``) for the outcome, then answers 202 with where to poll.
     """
-    offer = await offers.get_offer(db, tenant_id, offer_id)
-    if offer is None:
+    customer = await offers.offer_customer(db, tenant_id, offer_id)
+    if customer is None:
         raise ApiError(404, "offer_not_found", f"No offer with id {offer_id}.")
+    offer = OfferOf(tenant_id, offer_id, customer)
     change = (body.status, body.reason)
     return await change_status(
         publisher, replies, db, settings, offer, change, requested_by(key_name)
