@@ -109,7 +109,7 @@ async def generate(
     with replies.expect(decision_key(request_id)) as reply:
         await send_request(publisher, settings, request)
         decision = await reply.read(
-            lambda: offers.get_decision(db, tenant_id, request_id), deadline
+            lambda: offers.get_decision(db, tenant_id, request_id), deadline, look_first=False
         )
     if decision is None:
         return offer_pending(request_id)
@@ -148,7 +148,9 @@ async def change_status(
             topics_for(settings).offer_requests.name,
         )
         outcome = await reply.read(
-            lambda: offers.get_command_outcome(db, offer.tenant_id, command.command_id), deadline
+            lambda: offers.get_command_outcome(db, offer.tenant_id, command.command_id),
+            deadline,
+            look_first=False,
         )
     if outcome is None:
         return change_pending(command.command_id)
@@ -231,7 +233,9 @@ async def change_config(
             topics_for(settings).tenant_config_commands.name,
         )
         outcome = await reply.read(
-            lambda: get_config_outcome(db, command.tenant_id, command.command_id), deadline
+            lambda: get_config_outcome(db, command.tenant_id, command.command_id),
+            deadline,
+            look_first=False,
         )
     if outcome is None:
         return config_pending(command.command_id)

@@ -181,14 +181,25 @@ class Reply:
         self._listener = listener
         self._woken = woken
 
-    async def read(self, find: Callable[[], Awaitable[T | None]], deadline: float) -> T | None:
-        """Read with ``find`` now and after each notification of an expected key, until it
-        reads something; None if ``deadline`` (monotonic) passes first."""
+    async def read(
+        self,
+        find: Callable[[], Awaitable[T | None]],
+        deadline: float,
+        *,
+        look_first: bool = True,
+    ) -> T | None:
+        """Read with ``find`` now (unless ``look_first`` is False: the outcome of a
+        command sent after :meth:`ReplyListener.expect` cannot be there before its key is
+        notified) and after each notification of an expected key, until it reads
+        something; None if ``deadline`` (monotonic) passes first."""
+        looking = look_first
         while True:
-            self._woken.clear()
-            found = await find()
-            if found is not None:
-                return found
+            if looking:
+                self._woken.clear()
+                found = await find()
+                if found is not None:
+                    return found
+            looking = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
