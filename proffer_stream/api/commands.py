@@ -12,8 +12,9 @@ that runs out (``PROFFER_OFFER_WAIT_SECONDS``) answers 202 with where to ask aga
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import asyncpg
 from fastapi.responses import JSONResponse, Response
@@ -95,6 +96,35 @@ async def send_request(
     )
 
 
+T = TypeVar("T")
+
+
+class Sent(NamedTuple):
+    """A command the API sends: whose, what kind of id, its id and its reply key."""
+
+    tenant_id: str
+    kind: IssuedKind
+    command_id: str
+    reply_key: str
+
+
+async def _send_and_wait(
+    db: asyncpg.Pool,
+    replies: ReplyListener,
+    sent: Sent,
+    publish: Callable[[], Awaitable[None]],
+    find: Callable[[], Awaitable[T | None]],
+    deadline: float,
+) -> T | None:
+    """Record the id as issued, listen for its reply key, ``publish`` the command, and
+    read its outcome with ``find`` once the key is notified (not before: it cannot be
+    projected before it is sent); None if ``deadline`` passes first."""
+    await record_issued(db, sent.tenant_id, sent.kind, [sent.command_id])
+    with replies.expect(sent.reply_key) as reply:
+        await publish()
+        return await reply.read(find, deadline, look_first=False)
+
+
 async def generate(
     publisher: EventPublisher,
     replies: ReplyListener,
@@ -105,12 +135,14 @@ async def generate(
     """Send the request and answer with its offer once decided (or why there is none)."""
     tenant_id, request_id = request.tenant_id, request.request_id
     deadline = time.monotonic() + settings.offer_wait_seconds
-    await record_issued(db, tenant_id, "request", [request_id])
-    with replies.expect(decision_key(request_id)) as reply:
-        await send_request(publisher, settings, request)
-        decision = await reply.read(
-            lambda: offers.get_decision(db, tenant_id, request_id), deadline, look_first=False
-        )
+    decision = await _send_and_wait(
+        db,
+        replies,
+        Sent(tenant_id, "request", request_id, decision_key(request_id)),
+        lambda: send_request(publisher, settings, request),
+        lambda: offers.get_decision(db, tenant_id, request_id),
+        deadline,
+    )
     if decision is None:
         return offer_pending(request_id)
     return await answer_decision(db, tenant_id, decision)
@@ -140,18 +172,18 @@ async def change_status(
         issued_at=datetime.now(UTC),
     )
     deadline = time.monotonic() + settings.offer_wait_seconds
-    await record_issued(db, offer.tenant_id, "offer_command", [command.command_id])
-    with replies.expect(command_key(command.command_id)) as reply:
-        await publisher.publish(
+    outcome = await _send_and_wait(
+        db,
+        replies,
+        Sent(offer.tenant_id, "offer_command", command.command_id, command_key(command.command_id)),
+        lambda: publisher.publish(
             partition_key(offer.tenant_id, offer.external_customer_id),
             command.model_dump_json().encode(),
             topics_for(settings).offer_requests.name,
-        )
-        outcome = await reply.read(
-            lambda: offers.get_command_outcome(db, offer.tenant_id, command.command_id),
-            deadline,
-            look_first=False,
-        )
+        ),
+        lambda: offers.get_command_outcome(db, offer.tenant_id, command.command_id),
+        deadline,
+    )
     if outcome is None:
         return change_pending(command.command_id)
     return await answer_change(replies, db, offer.tenant_id, outcome, deadline)
@@ -225,18 +257,20 @@ async def change_config(
     """Ask the owner of the tenant's config to make the change; answer with the change in
     force once projected, a 409 when another was made meanwhile, or a 202."""
     deadline = time.monotonic() + settings.offer_wait_seconds
-    await record_issued(db, command.tenant_id, "config_command", [command.command_id])
-    with replies.expect(command_key(command.command_id)) as reply:
-        await publisher.publish(
+    outcome = await _send_and_wait(
+        db,
+        replies,
+        Sent(
+            command.tenant_id, "config_command", command.command_id, command_key(command.command_id)
+        ),
+        lambda: publisher.publish(
             config_key(command.tenant_id, command.kind),
             command.model_dump_json().encode(),
             topics_for(settings).tenant_config_commands.name,
-        )
-        outcome = await reply.read(
-            lambda: get_config_outcome(db, command.tenant_id, command.command_id),
-            deadline,
-            look_first=False,
-        )
+        ),
+        lambda: get_config_outcome(db, command.tenant_id, command.command_id),
+        deadline,
+    )
     if outcome is None:
         return config_pending(command.command_id)
     return await answer_config(replies, db, outcome, deadline)

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.pool import connect_pool
 from proffer_stream.db.tenant_config import all_changes
-from proffer_stream.kafka.lag import log_ends_now, topic_partitions
+from proffer_stream.kafka.lag import log_ends, topic_partitions
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.offers.config import config_key
 
@@ -59,7 +59,7 @@ async def _is_empty(bootstrap_servers: str, topic: str) -> bool:
     await consumer.start()
     try:
         partitions = await topic_partitions(consumer, [topic])
+        ends = await log_ends(consumer, await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
-    ends = await log_ends_now(bootstrap_servers, partitions)
     return not any(ends.values())
