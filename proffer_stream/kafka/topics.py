@@ -27,6 +27,7 @@ COMPACTED = {"cleanup.policy": "compact"}
 SIGNALS_TABLE = "signals"
 EVENT_IDS_TABLE = "event-ids"
 OFFERS_TABLE = "offers"
+CATALOG_TABLE = "catalog"
 DAY_MS = 86_400_000
 
 
@@ -53,6 +54,10 @@ class Topics:
     signals_changelog: TopicSpec
     event_ids_changelog: TopicSpec
     offers_changelog: TopicSpec
+    catalog: TopicSpec
+    catalog_commands: TopicSpec
+    catalog_events: TopicSpec
+    catalog_changelog: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [
@@ -67,6 +72,10 @@ class Topics:
             self.signals_changelog,
             self.event_ids_changelog,
             self.offers_changelog,
+            self.catalog,
+            self.catalog_commands,
+            self.catalog_events,
+            self.catalog_changelog,
         ]
 
     def worker_inputs(self) -> list[TopicSpec]:
@@ -124,6 +133,15 @@ def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
             {"cleanup.policy": "compact,delete", **event_ids_retention},
         ),
         offers_changelog=TopicSpec(changelog_name(app_id, OFFERS_TABLE), COMPACTED),
+        # Catalog definitions: tenant config, the latest version of each offer and collection.
+        catalog=TopicSpec(f"{prefix}proffer.catalog", COMPACTED),
+        # Definition changes and members' grants, uses, likes, seen and clicks, keyed by
+        # tenant and catalog offer: one owner decides each offer's limits.
+        catalog_commands=TopicSpec(f"{prefix}proffer.catalog-commands"),
+        # The owners' decisions, with the counts they left: kept for ever (the projection
+        # is rebuilt from it).
+        catalog_events=TopicSpec(f"{prefix}proffer.catalog-events", {"retention.ms": "-1"}),
+        catalog_changelog=TopicSpec(changelog_name(app_id, CATALOG_TABLE), COMPACTED),
     )
 
 

@@ -1,0 +1,379 @@
+"""The owner's decisions: pure functions from (state, command) to (state, event).
+
+One owner per tenant + catalog offer applies these in the order its commands arrive,
+so stock, per-member uses and grants and periodic usage are never decided by a check
+and a write that another request can race. Time is the command's ``issued_at``: a
+command decided again after a crash (at-least-once) is decided the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+
+from proffer_stream.catalog.models import (
+    GRANTED_TYPES,
+    UNUSABLE_TYPES,
+    CatalogDefinition,
+    CatalogEvent,
+    CatalogEventKind,
+    CatalogOfferFields,
+    CatalogTerms,
+    CollectionDefinition,
+    CollectionFields,
+    DefinitionCommand,
+    MemberCommand,
+    MemberCounts,
+    OfferCounts,
+    RefusalReason,
+    Use,
+    within,
+)
+from proffer_stream.catalog.periods import period
+from proffer_stream.core.types import StrictModel, UtcDatetime
+
+KEPT_USE_TIMES = 400
+"""Most use times a member's state keeps for periodic limits (a year of daily uses)."""
+KEPT_TOKENS = 100
+"""Most used encoded-token ids a member's state keeps."""
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class OfferState(StrictModel):
+    """The owner's state of one catalog offer (or collection): its definition and counts."""
+
+    offer: CatalogDefinition | None = None
+    collection: CollectionDefinition | None = None
+    counts: OfferCounts = Field(default_factory=OfferCounts)
+    seq: int = 0
+
+
+class MemberState(StrictModel):
+    """The owner's state of one member of one catalog offer."""
+
+    counts: MemberCounts = Field(default_factory=MemberCounts)
+    use_times: list[UtcDatetime] = Field(default_factory=list)
+    used_tokens: list[str] = Field(default_factory=list)
+
+
+class Refused(Exception):
+    """A command the owner refuses: why, in words, and when a period resets."""
+
+    def __init__(
+        self, reason: RefusalReason, message: str, resets_at: datetime | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.resets_at = resets_at
+
+
+def decide_definition(
+    state: OfferState, command: DefinitionCommand
+) -> tuple[OfferState, CatalogEvent]:
+    """Apply a create, update or archive if ``command.base_version`` is in force."""
+    current = state.offer if command.target == "offer" else state.collection
+    version = current.version if current is not None else 0
+    seq = state.seq + 1
+    if command.base_version != version or (command.action != "create" and current is None):
+        reason = (
+            "the offer does not exist"
+            if current is None and command.action != "create"
+            else f"version {version} is in force, not {command.base_version}"
+        )
+        refused = state.model_copy(update={"seq": seq})
+        return refused, _event(command, refused, "refused", "version_conflict", reason, version)
+    now = command.issued_at
+    common: dict[str, Any] = {
+        "id": command.id,
+        "tenant_id": command.tenant_id,
+        "version": version + 1,
+        "created_at": current.created_at if current is not None else now,
+        "updated_at": now,
+        "archived_at": now
+        if command.action == "archive"
+        else getattr(current, "archived_at", None),
+        "command_id": command.command_id,
+    }
+    if command.target == "offer":
+        fields = _fields(command.offer, state.offer, CatalogOfferFields)
+        offer = CatalogDefinition.model_validate({**fields, **common})
+        new = state.model_copy(update={"offer": offer, "seq": seq})
+    else:
+        fields = _fields(command.collection, state.collection, CollectionFields)
+        collection = CollectionDefinition.model_validate({**fields, **common})
+        new = state.model_copy(update={"collection": collection, "seq": seq})
+    return new, _event(command, new, "defined", None, None, version + 1)
+
+
+def _fields(
+    given: StrictModel | None, current: StrictModel | None, kind: type[StrictModel]
+) -> dict[str, Any]:
+    """The writable fields of the new version: those given, else (archive) the current."""
+    source = given if given is not None else current
+    assert source is not None  # an archive of nothing was refused as a version conflict
+    return source.model_dump(include=set(kind.model_fields))
+
+
+def decide_member(
+    state: OfferState, member: MemberState, command: MemberCommand
+) -> tuple[OfferState, MemberState, CatalogEvent]:
+    """Decide a member's grant, use, like, unlike, seen or click of the catalog offer."""
+    seq = state.seq + 1
+    try:
+        offer = _live(state.offer, command)
+        use: Use | None = None
+        if command.action == "grant":
+            counts, mine = _grant(offer, state.counts, member, command)
+        elif command.action == "use":
+            counts, mine, use = _use(offer, state.counts, member, command)
+        else:
+            counts, mine = _react(state.counts, member, command)
+    except Refused as refusal:
+        counts = state.counts.model_copy(update={"refusals_count": state.counts.refusals_count + 1})
+        new = state.model_copy(update={"counts": counts, "seq": seq})
+        event = _member_event(command, new, member, "refused", None).model_copy(
+            update={
+                "reason": refusal.reason,
+                "message": refusal.message,
+                "resets_at": refusal.resets_at,
+            }
+        )
+        return new, member, event
+    new = state.model_copy(update={"counts": counts, "seq": seq})
+    return new, mine, _member_event(command, new, mine, _KINDS[command.action], use)
+
+
+_KINDS: dict[str, CatalogEventKind] = {
+    "grant": "granted",
+    "use": "used",
+    "like": "liked",
+    "unlike": "unliked",
+    "seen": "seen",
+    "clicked": "clicked",
+}
+
+
+def _live(offer: CatalogDefinition | None, command: MemberCommand) -> CatalogDefinition:
+    """The offer, if members can act on it at all."""
+    if offer is None:
+        raise Refused("unknown_offer", f"no catalog offer {command.offer_id}")
+    if offer.archived_at is not None:
+        raise Refused("archived", "the offer is archived")
+    if offer.status != "published":
+        raise Refused("not_published", f"the offer is {offer.status}, not published")
+    if not command.in_audience and command.action in ("grant", "use"):
+        raise Refused("not_in_audience", "the member is not in the offer's audience")
+    return offer
+
+
+def _grant(
+    offer: CatalogDefinition, counts: OfferCounts, member: MemberState, command: MemberCommand
+) -> tuple[OfferCounts, MemberState]:
+    now = command.issued_at
+    if offer.usable_until is not None and now >= offer.usable_until:
+        raise Refused("usable_window_closed", f"the offer was usable until {offer.usable_until}")
+    most = offer.maximum_grants_per_user
+    if most is not None and member.counts.grants >= most:
+        raise Refused("per_user_limit", f"the member was granted the offer {most} time(s) already")
+    if offer.stock is not None and counts.uses_count + counts.reserved_count >= offer.stock:
+        raise Refused("out_of_stock", f"all {offer.stock} of the offer's stock is used or granted")
+    mine = member.model_copy(
+        update={
+            "counts": member.counts.model_copy(
+                update={"grants": member.counts.grants + 1, "last_granted_at": now}
+            )
+        }
+    )
+    return (
+        counts.model_copy(
+            update={
+                "grants_count": counts.grants_count + 1,
+                "reserved_count": counts.reserved_count + 1,
+            }
+        ),
+        mine,
+    )
+
+
+def _use(
+    offer: CatalogDefinition, counts: OfferCounts, member: MemberState, command: MemberCommand
+) -> tuple[OfferCounts, MemberState, Use]:
+    now = command.issued_at
+    if offer.type in UNUSABLE_TYPES:
+        raise Refused("not_usable_type", f"{offer.type} offers are shown, not used")
+    if offer.usable_since is not None and now < offer.usable_since:
+        raise Refused("not_usable_yet", f"the offer is usable from {offer.usable_since}")
+    if offer.usable_until is not None and now >= offer.usable_until:
+        raise Refused("usable_window_closed", f"the offer was usable until {offer.usable_until}")
+    held = member.counts.grants - member.counts.uses  # grants not used yet
+    if offer.type in GRANTED_TYPES and member.counts.grants == 0:
+        raise Refused("not_granted", f"{offer.type} offers must be granted before use")
+    _within_grant(offer, member, now)
+    _authorized(offer, command)
+    if command.encoded_token_id is not None and command.encoded_token_id in member.used_tokens:
+        raise Refused("token_used", "this encoded offer was used already")
+    most = offer.maximum_uses_per_user
+    if most is not None and member.counts.uses >= most:
+        raise Refused("per_user_limit", f"the member used the offer {most} time(s) already")
+    recent = _periodic_check(offer, member, command)
+    holds_reserved = held > 0 and counts.reserved_count > 0
+    if (
+        not holds_reserved
+        and offer.stock is not None
+        and counts.uses_count + counts.reserved_count >= offer.stock
+    ):
+        raise Refused("out_of_stock", f"all {offer.stock} of the offer's stock is used")
+    tokens = member.used_tokens
+    if command.encoded_token_id is not None:
+        tokens = [*tokens, command.encoded_token_id][-KEPT_TOKENS:]
+    mine = MemberState(
+        counts=member.counts.model_copy(
+            update={"uses": member.counts.uses + 1, "last_used_at": now}
+        ),
+        use_times=[*recent, now][-KEPT_USE_TIMES:],
+        used_tokens=tokens,
+    )
+    new_counts = counts.model_copy(
+        update={
+            "uses_count": counts.uses_count + 1,
+            "reserved_count": counts.reserved_count - (1 if holds_reserved else 0),
+        }
+    )
+    return new_counts, mine, _the_use(offer.terms, command)
+
+
+def _within_grant(offer: CatalogDefinition, member: MemberState, now: datetime) -> None:
+    seconds = offer.usable_in_seconds_after_granting
+    granted = member.counts.last_granted_at
+    if seconds is not None and granted is not None and now >= granted + timedelta(seconds=seconds):
+        raise Refused(
+            "grant_expired",
+            f"the grant of {granted.isoformat()} was usable for {seconds} s",
+        )
+
+
+def _authorized(offer: CatalogDefinition, command: MemberCommand) -> None:
+    if not offer.usage_authorization_token_required:
+        return
+    given = (command.authorization_token or "").encode()
+    wanted = (offer.usage_authorization_token or "").encode()
+    if not hmac.compare_digest(given, wanted):
+        raise Refused("bad_authorization_token", "the usage authorization token is wrong")
+
+
+def _periodic_check(
+    offer: CatalogDefinition, member: MemberState, command: MemberCommand
+) -> list[datetime]:
+    """The member's use times worth keeping; :class:`Refused` when the period is full."""
+    usage = offer.periodic_usage
+    if usage is None:
+        return member.use_times
+    start, end = period(usage.timespan, command.issued_at, command.timezone)
+    in_period = sum(1 for at in member.use_times if start <= at < end)
+    if in_period >= usage.limit:
+        raise Refused(
+            "periodic_limit",
+            f"{usage.limit} use(s) per {usage.timespan} reached; next from {end.isoformat()}",
+            resets_at=end,
+        )
+    return member.use_times
+
+
+def _the_use(terms: CatalogTerms | None, command: MemberCommand) -> Use:
+    use_id = "use-" + hashlib.blake2b(command.command_id.encode(), digest_size=10).hexdigest()
+    if terms is None:
+        return Use(use_id=use_id)
+    expires = (
+        command.issued_at + timedelta(days=terms.valid_days)
+        if terms.valid_days is not None
+        else None
+    )
+    return Use(
+        use_id=use_id, code=code_for(terms.code_pattern, use_id), terms=terms, expires_at=expires
+    )
+
+
+def code_for(pattern: str | None, use_id: str) -> str | None:
+    """The code a use gives: each ``#`` of ``pattern`` is a character derived from the
+    use's id (so a use decided again has the same code)."""
+    if pattern is None:
+        return None
+    digest = hashlib.blake2b(use_id.encode(), digest_size=32).digest()
+    chars = iter(CODE_ALPHABET[b % len(CODE_ALPHABET)] for b in digest)
+    return "".join(next(chars) if c == "#" else c for c in pattern)
+
+
+def _react(
+    counts: OfferCounts, member: MemberState, command: MemberCommand
+) -> tuple[OfferCounts, MemberState]:
+    liked = member.counts.liked
+    if command.action in ("like", "unlike"):
+        wants = command.action == "like"
+        delta = (1 if wants else -1) if wants != liked else 0
+        mine = member.model_copy(
+            update={"counts": member.counts.model_copy(update={"liked": wants})}
+        )
+        return counts.model_copy(update={"likes_count": counts.likes_count + delta}), mine
+    field = "seen_count" if command.action == "seen" else "clicked_count"
+    return counts.model_copy(update={field: getattr(counts, field) + 1}), member
+
+
+def _member_event(
+    command: MemberCommand,
+    state: OfferState,
+    member: MemberState,
+    kind: CatalogEventKind,
+    use: Use | None,
+) -> CatalogEvent:
+    return CatalogEvent(
+        event_id=command.command_id,
+        kind=kind,
+        action=command.action,
+        tenant_id=command.tenant_id,
+        offer_id=command.offer_id,
+        external_customer_id=command.external_customer_id,
+        at=command.issued_at,
+        seq=state.seq,
+        use=use,
+        counts=state.counts,
+        member=member.counts,
+        source=command.source,
+    )
+
+
+def _event(
+    command: DefinitionCommand,
+    state: OfferState,
+    kind: CatalogEventKind,
+    reason: RefusalReason | None,
+    message: str | None,
+    version: int,
+) -> CatalogEvent:
+    return CatalogEvent(
+        event_id=command.command_id,
+        kind=kind,
+        action=command.action,
+        tenant_id=command.tenant_id,
+        offer_id=command.id,
+        at=command.issued_at,
+        seq=state.seq,
+        reason=reason,
+        message=message,
+        counts=state.counts,
+        version=version,
+        source=command.source,
+    )
+
+
+def visible(offer: CatalogDefinition, now: datetime) -> bool:
+    """Published, not archived, and inside its visible window at ``now``."""
+    return (
+        offer.status == "published"
+        and offer.archived_at is None
+        and within(now, offer.visible_since, offer.visible_until)
+    )

@@ -1,0 +1,389 @@
+"""The catalog's messages: offers a business defines, collections, and what happens to them.
+
+A catalog offer's definition is tenant config: a :class:`CatalogDefinition` at a version
+on the compacted topic ``proffer.catalog`` (keyed by tenant and offer), which every
+process follows and PostgreSQL projects. Its limits are facts with one writer: every
+:class:`MemberCommand` (grant, use, like, unlike, seen, clicked) and every definition
+change of one catalog offer travels on ``proffer.catalog-commands`` keyed by tenant and
+catalog offer, so one owner decides them in order. The owner's decisions are
+:class:`CatalogEvent` s on ``proffer.catalog-events``, each carrying the counts it left,
+which the sink projects.
+
+Field names and types follow the loyalty platform's offer model (reference/
+offers-catalog-api.txt); what the engine adds (``terms``, ``channels``, a structured
+``audience``) is optional, so an offer with only the reference's fields is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, Field, model_validator
+
+from proffer_stream.core.limits import check_json, no_nul
+from proffer_stream.core.types import (
+    ExternalId,
+    SaneDatetime,
+    StrictModel,
+    TenantId,
+    Text,
+    UtcDatetime,
+)
+from proffer_stream.offers.models import Channel
+from proffer_stream.offers.rules import RuleConditions
+
+CatalogOfferType = Literal[
+    "regular",
+    "exclusive",
+    "welcome",
+    "birthday",
+    "competition",
+    "informational",
+    "carbon_offset_item",
+    "parking",
+    "parking_exclusive",
+    "game_prize",
+]
+CATALOG_OFFER_TYPES: tuple[CatalogOfferType, ...] = get_args(CatalogOfferType)
+GRANTED_TYPES: frozenset[str] = frozenset(
+    {"exclusive", "welcome", "game_prize", "parking_exclusive", "birthday"}
+)
+"""Types a member must be granted before using (and, but for birthday, before seeing)."""
+HIDDEN_UNTIL_GRANTED: frozenset[str] = frozenset(
+    {"exclusive", "welcome", "game_prize", "parking_exclusive"}
+)
+"""Types a member sees only once granted."""
+UNUSABLE_TYPES: frozenset[str] = frozenset({"informational"})
+"""Types that are shown but never used."""
+CatalogStatus = Literal["draft", "published", "unpublished"]
+Timespan = Literal["hour", "day", "week", "month", "year"]
+MAX_LIMIT = 2**31 - 1
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+"""A language code: ISO 639 (``en``, ``pl``), optionally with a region (``pt-BR``)."""
+
+
+def _languages(value: dict[str, str]) -> dict[str, str]:
+    for code in value:
+        if not _LANGUAGE.match(code):
+            raise ValueError(
+                f"{code!r} is not a language code (ISO 639, e.g. 'en', 'pl' or 'pt-BR')"
+            )
+    return value
+
+
+LocalizedText = Annotated[
+    dict[str, Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)]],
+    Field(max_length=50),
+    AfterValidator(_languages),
+]
+"""Text per language: ``{"en": "Great offer", "pl": "Super oferta"}``."""
+Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT, strict=True)]
+ShortText = Annotated[str, Field(max_length=1_000), AfterValidator(no_nul)]
+Url = Annotated[str, Field(max_length=2_000, pattern=r"^https?://\S+$")]
+CatalogId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    check_json(value)
+    return value
+
+
+class PeriodicUsage(StrictModel):
+    """At most ``limit`` uses per member in each calendar ``timespan`` (member's time zone)."""
+
+    timespan: Timespan
+    limit: Limit
+
+
+class ReadMore(StrictModel):
+    button_title: ShortText | None = None
+    url: Url | None = None
+    title: ShortText | None = None
+    text: Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)] | None = None
+    enabled: bool | None = None
+
+
+class ActivationTexts(StrictModel):
+    button: ShortText | None = None
+    modal: ShortText | None = None
+    description: ShortText | None = None
+
+
+class CatalogTerms(StrictModel):
+    """What a use gives the member (the engine's addition; all optional)."""
+
+    discount_percent: int | None = Field(None, ge=0, le=100, strict=True)
+    discount_amount: Decimal | None = Field(None, ge=0, le=10**9, decimal_places=2)
+    code_pattern: str | None = Field(
+        None,
+        max_length=40,
+        pattern=r"^[A-Z0-9#-]{1,40}$",
+        description="The code a use gives: '#' is replaced by a character of the use's id"
+        " (e.g. 'SPRING-####').",
+    )
+    valid_days: int | None = Field(None, ge=0, le=365, strict=True)
+    conditions: Text | None = Field(None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_discount(self) -> CatalogTerms:
+        if self.discount_percent is not None and self.discount_amount is not None:
+            raise ValueError("give discount_percent or discount_amount, not both")
+        return self
+
+
+class CatalogOfferFields(StrictModel):
+    """What a business writes of a catalog offer (everything else is read-only)."""
+
+    type: CatalogOfferType = "regular"
+    status: CatalogStatus = "draft"
+    name: LocalizedText = Field(default_factory=dict)
+    description: LocalizedText = Field(default_factory=dict)
+    internal_name: ShortText | None = None
+    notes: Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)] | None = None
+    visible_since: SaneDatetime | None = None
+    visible_until: SaneDatetime | None = None
+    usable_since: SaneDatetime | None = None
+    usable_until: SaneDatetime | None = None
+    collection_ids: list[CatalogId] = Field(default_factory=list, max_length=100)
+    audience: RuleConditions | None = Field(
+        None,
+        description="Who may see and use the offer: a condition over the member's signals,"
+        " in the trigger rules' language. Null: everyone.",
+    )
+    external_url: Url | None = None
+    maximum_uses_per_user: Limit | None = None
+    maximum_grants_per_user: Limit | None = None
+    periodic_usage: PeriodicUsage | None = None
+    stock: Limit | None = Field(None, description="Uses of all members together, at most.")
+    usable_in_seconds_after_granting: Limit | None = None
+    usage_authorization_token: ShortText | None = None
+    usage_authorization_token_required: bool = False
+    read_more: ReadMore | None = None
+    activation_texts: ActivationTexts | None = None
+    extras: Annotated[dict[str, Any], AfterValidator(_storable_json)] = Field(default_factory=dict)
+    terms: CatalogTerms | None = None
+    channels: list[Channel] = Field(
+        default_factory=list, description="Channels the offer may go out on; empty: any."
+    )
+
+    @model_validator(mode="after")
+    def _windows_in_order(self) -> CatalogOfferFields:
+        for since, until in (("visible_since", "visible_until"), ("usable_since", "usable_until")):
+            start, end = getattr(self, since), getattr(self, until)
+            if start is not None and end is not None and end <= start:
+                raise ValueError(f"{until} must be after {since}")
+        if self.usage_authorization_token_required and not self.usage_authorization_token:
+            raise ValueError("usage_authorization_token_required needs a usage_authorization_token")
+        return self
+
+
+class CatalogDefinition(CatalogOfferFields):
+    """A catalog offer at one version, as ``proffer.catalog`` carries it."""
+
+    id: CatalogId
+    tenant_id: TenantId
+    version: int = Field(ge=1)
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    archived_at: UtcDatetime | None = None
+    command_id: str = Field(description="The command that made this version.")
+
+
+class CollectionFields(StrictModel):
+    """What a business writes of a collection."""
+
+    scope: Literal["standard", "informational", "carbon_offset", "parking"] | None = None
+    title: LocalizedText = Field(default_factory=dict)
+    description: LocalizedText = Field(default_factory=dict)
+    offers_order: list[CatalogId] = Field(default_factory=list, max_length=10_000)
+    position: int | None = Field(None, ge=0, le=MAX_LIMIT, strict=True)
+
+
+class CollectionDefinition(CollectionFields):
+    """A collection at one version, as ``proffer.catalog`` carries it."""
+
+    id: CatalogId
+    tenant_id: TenantId
+    version: int = Field(ge=1)
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    archived_at: UtcDatetime | None = None
+    command_id: str
+
+
+DefinitionAction = Literal["create", "update", "archive"]
+
+
+class DefinitionCommand(StrictModel):
+    """Create, update or archive a catalog offer or a collection, decided by its owner.
+
+    The gateway validates the whole new definition (``offer`` or ``collection``) against
+    the version it read (``base_version``); the owner applies it only if that version
+    is still in force, else refuses with ``version_conflict``.
+    """
+
+    command_id: Annotated[str, Field(min_length=1, max_length=200)]
+    tenant_id: TenantId
+    target: Literal["offer", "collection"]
+    id: CatalogId
+    action: DefinitionAction
+    base_version: int = Field(0, ge=0, description="0: the command creates it.")
+    offer: CatalogOfferFields | None = None
+    collection: CollectionFields | None = None
+    issued_at: UtcDatetime
+    source: str = Field("api", max_length=200)
+
+    @model_validator(mode="after")
+    def _body_matches_target(self) -> DefinitionCommand:
+        body = self.offer if self.target == "offer" else self.collection
+        other = self.collection if self.target == "offer" else self.offer
+        if other is not None or (body is None and self.action != "archive"):
+            raise ValueError(f"a {self.target} command carries the {self.target} only")
+        return self
+
+
+MemberAction = Literal["grant", "use", "like", "unlike", "seen", "clicked"]
+
+
+class MemberCommand(StrictModel):
+    """A member's (or an operator's on their behalf) action on one catalog offer.
+
+    ``issued_at`` is the time the owner decides at (windows, periods, post-grant
+    periods), so that a command decided again after a crash is decided the same way.
+    ``timezone`` is the member's (the request's, else the profile's, else the tenant's).
+    """
+
+    command_id: Annotated[str, Field(min_length=1, max_length=200)]
+    tenant_id: TenantId
+    offer_id: CatalogId
+    external_customer_id: ExternalId
+    action: MemberAction
+    issued_at: UtcDatetime
+    timezone: str = "UTC"
+    authorization_token: ShortText | None = None
+    in_audience: bool = Field(
+        True,
+        description="Whether the member's signals matched the offer's audience"
+        " when the gateway sent the command (the owner does not hold profiles).",
+    )
+    encoded_token_id: str | None = Field(
+        None, max_length=64, description="The id of the encoded token a point of sale used."
+    )
+    source: str = Field("api", max_length=200, description="Who asked: an API key, a rule.")
+
+
+RefusalReason = Literal[
+    "version_conflict",
+    "unknown_offer",
+    "not_published",
+    "archived",
+    "not_usable_type",
+    "out_of_stock",
+    "not_in_audience",
+    "per_user_limit",
+    "periodic_limit",
+    "not_usable_yet",
+    "usable_window_closed",
+    "not_granted",
+    "grant_expired",
+    "bad_authorization_token",
+    "token_used",
+]
+REFUSAL_REASONS: tuple[RefusalReason, ...] = get_args(RefusalReason)
+
+
+class OfferCounts(StrictModel):
+    """A catalog offer's counts after an event (the owner's, so they never race)."""
+
+    uses_count: int = 0
+    grants_count: int = 0
+    reserved_count: int = Field(
+        0, description="Grants not used yet: each holds a unit of stock for its member."
+    )
+    likes_count: int = 0
+    seen_count: int = 0
+    clicked_count: int = 0
+    refusals_count: int = 0
+
+
+class MemberCounts(StrictModel):
+    """One member's standing with one catalog offer after an event."""
+
+    uses: int = 0
+    grants: int = 0
+    liked: bool = False
+    last_granted_at: UtcDatetime | None = None
+    last_used_at: UtcDatetime | None = None
+
+
+class Use(StrictModel):
+    """What a successful use gives: its id, the code, and the terms."""
+
+    use_id: str
+    code: str | None = None
+    terms: CatalogTerms | None = None
+    expires_at: UtcDatetime | None = None
+
+
+CatalogEventKind = Literal[
+    "defined", "granted", "used", "refused", "liked", "unliked", "seen", "clicked"
+]
+
+
+class CatalogEvent(StrictModel):
+    """The owner's decision on one :class:`MemberCommand`, on ``proffer.catalog-events``.
+
+    ``event_id`` is the command's id: a command decided again publishes the same event.
+    ``seq`` numbers the offer's events, so the projection keeps the newest counts.
+    """
+
+    schema_version: Literal[1] = 1
+    event_id: str
+    kind: CatalogEventKind
+    action: MemberAction | DefinitionAction
+    tenant_id: TenantId
+    offer_id: int = Field(description="The catalog offer's (or the collection's) id.")
+    external_customer_id: str | None = Field(None, description="None for definitions.")
+    version: int | None = Field(None, description="The definition's version, once defined.")
+    at: UtcDatetime
+    seq: int = Field(ge=1)
+    reason: RefusalReason | None = None
+    message: str | None = None
+    resets_at: UtcDatetime | None = Field(
+        None, description="When a periodic limit allows the next use."
+    )
+    use: Use | None = None
+    counts: OfferCounts
+    member: MemberCounts | None = Field(None, description="None for definitions.")
+    source: str = "api"
+
+
+def catalog_key(tenant_id: str, offer_id: int) -> bytes:
+    """Kafka key of every command and event of one catalog offer: its one owner."""
+    return f"{tenant_id}\x00catalog\x00{offer_id}".encode()
+
+
+def collection_key(tenant_id: str, collection_id: int) -> bytes:
+    """Kafka key of a collection's commands and definitions."""
+    return f"{tenant_id}\x00collection\x00{collection_id}".encode()
+
+
+def localized(text: dict[str, str], languages: list[str], default: str) -> str | None:
+    """``text`` in the first of ``languages`` it has (a region falls back to its
+    language: ``pt-BR`` to ``pt``), else in ``default``, else in any language."""
+    for language in [*languages, default]:
+        if language in text:
+            return text[language]
+        base = language.split("-", 1)[0]
+        if base in text:
+            return text[base]
+    return next(iter(text.values()), None)
+
+
+def within(now: datetime, since: datetime | None, until: datetime | None) -> bool:
+    """``since <= now < until``, an open end being no bound."""
+    return (since is None or since <= now) and (until is None or now < until)
