@@ -8,7 +8,8 @@ wakes when its outcome can be read, so what the answer says, a following GET rea
 No polling: a request reads PostgreSQL once before it waits and once per wake-up.
 
 Keys name what became readable: :func:`decision_key`, :func:`command_key`,
-:func:`offer_key`, :func:`config_version_key`. A key may wake a request of another
+:func:`offer_key`, :func:`config_version_key`, :func:`catalog_definition_key` (a catalog
+command's outcome is a :func:`command_key`). A key may wake a request of another
 tenant with the same id (ids are random or hashed, so hardly ever); it only reads
 again, scoped to its own tenant.
 """
@@ -56,6 +57,11 @@ def offer_key(offer_id: int) -> str:
 def config_version_key(tenant_id: str, kind: str) -> str:
     """Readable when a new version of the tenant's rules or policy is projected."""
     return f"t:{kind}:{tenant_id}"
+
+
+def catalog_definition_key(tenant_id: str, target: str, item_id: int) -> str:
+    """Readable when a new version of a catalog offer or collection is projected."""
+    return f"d:{target}:{tenant_id}:{item_id}"
 
 
 def payloads(keys: Iterable[str]) -> list[str]:
