@@ -12,9 +12,10 @@ from collections import OrderedDict
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from proffer_stream.api.errors import ApiError
+from proffer_stream.api.models import ErrorDetail
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import keys
 from proffer_stream.db.migrations import require_current
@@ -61,7 +62,7 @@ class EventPublisher:
             acks="all",
             linger_ms=2,
             request_timeout_ms=int(self.timeout * 1000),
-            max_request_size=2 * self.settings.max_body_bytes,
+            max_request_size=self.max_record_bytes,
         )
         await self._producer.start()
 
@@ -85,6 +86,8 @@ class EventPublisher:
             async with asyncio.timeout(self.timeout):  # no task per call, unlike wait_for
                 delivery = await self.producer.send(topic or self.topic, value=value, key=key)
                 metadata = await delivery
+        except MessageSizeTooLargeError as exc:  # ours or the broker's limit: not an outage
+            raise self._too_large(len(key) + len(value)) from exc
         except (TimeoutError, KafkaError) as exc:
             log.warning("Kafka did not take a record: %r", exc)
             raise ApiError(
@@ -95,6 +98,22 @@ class EventPublisher:
             ) from exc
         if (topic or self.topic) == self.topic:
             self._remember(key, metadata.offset)
+
+    def _too_large(self, size: int) -> ApiError:
+        limit = self.max_record_bytes
+        return ApiError(
+            413,
+            "record_too_large",
+            f"The record this request makes is {size} bytes (as the gateway writes it),"
+            f" over the most one record may carry ({limit} bytes, or the broker's own"
+            " limit); nothing was accepted. Send fewer or smaller events.",
+            [ErrorDetail(loc="body", message=f"the record must stay under {limit} bytes")],
+        )
+
+    @property
+    def max_record_bytes(self) -> int:
+        """Most bytes of one record the producer sends (twice PROFFER_MAX_BODY_BYTES)."""
+        return 2 * self.settings.max_body_bytes
 
     def _remember(self, key: bytes, offset: int) -> None:
         offsets = self._last_offsets

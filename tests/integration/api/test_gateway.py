@@ -414,3 +414,27 @@ async def test_readyz_is_not_ready_until_the_worker_and_the_sink_have_joined(set
         }
         async with consumers_serving(settings):
             assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_request_whose_record_outgrows_the_producer_limit_gets_413_not_503(
+    settings, api_key
+):
+    """Numbers written longer than sent (1e15 -> 1000000000000000.0) make a record over
+    the limit from a body under it: refused for its size, not answered as an outage."""
+    small = settings.model_copy(update={"max_body_bytes": 4000})
+    numbers = ",".join(["1e15"] * 700)  # 5 bytes each sent, 19 written
+    event = '{"type":"x","data":{"v":[' + numbers + "]}}"
+    sent = '{"customer":{"id":"grows"},"events":[' + event + "]}"
+    async with client_for(small) as client:
+        assert len(sent) < small.max_body_bytes
+        response = await client.post(
+            "/api/webhook/events",
+            content=sent,
+            headers={**auth(api_key), "content-type": "application/json"},
+        )
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["code"] == "record_too_large"
+    assert "8000 bytes" in error["message"]
+    assert "retry-after" not in response.headers
+    assert await read_records(settings, 1, timeout_ms=500) == []
