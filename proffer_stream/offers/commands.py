@@ -177,6 +177,9 @@ def _change(
 def _redemption_rejected(
     state: CustomerOffers, command: OfferCommand, offer: Offer | None, reason: str
 ) -> OfferEvent:
+    """The buyer's record of a refused redemption. An offer that is not the buyer's (its
+    id is in the reason) is not named as the event's offer: the refusal belongs to the
+    buyer's history, never to another customer's offer."""
     return _event(
         state,
         command.command_id,
@@ -187,7 +190,7 @@ def _redemption_rejected(
         cause=command.cause,
         command_id=command.command_id,
         reason=reason,
-        offer_id=offer.id if offer else command.offer_id,
+        offer_id=offer.id if offer else None,
     )
 
 

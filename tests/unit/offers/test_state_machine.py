@@ -180,6 +180,15 @@ def test_redemption_by_code_and_every_refusal():
     assert state.offers[7].version == 2 and state.offers[8].status == "generated"
 
 
+def test_a_redemption_naming_another_customers_offer_stays_in_the_buyers_history():
+    state = state_with(offer("sent", code="SAVE10"))
+    theirs = command("redeem", offer_id=99, offset_id="b1:redeem")
+    [refused] = apply_command(state, theirs, 0, Policy()).events
+    assert refused.event_type == "offer.redemption_rejected"
+    assert refused.offer_id is None and "id 99" in refused.reason
+    assert refused.external_customer_id == state.external_customer_id
+
+
 def test_the_timer_expires_only_an_open_offer_whose_time_came():
     state = state_with(offer(days=1), offer("redeemed", id_=8, days=1))
     early = command("expire", offer_id=7, at=NOW + timedelta(hours=1))
