@@ -50,7 +50,14 @@ EventId = Annotated[
 ]
 TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+def _exact(amount: Decimal) -> str:
+    return format(amount, "f")
+
+
+Money = Annotated[Decimal, PlainSerializer(_exact, return_type=str, when_used="json")]
+"""An amount of money: exact (a decimal, PostgreSQL ``numeric``), written to JSON as a
+decimal string (``"100000000000000.01"``), which a float cannot hold. Taken from JSON as a
+number or a string."""
 
 CustomerKey = tuple[str, str]
 """A customer as the pipeline keys it: (tenant id, external id)."""

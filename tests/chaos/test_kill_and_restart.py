@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -111,7 +112,7 @@ async def test_an_empty_broker_after_restart_restores_profiles_from_postgres(
         )
         signals = json.loads(await db.fetchval("SELECT signals FROM customers"))
         assert signals["purchase_count"] == 2
-        assert signals["purchase_total"] == 15.0
+        assert Decimal(signals["purchase_total"]) == 15
         assert signals["page_views"] == {"/pricing": 1}
         assert signals["email"] == "u1@x.io"
     finally:

@@ -90,11 +90,11 @@ async def test_stats_of_the_callers_offers_in_the_window(settings, db):
         ("clicked", 0),
         ("redeemed", 1),
     ]
-    assert totals["redeemed_revenue"] == 19.99
+    assert totals["redeemed_revenue"] == "19.99"  # money is exact: a decimal string
     assert totals["median_seconds_sent_to_redeemed"] == 3600.0
     assert [(r["rule_id"], r["offers"], r["redeemed_revenue"]) for r in body["by_rule"]] == [
-        ("pricing-interest", 1, 19.99),
-        (None, 1, 0.0),
+        ("pricing-interest", 1, "19.99"),
+        (None, 1, "0.00"),
     ]
 
     assert everything.status_code == 200

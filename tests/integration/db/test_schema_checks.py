@@ -71,6 +71,7 @@ async def test_pending_reads_without_writing(empty_database):
             "005_config_commands.sql",
             "006_issued_commands.sql",
             "007_offer_commands_by_offer.sql",
+            "008_catalog.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)

@@ -168,3 +168,20 @@ def test_snapshot_round_trips_through_json():
     again = type(state).model_validate_json(state.model_dump_json())
     assert again.purchase_total == Decimal("0.3")
     assert again == state
+
+
+def test_money_stays_exact_where_a_float_would_round():
+    """1e14 + 0.01 is 100000000000000.02 as a float; the total and its JSON stay exact."""
+    state = new_signals("acme", "u1")
+    apply(
+        state,
+        [
+            event("purchase", {"amount": 1e14}, id_="1"),
+            event("purchase", {"amount": 0.01}, id_="2"),
+        ],
+        0,
+    )
+    assert state.purchase_total == Decimal("100000000000000.01")
+    assert '"purchase_total":"100000000000000.01"' in state.model_dump_json()
+    again = type(state).model_validate_json(state.model_dump_json())
+    assert again.purchase_total == Decimal("100000000000000.01")
