@@ -92,6 +92,8 @@ class Topics:
             self.offer_outcomes,
             self.tenant_config,
             self.tenant_config_outcomes,
+            self.catalog,
+            self.catalog_events,
         ]
 
 
