@@ -359,6 +359,9 @@ class CatalogEvent(StrictModel):
     kind: CatalogEventKind
     action: MemberAction | DefinitionAction
     tenant_id: TenantId
+    target: Literal["offer", "collection"] = Field(
+        "offer", description="What ``offer_id`` names: a collection's only for its definitions."
+    )
     offer_id: int = Field(description="The catalog offer's (or the collection's) id.")
     external_customer_id: str | None = Field(None, description="None for definitions.")
     version: int | None = Field(None, description="The definition's version, once defined.")
