@@ -62,9 +62,7 @@ async def test_the_catalog_over_http(settings, processes):
         assert (read["uses_count"], read["refusals_count"]) == (2, 1)
 
         # An exclusive offer: not seen nor usable until granted.
-        vip = await create(
-            api, {"type": "exclusive", "status": "published", "name": {"en": "VIP"}}
-        )
+        vip = await create(api, {"type": "exclusive", "status": "published", "name": {"en": "VIP"}})
         seen_ids = lambda r: [o["id"] for o in r.json()["offers"]]  # noqa: E731
         listed = await api.get("/api/members/ann/offers")
         assert vip["id"] not in seen_ids(listed) and spring["id"] in seen_ids(listed)
