@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 
 from proffer_stream.api.catalog import CatalogIO, json_answer, offer_not_found
 from proffer_stream.api.errors import ApiError
@@ -32,6 +33,7 @@ from proffer_stream.catalog.views import (
 )
 from proffer_stream.db.catalog_reads import member_context
 
+IdList = list[Annotated[int, Field(ge=1, lt=2**53)]]
 MemberId = Annotated[
     str,
     Path(
@@ -71,9 +73,12 @@ Languages = Annotated[list[str], Depends(_languages)]
 def _ints(request: Request, name: str) -> frozenset[int]:
     values = [*request.query_params.getlist(f"{name}[]"), *request.query_params.getlist(name)]
     try:
-        return frozenset(int(v) for v in values)
+        ids = frozenset(int(v) for v in values)
     except ValueError:
-        raise _invalid(f"query.{name}", "give integers, e.g. ids[]=1&ids[]=2") from None
+        ids = frozenset({0})
+    if any(not 1 <= i < 2**53 for i in ids):
+        raise _invalid(f"query.{name}", "give ids (integers from 1), e.g. ids[]=1&ids[]=2")
+    return ids
 
 
 async def _list_query(
@@ -90,9 +95,13 @@ async def _list_query(
         bool | None, Query(description="Only offers the member likes (or not).")
     ] = None,
     collection_ids: Annotated[
-        list[int] | None, Query(alias="collection_ids[]", description="Or collection_ids=1.")
+        IdList | None,
+        Query(alias="collection_ids[]", description="Or collection_ids=1."),
     ] = None,
-    ids: Annotated[list[int] | None, Query(alias="ids[]", description="Or ids=1.")] = None,
+    ids: Annotated[
+        IdList | None,
+        Query(alias="ids[]", description="Or ids=1."),
+    ] = None,
 ) -> ListQuery:
     try:
         order = parse_order_by(order_by)

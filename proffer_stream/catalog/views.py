@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from proffer_stream.catalog.models import (
@@ -106,9 +107,13 @@ def in_audience(offer: CatalogDefinition, profile: CustomerProfile | None, now: 
     a member never seen has no signals)."""
     if offer.audience is None:
         return True
-    if profile is None:
-        profile = CustomerProfile(tenant_id=offer.tenant_id, customer_id=0, external_id="")
-    return conditions_hold(offer.audience, profile, now)
+    return conditions_hold(offer.audience, profile or _nobody(offer.tenant_id), now)
+
+
+@lru_cache(maxsize=1024)
+def _nobody(tenant_id: str) -> CustomerProfile:
+    """The signals of a member never seen: none (shared; never changed)."""
+    return CustomerProfile(tenant_id=tenant_id, customer_id=0, external_id="")
 
 
 def hidden_because(

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from proffer_stream.api.catalog import Catalog, CatalogIO, define, pending
 from proffer_stream.api.catalog_models import (
@@ -49,6 +49,7 @@ from proffer_stream.db.catalog_reads import OfferFilter, OfferRow, SortField
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"], route_class=JsonBodyRoute)
 
+IdList = list[Annotated[int, Field(ge=1, lt=2**53)]]
 ItemId = Annotated[int, Path(ge=1, lt=2**53, description="The catalog offer's or collection's id.")]
 PageNo = Annotated[int, Query(ge=1, le=1_000_000, description="The page, from 1.")]
 PerPage = Annotated[int, Query(ge=1, le=100, description="Items per page, at most 100.")]
@@ -159,12 +160,12 @@ async def list_offers(
         list[CatalogOfferType] | None, Query(alias="types", include_in_schema=False)
     ] = None,
     status: CatalogStatus | None = None,
-    collection_ids: Annotated[list[int] | None, Query(alias="collection_ids[]")] = None,
+    collection_ids: Annotated[IdList | None, Query(alias="collection_ids[]")] = None,
     collection_ids_: Annotated[
-        list[int] | None, Query(alias="collection_ids", include_in_schema=False)
+        IdList | None, Query(alias="collection_ids", include_in_schema=False)
     ] = None,
-    ids: Annotated[list[int] | None, Query(alias="ids[]")] = None,
-    ids_: Annotated[list[int] | None, Query(alias="ids", include_in_schema=False)] = None,
+    ids: Annotated[IdList | None, Query(alias="ids[]")] = None,
+    ids_: Annotated[IdList | None, Query(alias="ids", include_in_schema=False)] = None,
     with_archived: bool = False,
 ) -> CatalogOffersResponse:
     """Array parameters as ``ids[]=1&ids[]=2`` (or ``ids=1&ids=2``). Names sort in
