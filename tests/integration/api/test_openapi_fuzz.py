@@ -98,6 +98,8 @@ NO_NEGATIVE_CASES = {
     ("GET", "/api/rules"),
     ("GET", "/api/policy"),
     ("GET", "/api/customers/external/{external_id}"),
+    ("GET", "/api/members/{external_customer_id}/offers/meta"),
+    ("GET", "/api/catalog/preview/members/{external_customer_id}/offers/meta"),
 }
 
 # Readiness answers 503 while the worker and the sink have not joined (none runs here): a
