@@ -16,10 +16,13 @@ from proffer_stream.api.http_protocol import bounded_headers_protocol
 from proffer_stream.api.middleware import RequestMetrics
 from proffer_stream.api.models import ErrorResponse
 from proffer_stream.api.routes import (
+    catalog,
+    catalog_preview,
     config,
     customers,
     ingest,
     keys,
+    members,
     offer_requests,
     offers,
     operations,
@@ -62,7 +65,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
-    for module in (ingest, customers, offer_requests, offers, stats, config, keys, operations):
+    for module in (
+        ingest,
+        customers,
+        offer_requests,
+        offers,
+        stats,
+        config,
+        keys,
+        operations,
+        catalog_preview,
+        catalog,
+        members,
+    ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

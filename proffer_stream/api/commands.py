@@ -305,6 +305,7 @@ _NEVER_ISSUED: dict[IssuedKind, str] = {
     "request": "offer request",
     "offer_command": "status change",
     "config_command": "rules or policy change",
+    "catalog_command": "catalog command",
 }
 
 

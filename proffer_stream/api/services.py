@@ -6,6 +6,7 @@ Built once per gateway by the app's lifespan and reached through ``api.deps``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -16,17 +17,22 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import ErrorDetail
+from proffer_stream.api.signing import signing_key
+from proffer_stream.catalog.store import CatalogStore
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import keys
 from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.db.replies import ReplyListener
+from proffer_stream.kafka.catalog_follower import CatalogFollower
 from proffer_stream.kafka.progress import GroupWatch, ProgressWatch
 from proffer_stream.kafka.topics import topics_for, worker_app_id
 from proffer_stream.offers.rules import rules_file_or_default
 
 log = logging.getLogger(__name__)
 
+CATALOG_READY_SECONDS = 30.0
+"""Longest a gateway waits at start for the catalog topic to be read."""
 KEY_CACHE_SECONDS = 1.0
 """How long a key's tenant is cached: a revoked key stops working within this."""
 
@@ -157,8 +163,11 @@ class Services:
         self.progress = _progress_watch(settings)
         self.default_rules = rules_file_or_default(settings.rules_file)
         self.replies = ReplyListener(settings.database_url)
+        self.catalog = CatalogStore()
+        self.catalog_follower = CatalogFollower(self.catalog, settings)
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None
+        self._following: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._pool = await connect_pool(self.settings.database_url)
@@ -166,9 +175,18 @@ class Services:
         self._keys = KeyCache(self._pool)
         await self.replies.start()
         await self.publisher.start()
+        self._following = asyncio.create_task(self.catalog_follower.run())
+        try:
+            async with asyncio.timeout(CATALOG_READY_SECONDS):
+                await self.catalog_follower.ready.wait()
+        except TimeoutError:
+            log.warning("the catalog topic is not read yet; members' offers may lag")
         log.info("gateway connected: topic %s", self.publisher.topic)
 
     async def stop(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            await asyncio.gather(self._following, return_exceptions=True)
         await self.publisher.stop()
         await self.replies.stop()
         await self.progress.stop()
@@ -179,6 +197,11 @@ class Services:
     def pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "gateway not started"
         return self._pool
+
+    @functools.cached_property
+    def signing_key(self) -> bytes:
+        """The key encoded catalog offers are signed with (made on first use if unset)."""
+        return signing_key(self.settings)
 
     @property
     def keys(self) -> KeyCache:

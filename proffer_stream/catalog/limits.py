@@ -359,6 +359,7 @@ def _event(
         kind=kind,
         action=command.action,
         tenant_id=command.tenant_id,
+        target=command.target,
         offer_id=command.id,
         at=command.issued_at,
         seq=state.seq,

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from proffer_stream.core.limits import check_json, no_nul
 from proffer_stream.core.types import (
@@ -66,9 +66,14 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 """A language code: ISO 639 (``en``, ``pl``), optionally with a region (``pt-BR``)."""
 
 
+def is_language(code: str) -> bool:
+    """Whether ``code`` is a language code: ISO 639 (``en``), optionally with a region."""
+    return _LANGUAGE.match(code) is not None
+
+
 def _languages(value: dict[str, str]) -> dict[str, str]:
     for code in value:
-        if not _LANGUAGE.match(code):
+        if not is_language(code):
             raise ValueError(
                 f"{code!r} is not a language code (ISO 639, e.g. 'en', 'pl' or 'pt-BR')"
             )
@@ -170,15 +175,23 @@ class CatalogOfferFields(StrictModel):
         default_factory=list, description="Channels the offer may go out on; empty: any."
     )
 
-    @model_validator(mode="after")
-    def _windows_in_order(self) -> CatalogOfferFields:
-        for since, until in (("visible_since", "visible_until"), ("usable_since", "usable_until")):
-            start, end = getattr(self, since), getattr(self, until)
-            if start is not None and end is not None and end <= start:
-                raise ValueError(f"{until} must be after {since}")
-        if self.usage_authorization_token_required and not self.usage_authorization_token:
+    # Field validators, not a model validator, so that an error names its field
+    # (``body.visible_until``); each runs after the fields declared before it.
+    @field_validator("visible_until", "usable_until")
+    @classmethod
+    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        since_field = info.field_name.replace("_until", "_since") if info.field_name else ""
+        since = info.data.get(since_field)
+        if since is not None and until is not None and until <= since:
+            raise ValueError(f"{info.field_name} must be after {since_field}")
+        return until
+
+    @field_validator("usage_authorization_token_required")
+    @classmethod
+    def _token_given(cls, required: bool, info: ValidationInfo) -> bool:
+        if required and not info.data.get("usage_authorization_token"):
             raise ValueError("usage_authorization_token_required needs a usage_authorization_token")
-        return self
+        return required
 
 
 class CatalogDefinition(CatalogOfferFields):
@@ -346,6 +359,9 @@ class CatalogEvent(StrictModel):
     kind: CatalogEventKind
     action: MemberAction | DefinitionAction
     tenant_id: TenantId
+    target: Literal["offer", "collection"] = Field(
+        "offer", description="What ``offer_id`` names: a collection's only for its definitions."
+    )
     offer_id: int = Field(description="The catalog offer's (or the collection's) id.")
     external_customer_id: str | None = Field(None, description="None for definitions.")
     version: int | None = Field(None, description="The definition's version, once defined.")

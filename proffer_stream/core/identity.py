@@ -57,3 +57,9 @@ def new_request_id() -> str:
 def record_event_id(timestamp_ms: int, partition: int, offset: int, index: int) -> str:
     """The id of an event that came straight from Kafka without one, from its record."""
     return f"k{timestamp_ms}-{partition}-{offset}-{index}"
+
+
+def catalog_item_id(tenant_id: str, target: str, command_id: str) -> int:
+    """The id of the catalog offer or collection (``target``) a create command makes:
+    a create sent again makes the same one. 53 bits, like offer ids."""
+    return _id53(f"catalog\x00{target}\x00{tenant_id}\x00{command_id}")

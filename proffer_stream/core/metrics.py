@@ -53,6 +53,11 @@ OFFER_CHANGES = Counter(
 OFFER_EXPIRIES_DUE = Counter(
     "proffer_offer_expiries_due_total", "Expiry commands sent by the offers' expiry timers."
 )
+CATALOG_EVENTS = Counter(
+    "proffer_catalog_events_total",
+    "Catalog owners' decisions, by kind and refusal reason.",
+    ["kind", "reason"],
+)
 SINK_ROWS = Counter("proffer_sink_rows_total", "Rows written by the sink.", ["table"])
 SINK_BATCH_SECONDS = Histogram(
     "proffer_sink_batch_seconds", "Time to write one batch to PostgreSQL."

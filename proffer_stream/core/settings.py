@@ -170,6 +170,27 @@ class Settings(BaseSettings):
         " (self-service sign-up; `proffer-stream up` turns it on).",
     )
 
+    default_language: str = Field(
+        "en",
+        pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+        description="The language catalog offers are shown in when the member's languages"
+        " (Accept-Language, or the locale parameter) are not among the offer's.",
+    )
+    default_timezone: str = Field(
+        "UTC",
+        description="The time zone periodic usage limits count in when neither the request"
+        " nor the member's metadata.timezone names one (an IANA name, e.g. 'Europe/Warsaw').",
+    )
+    signing_key: SecretStr = Field(
+        SecretStr(""),
+        description="The key encoded catalog offers are signed with (HMAC-SHA256); every"
+        " gateway of a deployment needs the same. Empty: a key made once and kept in"
+        " <data_dir>/signing-key (gateways on one machine share it).",
+    )
+    encoded_offer_seconds: int = Field(
+        600, ge=1, le=31 * 86_400, description="How long an encoded catalog offer may be used."
+    )
+
     log_level: str = "INFO"
 
     @property

@@ -50,6 +50,8 @@ EventId = Annotated[
 ]
 TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 def _exact(amount: Decimal) -> str:
     return format(amount, "f")
 

@@ -8,9 +8,10 @@ from typing import Literal
 
 import asyncpg
 
-IssuedKind = Literal["request", "offer_command", "config_command"]
+IssuedKind = Literal["request", "offer_command", "config_command", "catalog_command"]
 """What an id names: an offer request (``/api/offers/requests/{id}``), a status change
-(``/api/offers/commands/{id}``), a rules or policy change (``/api/config/commands/{id}``)."""
+(``/api/offers/commands/{id}``), a rules or policy change (``/api/config/commands/{id}``),
+a catalog command (``/api/catalog/commands/{id}``)."""
 
 
 async def record_issued(

@@ -97,3 +97,12 @@ async def log_ends_now(
         return await log_ends(consumer, await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
+
+
+async def read_to_highwater(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    """Every partition read up to the high watermark its last fetch reported."""
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True

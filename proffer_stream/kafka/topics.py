@@ -80,8 +80,14 @@ class Topics:
 
     def worker_inputs(self) -> list[TopicSpec]:
         """What the worker's consumer group reads: events (the signals agent), requests
-        and commands (the offers agent), and config commands (the tenant config agent)."""
-        return [self.events, self.offer_requests, self.tenant_config_commands]
+        and commands (the offers agent), config commands (the tenant config agent) and
+        catalog commands (the catalog owner)."""
+        return [
+            self.events,
+            self.offer_requests,
+            self.tenant_config_commands,
+            self.catalog_commands,
+        ]
 
     def sink_inputs(self) -> list[TopicSpec]:
         """What the sink's consumer group reads: every topic it projects."""
@@ -92,6 +98,8 @@ class Topics:
             self.offer_outcomes,
             self.tenant_config,
             self.tenant_config_outcomes,
+            self.catalog,
+            self.catalog_events,
         ]
 
 

@@ -28,7 +28,7 @@ from proffer_stream.kafka.progress import GroupState, group_state
 from proffer_stream.kafka.topics import ensure_topics, topics_for, wait_for_broker, worker_app_id
 from proffer_stream.llm import local_server
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open
-from proffer_stream.local.restore import restore_tenant_config
+from proffer_stream.local.restore import restore_catalog, restore_tenant_config
 from proffer_stream.local.supervisor import GaveUp, RestartPolicy, Supervisor
 
 log = logging.getLogger(__name__)
@@ -366,6 +366,7 @@ async def prepare_database_and_topics(settings: Settings, local_key: str | None 
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         await restore_tenant_config(settings)
+        await restore_catalog(settings)
         if local_key and await keys.tenant_for_key(pool, local_key) == LOCAL_TENANT:
             return local_key
         new_key = await keys.create_key(pool, LOCAL_TENANT, "local development")
@@ -376,9 +377,10 @@ async def prepare_database_and_topics(settings: Settings, local_key: str | None 
 
 
 async def _topics_with_config(settings: Settings) -> None:
-    """The topics of a new broker, with the tenant config PostgreSQL kept."""
+    """The topics of a new broker, with the tenant config and catalog PostgreSQL kept."""
     await ensure_topics(settings)
     await restore_tenant_config(settings)
+    await restore_catalog(settings)
 
 
 def _metrics_note(settings: Settings) -> str:

@@ -262,7 +262,12 @@ def _rule_id(data: object, index: int | None) -> str | None:
 
 def matches(rule: TriggerRule, signals: CustomerProfile, now: datetime) -> bool:
     """Whether every condition of ``rule`` holds for ``signals`` at ``now`` (enabled or not)."""
-    conditions = rule.conditions
+    return conditions_hold(rule.conditions, signals, now)
+
+
+def conditions_hold(conditions: RuleConditions, signals: CustomerProfile, now: datetime) -> bool:
+    """Whether every condition given holds for ``signals`` at ``now``: a rule's, or a
+    catalog offer's audience."""
     return (
         _counts_hold(conditions, signals)
         and _money_holds(conditions, signals)

@@ -38,6 +38,8 @@ from proffer_stream.kafka.deadletter import SourceRecord, dead_letter
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.sink.projections import (
     DATA_ERRORS,
+    CatalogDefinitionsProjection,
+    CatalogEventsProjection,
     CommandOutcomesProjection,
     ConfigOutcomesProjection,
     CustomersProjection,
@@ -70,7 +72,8 @@ class Batch:
 
 
 def projections_for(settings: Settings) -> dict[str, Projection[Any]]:
-    """Each topic the sink projects, with its projection."""
+    """Each topic the sink projects, with its projection, in the order a transaction
+    writes them (the order ``sink --replay`` locks their tables in)."""
     topics = topics_for(settings)
     return {
         topics.events.name: EventsProjection(topics.events.name),
@@ -81,6 +84,8 @@ def projections_for(settings: Settings) -> dict[str, Projection[Any]]:
         topics.tenant_config_outcomes.name: ConfigOutcomesProjection(
             topics.tenant_config_outcomes.name
         ),
+        topics.catalog.name: CatalogDefinitionsProjection(topics.catalog.name),
+        topics.catalog_events.name: CatalogEventsProjection(topics.catalog_events.name),
     }
 
 
@@ -151,9 +156,12 @@ class Sink:
         records = [record for partition in fetched.values() for record in partition]
         offsets = {tp: partition[-1].offset + 1 for tp, partition in fetched.items()}
         items: dict[str, list[Any]] = {}
+        by_topic = _by_topic(records)
         try:
-            for topic, topic_records in _by_topic(records).items():
-                projection = self.projections[topic]
+            for topic, projection in self.projections.items():
+                topic_records = by_topic.get(topic)
+                if topic_records is None:
+                    continue
                 if projection.latest_per_key:
                     topic_records = latest_of_each_key(topic_records)
                 items[topic] = await read_in_slices(projection, topic_records)

@@ -11,12 +11,20 @@ import asyncpg
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from proffer_stream.catalog.models import CatalogDefinition, CatalogEvent, CollectionDefinition
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
+from proffer_stream.db.catalog import Definition, apply_catalog_definitions, apply_catalog_events
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
 from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
-from proffer_stream.db.replies import command_key, config_version_key, decision_key, offer_key
+from proffer_stream.db.replies import (
+    catalog_definition_key,
+    command_key,
+    config_version_key,
+    decision_key,
+    offer_key,
+)
 from proffer_stream.db.tenant_config import apply_config_changes, apply_config_outcomes
 from proffer_stream.ingest.records import (
     EventRecord,
@@ -251,3 +259,66 @@ class ConfigOutcomesProjection:
 
     def replies(self, items: Sequence[ConfigOutcome]) -> Iterable[str]:
         return [command_key(outcome.command_id) for outcome in items]
+
+
+class CatalogDefinitionsProjection:
+    """``proffer.catalog`` -> ``catalog_offers``, ``catalog_collections``: each offer and
+    collection at its highest version. Tombstones are skipped (an archived offer stays,
+    archived)."""
+
+    table = "catalog_offers"
+    latest_per_key = True  # compacted: each record is its key's whole definition
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def read(self, records: Sequence[Record]) -> list[Definition]:
+        return [read_definition(r.key, r.value) for r in records if r.value is not None]
+
+    async def write(self, conn: asyncpg.Connection, items: Sequence[Definition]) -> int:
+        return await apply_catalog_definitions(conn, items)
+
+    def replies(self, items: Sequence[Definition]) -> Iterable[str]:
+        return [catalog_definition_key(d.tenant_id, _target(d), d.id) for d in items]
+
+
+_DEFINITIONS: dict[bytes, type[CatalogDefinition] | type[CollectionDefinition]] = {
+    b"catalog": CatalogDefinition,
+    b"collection": CollectionDefinition,
+}
+"""The definition each kind of key of ``proffer.catalog`` carries (see
+:func:`~proffer_stream.catalog.models.catalog_key` and ``collection_key``)."""
+
+
+def read_definition(key: bytes | None, value: bytes | None) -> Definition:
+    """A ``proffer.catalog`` record's definition: an offer's or a collection's, as its key
+    says; :class:`BadRecord` when the key names neither or the value does not validate."""
+    parts = (key or b"").split(b"\x00")
+    model = _DEFINITIONS.get(parts[1]) if len(parts) == 3 else None
+    if model is None:
+        raise BadRecord("wrong_key", f"not a catalog offer's or collection's key: {key!r}")
+    return read_message(model, value)
+
+
+def _target(definition: Definition) -> str:
+    return "offer" if isinstance(definition, CatalogDefinition) else "collection"
+
+
+class CatalogEventsProjection:
+    """``proffer.catalog-events`` -> ``catalog_activity``, ``catalog_counts``,
+    ``catalog_members``: each decision once, the counts of each offer's newest event."""
+
+    table = "catalog_activity"
+    latest_per_key = False
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def read(self, records: Sequence[Record]) -> list[CatalogEvent]:
+        return [read_message(CatalogEvent, record.value) for record in records]
+
+    async def write(self, conn: asyncpg.Connection, items: Sequence[CatalogEvent]) -> int:
+        return await apply_catalog_events(conn, items)
+
+    def replies(self, items: Sequence[CatalogEvent]) -> Iterable[str]:
+        return [command_key(event.event_id) for event in items]

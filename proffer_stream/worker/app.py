@@ -15,6 +15,7 @@ import faust
 from aiokafka import TopicPartition
 from faust.types import EventT, TableT
 
+from proffer_stream.catalog.models import CatalogDefinition, CatalogEvent, CollectionDefinition
 from proffer_stream.core import metrics
 from proffer_stream.core.event_loop import use_uvloop
 from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
@@ -22,6 +23,7 @@ from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.kafka.lag import log_ends_now
 from proffer_stream.kafka.topics import (
+    CATALOG_TABLE,
     EVENT_IDS_TABLE,
     OFFERS_TABLE,
     SIGNALS_TABLE,
@@ -34,6 +36,9 @@ from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import rules_file_or_default
 from proffer_stream.offers.writer import BuiltinWriter, Writer
 from proffer_stream.signals.seen_ids import pack
+from proffer_stream.worker.catalog_owner import STAGE as CATALOG_STAGE
+from proffer_stream.worker.catalog_owner import CatalogOwner, CatalogStore
+from proffer_stream.worker.catalog_owner import encode as encode_catalog
 from proffer_stream.worker.config_owner import STAGE as CONFIG_STAGE
 from proffer_stream.worker.config_owner import ConfigOwner
 from proffer_stream.worker.deadletters import DeadLetters
@@ -199,6 +204,24 @@ def create_app(settings: Settings) -> faust.App:
     async def tenant_config(stream: faust.StreamT[bytes]) -> None:
         await _in_batches(stream, after(config.ready, config_owner.process), 100, settings)
 
+    # Keyed by tenant and catalog offer: each offer's state in its commands' partition.
+    catalog_table = _table(app, CATALOG_TABLE, settings, store=f"{state_store}:{CATALOG_TABLE}")
+    catalog_commands_topic = app.topic(
+        topics.catalog_commands.name, key_type=bytes, value_type=bytes
+    )
+    catalog_owner = CatalogOwner(
+        CatalogStore(
+            checkpoint.register(TableTransaction(catalog_table, encode_catalog)),
+            settings.database_url,
+        ),
+        CatalogTopicsOutbox(app, topics.catalog.name, topics.catalog_events.name),
+        DeadLetters(deadletter_topic, CATALOG_STAGE),
+    )
+
+    @app.agent(catalog_commands_topic, name="catalog", concurrency=1)
+    async def catalog(stream: faust.StreamT[bytes]) -> None:
+        await _in_batches(stream, catalog_owner.process, settings.worker_batch_size, settings)
+
     @app.task  # type: ignore[untyped-decorator]
     async def leave_startup_heap_out_of_collections() -> None:
         freeze_startup_heap()
@@ -300,6 +323,27 @@ class ConfigTopicsOutbox:
         await self.app.producer.send(
             self.outcomes, key, outcome.model_dump_json().encode(), None, None, None
         )
+
+
+class CatalogTopicsOutbox:
+    """The catalog owner's output: definitions to ``proffer.catalog`` and decisions to
+    ``proffer.catalog-events``, keyed like the command (straight to the producer, as
+    :class:`TopicOutbox`)."""
+
+    def __init__(self, app: faust.App, definitions: str, events: str) -> None:
+        self.app = app
+        self.definitions = definitions
+        self.events = events
+
+    async def definition(
+        self, key: bytes, definition: CatalogDefinition | CollectionDefinition
+    ) -> None:
+        value = definition.model_dump_json().encode()
+        await self.app.producer.send(self.definitions, key, value, None, None, None)
+
+    async def event(self, key: bytes, event: CatalogEvent) -> None:
+        value = event.model_dump_json().encode()
+        await self.app.producer.send(self.events, key, value, None, None, None)
 
 
 def writer_for(settings: Settings) -> Writer:

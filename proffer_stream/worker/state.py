@@ -76,8 +76,16 @@ class TableTransaction(Generic[V]):
             return stored(self.table, key)
 
     def set(self, partition: int, key: bytes, value: V) -> None:
-        """Hold ``value`` for ``key`` until the checkpoint."""
-        self._held.setdefault(partition, {})[key] = value
+        """Hold ``value`` for ``key`` until the checkpoint.
+
+        A key written again moves to the end: the checkpoint sends a partition's records
+        in the order of their last writes, so a record written after others reaches the
+        changelog after them (the catalog owner writes an offer's record last, to mark
+        its members' records before it as complete).
+        """
+        held = self._held.setdefault(partition, {})
+        held.pop(key, None)
+        held[key] = value
 
     @property
     def pending(self) -> bool:

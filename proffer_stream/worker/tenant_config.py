@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from proffer_stream.core.settings import Settings
-from proffer_stream.kafka.lag import log_ends_now, topic_partitions
+from proffer_stream.kafka.lag import log_ends_now, read_to_highwater, topic_partitions
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.offers.config import ConfigChange, TenantConfigs
 
@@ -73,7 +73,7 @@ class ConfigFollower:
                 if fetched:
                     self._advanced.set()
                 if not self.ready.is_set() and (
-                    (not fetched and await _at_end(consumer, partitions))
+                    (not fetched and await read_to_highwater(consumer, partitions))
                     or time.monotonic() - started > CATCH_UP_SECONDS
                 ):
                     self.ready.set()
@@ -93,12 +93,3 @@ class ConfigFollower:
             log.info(
                 "tenant %s: %s version %d in force", change.tenant_id, change.kind, change.version
             )
-
-
-async def _at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-    """Every partition read up to the high watermark its last fetch reported."""
-    for tp in partitions:
-        highwater = consumer.highwater(tp)
-        if highwater is None or await consumer.position(tp) < highwater:
-            return False
-    return True

@@ -59,7 +59,8 @@ CREATE INDEX catalog_members_by_member ON catalog_members (tenant_id, external_c
 CREATE TABLE catalog_activity (
     tenant_id             text        NOT NULL,
     event_id              text        NOT NULL,  -- the command's id
-    offer_id              bigint      NOT NULL,
+    target                text        NOT NULL,  -- offer, or collection (definitions only)
+    offer_id              bigint      NOT NULL,  -- the offer's, or the collection's id
     external_customer_id  text,                  -- null for definitions
     kind                  text        NOT NULL,  -- defined, granted, used, refused, ...
     action                text        NOT NULL,

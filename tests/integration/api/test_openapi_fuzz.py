@@ -63,6 +63,31 @@ OPERATIONS = [
     ("POST", "/api/keys"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("POST", "/api/catalog/offers"),
+    ("GET", "/api/catalog/offers"),
+    ("GET", "/api/catalog/offers/{offer_id}"),
+    ("PATCH", "/api/catalog/offers/{offer_id}"),
+    ("DELETE", "/api/catalog/offers/{offer_id}"),
+    ("POST", "/api/catalog/collections"),
+    ("GET", "/api/catalog/collections"),
+    ("GET", "/api/catalog/collections/{collection_id}"),
+    ("PATCH", "/api/catalog/collections/{collection_id}"),
+    ("DELETE", "/api/catalog/collections/{collection_id}"),
+    ("GET", "/api/catalog/commands/{command_id}"),
+    ("GET", "/api/catalog/preview/members/{external_customer_id}/offers"),
+    ("GET", "/api/catalog/preview/members/{external_customer_id}/offers/meta"),
+    ("GET", "/api/catalog/preview/members/{external_customer_id}/offers/{offer_id}"),
+    ("GET", "/api/members/{external_customer_id}/offers"),
+    ("GET", "/api/members/{external_customer_id}/offers/meta"),
+    ("GET", "/api/members/{external_customer_id}/offers/{offer_id}"),
+    ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/grant"),
+    ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/use"),
+    ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/like"),
+    ("DELETE", "/api/members/{external_customer_id}/offers/{offer_id}/like"),
+    ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/events/seen"),
+    ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/events/clicked"),
+    ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/encode"),
+    ("POST", "/api/catalog/encoded/use"),
 ]
 EXCLUDED = {("GET", "/metrics")}
 # No invalid input exists for these (no parameters, no body), or schemathesis cannot make
@@ -73,6 +98,8 @@ NO_NEGATIVE_CASES = {
     ("GET", "/api/rules"),
     ("GET", "/api/policy"),
     ("GET", "/api/customers/external/{external_id}"),
+    ("GET", "/api/members/{external_customer_id}/offers/meta"),
+    ("GET", "/api/catalog/preview/members/{external_customer_id}/offers/meta"),
 }
 
 # Readiness answers 503 while the worker and the sink have not joined (none runs here): a

@@ -1,0 +1,128 @@
+"""Reading a catalog owner's state back from the projection, after the broker lost it.
+
+The embedded broker keeps nothing across restarts, so the catalog table's changelog may
+start empty while PostgreSQL still has the offers, their counts and their members: the
+owner then restores an offer (:func:`load_offer_state`) and its members
+(:func:`load_member_state`) from the tables of ``008_catalog.sql``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from proffer_stream.catalog.limits import KEPT_USE_TIMES, MemberState, OfferState
+from proffer_stream.catalog.models import (
+    CatalogDefinition,
+    CatalogEvent,
+    CollectionDefinition,
+    MemberCounts,
+    OfferCounts,
+)
+
+USE_TIMES_KEPT_FOR = timedelta(days=366)
+"""How far back a restored member's use times are read (the longest periodic limit)."""
+
+
+async def load_offer_state(
+    conn: asyncpg.Pool | asyncpg.Connection, tenant_id: str, target: str, item_id: int
+) -> OfferState | None:
+    """The owner's state of a catalog offer (or collection) as PostgreSQL has it, if any.
+
+    Its ``seq`` is the projection's, so the events decided next number on from it.
+    """
+    if target == "collection":
+        row = await conn.fetchrow(
+            "SELECT definition, version FROM catalog_collections WHERE tenant_id = $1 AND id = $2",
+            tenant_id,
+            item_id,
+        )
+        if row is None:
+            return None
+        collection = CollectionDefinition.model_validate_json(row["definition"])
+        # Collections have no counts: their events number on from their version.
+        return OfferState(collection=collection, seq=row["version"])
+    row = await conn.fetchrow(
+        """
+        SELECT o.definition, c.seq, c.uses_count, c.grants_count, c.reserved_count,
+               c.likes_count, c.seen_count, c.clicked_count, c.refusals_count,
+               (SELECT max(a.seq) FROM catalog_activity a
+                 WHERE a.tenant_id = o.tenant_id AND a.offer_id = o.id) AS activity_seq
+          FROM catalog_offers o
+          LEFT JOIN catalog_counts c ON c.tenant_id = o.tenant_id AND c.offer_id = o.id
+         WHERE o.tenant_id = $1 AND o.id = $2
+        """,
+        tenant_id,
+        item_id,
+    )
+    if row is None:
+        return None
+    offer = CatalogDefinition.model_validate_json(row["definition"])
+    counts = OfferCounts.model_validate(
+        {name: row[name] for name in OfferCounts.model_fields if row[name] is not None}
+    )
+    seq = max(row["seq"] or 0, row["activity_seq"] or 0)
+    return OfferState(offer=offer, counts=counts, seq=seq)
+
+
+@dataclass
+class RestoredMember:
+    """A member's state of one catalog offer, and the events decided for them lately
+    (so that a command sent again is answered as before)."""
+
+    state: MemberState
+    decided: list[CatalogEvent] = field(default_factory=list)
+
+
+async def load_member_state(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    tenant_id: str,
+    offer_id: int,
+    external_customer_id: str,
+    now: datetime,
+    decided_for: timedelta,
+) -> RestoredMember | None:
+    """The member's counts, their use times of the last year, and the events decided for
+    them since ``now - decided_for``, if PostgreSQL knows the member."""
+    row = await conn.fetchrow(
+        """
+        SELECT uses, grants, liked, last_granted_at, last_used_at FROM catalog_members
+         WHERE tenant_id = $1 AND offer_id = $2 AND external_customer_id = $3
+        """,
+        tenant_id,
+        offer_id,
+        external_customer_id,
+    )
+    if row is None:
+        return None
+    used = await conn.fetch(
+        """
+        SELECT at FROM catalog_activity
+         WHERE tenant_id = $1 AND offer_id = $2 AND external_customer_id = $3
+           AND kind = 'used' AND at >= $4
+         ORDER BY at DESC LIMIT $5
+        """,
+        tenant_id,
+        offer_id,
+        external_customer_id,
+        now - USE_TIMES_KEPT_FOR,
+        KEPT_USE_TIMES,
+    )
+    decided = await conn.fetch(
+        """
+        SELECT event FROM catalog_activity
+         WHERE tenant_id = $1 AND offer_id = $2 AND external_customer_id = $3 AND at >= $4
+         ORDER BY seq
+        """,
+        tenant_id,
+        offer_id,
+        external_customer_id,
+        now - decided_for,
+    )
+    state = MemberState(
+        counts=MemberCounts.model_validate(dict(row)),
+        use_times=sorted(r["at"] for r in used),
+    )
+    return RestoredMember(state, [CatalogEvent.model_validate_json(r["event"]) for r in decided])
