@@ -21,7 +21,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    RootModel,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from proffer_stream.core.limits import check_json, no_nul
 from proffer_stream.core.types import (
@@ -403,3 +410,14 @@ def localized(text: dict[str, str], languages: list[str], default: str) -> str |
 def within(now: datetime, since: datetime | None, until: datetime | None) -> bool:
     """``since <= now < until``, an open end being no bound."""
     return (since is None or since <= now) and (until is None or now < until)
+
+
+class CatalogRecord(RootModel[CatalogDefinition | CollectionDefinition]):
+    """A record of ``proffer.catalog``: an offer's or a collection's definition at a
+    version (which one, the record's key says: :func:`catalog_key`,
+    :func:`collection_key`)."""
+
+
+class CatalogCommandRecord(RootModel[DefinitionCommand | MemberCommand]):
+    """A record of ``proffer.catalog-commands``: a definition change (it has ``target``)
+    or a member's action (it has ``external_customer_id``)."""

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from proffer_stream.catalog.models import CatalogCommandRecord, CatalogEvent, CatalogRecord
 from proffer_stream.core.settings import Settings
 from proffer_stream.ingest.models import EventBatch
 from proffer_stream.kafka.deadletter import DeadLetter
@@ -60,6 +61,17 @@ def messages() -> dict[str, tuple[type[BaseModel], str, Mode]]:
         "proffer.tenant-config-outcomes.v1.json": (
             ConfigOutcome,
             names.tenant_config_outcomes.name,
+            "serialization",
+        ),
+        "proffer.catalog.v1.json": (CatalogRecord, names.catalog.name, "serialization"),
+        "proffer.catalog-commands.v1.json": (
+            CatalogCommandRecord,
+            names.catalog_commands.name,
+            "validation",
+        ),
+        "proffer.catalog-events.v1.json": (
+            CatalogEvent,
+            names.catalog_events.name,
             "serialization",
         ),
     }
