@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from support import wait_for
+from support import messages_on_topic, wait_for
 
 from proffer_stream.catalog.limits import MemberState, OfferState, decide_definition, decide_member
 from proffer_stream.catalog.models import (
@@ -130,26 +130,27 @@ DEFINITIONS = [d for o in OWNERS for d in o.definitions]
 EVENTS = [e for o in OWNERS for e in o.events]
 
 
-def definition_records() -> list[tuple[bytes, bytes | None]]:
-    """proffer.catalog as the owners write it, with an older version re-delivered last, a
-    tombstone and a record of no catalog key."""
-    records: list[tuple[bytes, bytes | None]] = [
+Records = list[tuple[bytes, bytes | None]]
+
+
+def definition_records() -> Records:
+    """proffer.catalog as the owners write it, with an older version re-delivered last
+    and a tombstone."""
+    records: Records = [
         (o.key, d.model_dump_json().encode()) for o in OWNERS for d in o.definitions
     ]
-    return [
-        *records,
-        records[0],
-        (catalog_key("acme", 99), None),
-        (b"acme\x00nothing\x007", records[0][1]),
-    ]
+    return [*records, records[0], (catalog_key("acme", 99), None)]
 
 
-def event_records() -> list[tuple[bytes, bytes | None]]:
-    """proffer.catalog-events, with an older event re-delivered last and a broken one."""
-    records: list[tuple[bytes, bytes | None]] = [
-        (o.key, e.model_dump_json().encode()) for o in OWNERS for e in o.events
-    ]
-    return [*records, records[2], (OWNERS[0].key, b'{"event_id": "broken')]
+def event_records() -> Records:
+    """proffer.catalog-events, with an older event re-delivered last."""
+    records: Records = [(o.key, e.model_dump_json().encode()) for o in OWNERS for e in o.events]
+    return [*records, records[2]]
+
+
+BAD_DEFINITIONS: Records = [(b"acme\x00nothing\x007", definition_records()[0][1])]
+"""A definition under a key of neither an offer nor a collection."""
+BAD_EVENTS: Records = [(OWNERS[0].key, b'{"event_id": "broken')]
 
 
 async def snapshot(db: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
@@ -282,6 +283,14 @@ async def test_the_sink_projects_both_topics_and_wakes_the_waiters_and_a_replay_
             )
             rows = await snapshot(db)
             check_rows(rows)
+            await produce(settings, BAD_DEFINITIONS, BAD_EVENTS)
+            dead = await wait_for(
+                lambda: messages_on_topic(settings, topics_for(settings).deadletter.name),
+                lambda letters: len(letters) == 2,
+                what="the dead letters",
+            )
+            assert sorted(letter["reason"] for letter in dead) == ["invalid_json", "wrong_key"]
+            assert await snapshot(db) == rows
             beside = await replay_catalog(settings)  # beside the running sink
             assert await snapshot(db) == rows
     finally:
