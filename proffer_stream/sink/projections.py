@@ -267,7 +267,7 @@ class CatalogDefinitionsProjection:
     archived)."""
 
     table = "catalog_offers"
-    latest_per_key = True  # compacted: each record is its key's whole definition
+    latest_per_key = False  # the write keeps the highest version, not the last record
 
     def __init__(self, topic: str) -> None:
         self.topic = topic

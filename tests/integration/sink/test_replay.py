@@ -332,9 +332,11 @@ async def test_the_command_prints_a_summary_and_exits_0(
 ) -> None:
     await produce(settings, RECORDS)
     assert await asyncio.to_thread(run_replay, settings) == 0
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert f"{len(RECORDS)} records read, {PARSED} rows written, 1 skipped" in last
-    assert "rows offer_events 0 -> 9, decisions 0 -> 4, offers 0 -> 3" in last
+    summaries = [line for line in capsys.readouterr().out.splitlines() if "replayed" in line]
+    offers, catalog = summaries  # the offer tables, then the catalog's
+    assert f"{len(RECORDS)} records read, {PARSED} rows written, 1 skipped" in offers
+    assert "rows offer_events 0 -> 9, decisions 0 -> 4, offers 0 -> 3" in offers
+    assert "proffer.catalog-events: 0 records read" in catalog
     assert await counts(db) == EXPECTED_COUNTS
 
 
