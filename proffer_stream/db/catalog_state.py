@@ -49,7 +49,8 @@ async def load_offer_state(
         SELECT o.definition, c.seq, c.uses_count, c.grants_count, c.reserved_count,
                c.likes_count, c.seen_count, c.clicked_count, c.refusals_count,
                (SELECT max(a.seq) FROM catalog_activity a
-                 WHERE a.tenant_id = o.tenant_id AND a.offer_id = o.id) AS activity_seq
+                 WHERE a.tenant_id = o.tenant_id AND a.offer_id = o.id
+                   AND a.target = 'offer') AS activity_seq
           FROM catalog_offers o
           LEFT JOIN catalog_counts c ON c.tenant_id = o.tenant_id AND c.offer_id = o.id
          WHERE o.tenant_id = $1 AND o.id = $2

@@ -112,7 +112,8 @@ async def insert_member_use(db, offer_id, member, uses, at, event_id):
     }
     await db.execute(
         "INSERT INTO catalog_activity (tenant_id, event_id, offer_id, external_customer_id,"
-        " kind, action, at, seq, event) VALUES ($1, $2, $3, $4, 'used', 'use', $5, 1, $6)",
+        " kind, action, at, seq, event, target)"
+        " VALUES ($1, $2, $3, $4, 'used', 'use', $5, 1, $6, 'offer')",
         TENANT,
         event_id,
         offer_id,
