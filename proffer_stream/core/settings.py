@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     produce_timeout_seconds: float = Field(
         5.0, description="How long the gateway waits for Kafka before answering 503."
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry traces, metrics and logs from the gateway (with"
+        " the providers your OpenTelemetry setup configures).",
+    )
 
     worker_id: str = Field("proffer-worker", description="Faust app id (consumer group).")
     worker_instance: str = Field(

@@ -215,6 +215,18 @@ SELECT
 """
 
 
+async def member_profile(
+    pool: asyncpg.Pool, tenant_id: str, external_id: str
+) -> CustomerProfile | None:
+    """The member's profile, if they were ever seen."""
+    signals = await pool.fetchval(
+        "SELECT signals FROM customers WHERE tenant_id = $1 AND external_id = $2",
+        tenant_id,
+        external_id,
+    )
+    return None if signals is None else CustomerProfile.model_validate_json(signals)
+
+
 async def member_context(
     pool: asyncpg.Pool, tenant_id: str, external_id: str, offer_ids: Sequence[int]
 ) -> MemberContext:
