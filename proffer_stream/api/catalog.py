@@ -10,6 +10,7 @@ A wait that runs out answers 202 with where to ask again.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -82,7 +83,14 @@ class CatalogIO:
             lambda: self.publisher.publish(key, value, topic),
             lambda: command_outcome(self.db, tenant_id, command_id),
             deadline,
+            take=functools.partial(outcome_of, tenant_id),
         )
+
+
+def outcome_of(tenant_id: str, notified: str) -> CatalogEvent | None:
+    """The owner's decision as its notification carried it, if it is this tenant's."""
+    event = CatalogEvent.model_validate_json(notified)
+    return event if event.tenant_id == tenant_id else None
 
 
 async def _catalog_io(request: Request) -> CatalogIO:

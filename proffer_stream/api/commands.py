@@ -11,6 +11,7 @@ that runs out (``PROFFER_OFFER_WAIT_SECONDS``) answers 202 with where to ask aga
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -115,14 +116,16 @@ async def _send_and_wait(
     publish: Callable[[], Awaitable[None]],
     find: Callable[[], Awaitable[T | None]],
     deadline: float,
+    take: Callable[[str], T | None] | None = None,
 ) -> T | None:
     """Record the id as issued, listen for its reply key, ``publish`` the command, and
-    read its outcome with ``find`` once the key is notified (not before: it cannot be
-    projected before it is sent); None if ``deadline`` passes first."""
+    read its outcome once the key is notified (not before: it cannot be projected
+    before it is sent): the one the notification carried (``take``), else with
+    ``find``; None if ``deadline`` passes first."""
     await record_issued(db, sent.tenant_id, sent.kind, [sent.command_id])
     with replies.expect(sent.reply_key) as reply:
         await publish()
-        return await reply.read(find, deadline, look_first=False)
+        return await reply.read(find, deadline, look_first=False, take=take)
 
 
 async def generate(
@@ -183,10 +186,17 @@ async def change_status(
         ),
         lambda: offers.get_command_outcome(db, offer.tenant_id, command.command_id),
         deadline,
+        take=functools.partial(_outcome_of, offer.tenant_id),
     )
     if outcome is None:
         return change_pending(command.command_id)
     return await answer_change(replies, db, offer.tenant_id, outcome, deadline)
+
+
+def _outcome_of(tenant_id: str, notified: str) -> CommandOutcome | None:
+    """A status change's outcome as its notification carried it, if this tenant's."""
+    outcome = CommandOutcome.model_validate_json(notified)
+    return outcome if outcome.tenant_id == tenant_id else None
 
 
 async def answer_decision(db: asyncpg.Pool, tenant_id: str, decision: Decision) -> OfferResponse:

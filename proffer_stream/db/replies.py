@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "proffer_replies"
 PAYLOAD_BYTES = 7_000
 """Most bytes of keys in one notification (PostgreSQL's limit is 8,000)."""
+OUTCOME_BYTES = 2_000
+"""Most bytes of a key with its outcome: larger outcomes are read from PostgreSQL."""
 RECONNECT_SECONDS = (0.1, 5.0)
 """First and longest wait between tries to listen again after the connection was lost."""
 
@@ -64,25 +66,44 @@ def catalog_definition_key(tenant_id: str, target: str, item_id: int) -> str:
     return f"d:{target}:{tenant_id}:{item_id}"
 
 
-def payloads(keys: Iterable[str]) -> list[str]:
-    """The keys as newline-separated notification payloads, each under :data:`PAYLOAD_BYTES`."""
+Notice = str | tuple[str, str]
+"""What a projection's commit makes readable: a reply key, or a key with the outcome
+itself (one line of JSON), which a waiter takes without reading PostgreSQL."""
+
+
+def _line(notice: Notice) -> str:
+    """A notice as one line of a notification: ``key`` or ``key<TAB>outcome``; an outcome
+    too large to travel (or not on one line) leaves the key alone, to be read."""
+    if isinstance(notice, str):
+        return notice
+    key, outcome = notice
+    line = f"{key}\t{outcome}"
+    if len(line.encode()) > OUTCOME_BYTES or "\n" in outcome:
+        return key
+    return line
+
+
+def payloads(notices: Iterable[Notice]) -> list[str]:
+    """The notices as newline-separated notification payloads, each under
+    :data:`PAYLOAD_BYTES`."""
     chunks: list[str] = []
     chunk: list[str] = []
     size = 0
-    for key in keys:
-        if chunk and size + len(key) + 1 > PAYLOAD_BYTES:
+    for key in map(_line, notices):
+        if chunk and size + len(key.encode()) + 1 > PAYLOAD_BYTES:
             chunks.append("\n".join(chunk))
             chunk, size = [], 0
         chunk.append(key)
-        size += len(key) + 1
+        size += len(key.encode()) + 1
     if chunk:
         chunks.append("\n".join(chunk))
     return chunks
 
 
-async def notify(conn: asyncpg.Connection, keys: Iterable[str]) -> None:
-    """Send the keys to every listener when the caller's transaction commits (one round trip)."""
-    chunks = payloads(keys)
+async def notify(conn: asyncpg.Connection, notices: Iterable[Notice]) -> None:
+    """Send the notices to every listener when the caller's transaction commits (one
+    round trip)."""
+    chunks = payloads(notices)
     if chunks:
         await conn.execute(
             "SELECT pg_notify($1, chunk) FROM unnest($2::text[]) AS chunk", CHANNEL, chunks
@@ -99,7 +120,7 @@ class ReplyListener:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiting: dict[str, set[Reply]] = defaultdict(set)
         self._conn: asyncpg.Connection | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._stopped = False
@@ -124,15 +145,15 @@ class ReplyListener:
     def expect(self, *keys: str) -> Iterator[Reply]:
         """Wait for ``keys`` from now on: enter before sending the command, so that its
         outcome cannot be projected before anyone listens for it."""
-        woken = asyncio.Event()
+        reply = Reply()
         for key in keys:
-            self._waiting[key].add(woken)
+            self._waiting[key].add(reply)
         try:
-            yield Reply(self, woken)
+            yield reply
         finally:
             for key in keys:
                 waiters = self._waiting[key]
-                waiters.discard(woken)
+                waiters.discard(reply)
                 if not waiters:
                     del self._waiting[key]
 
@@ -153,9 +174,10 @@ class ReplyListener:
         waiting = self._waiting
         if not waiting:
             return
-        for key in payload.split("\n"):
-            for woken in waiting.get(key, ()):
-                woken.set()
+        for line in payload.split("\n"):
+            key, _, outcome = line.partition("\t")
+            for reply in waiting.get(key, ()):
+                reply.notified(outcome or None)
 
     def _on_lost(self, _conn: object) -> None:
         if not self._stopped and self._reconnecting is None:
@@ -175,17 +197,23 @@ class ReplyListener:
             log.warning("listening for replies again")
             self._reconnecting = None
             for waiters in self._waiting.values():
-                for woken in waiters:
-                    woken.set()  # a reply may have come while nobody listened
+                for reply in waiters:
+                    reply.notified(None)  # a reply may have come while nobody listened
             return
 
 
 class Reply:
     """One request's interest in its outcome, registered by :meth:`ReplyListener.expect`."""
 
-    def __init__(self, listener: ReplyListener, woken: asyncio.Event) -> None:
-        self._listener = listener
-        self._woken = woken
+    def __init__(self) -> None:
+        self._woken = asyncio.Event()
+        self._outcomes: list[str] = []
+
+    def notified(self, outcome: str | None) -> None:
+        """An expected key was notified, with its outcome when it travelled along."""
+        if outcome is not None:
+            self._outcomes.append(outcome)
+        self._woken.set()
 
     async def read(
         self,
@@ -193,16 +221,21 @@ class Reply:
         deadline: float,
         *,
         look_first: bool = True,
+        take: Callable[[str], T | None] | None = None,
     ) -> T | None:
         """Read with ``find`` now (unless ``look_first`` is False: the outcome of a
         command sent after :meth:`ReplyListener.expect` cannot be there before its key is
         notified) and after each notification of an expected key, until it reads
-        something; None if ``deadline`` (monotonic) passes first."""
+        something; None if ``deadline`` (monotonic) passes first. With ``take``, an
+        outcome that came with the notification is taken (``take`` returns None for one
+        that is not the caller's) instead of reading PostgreSQL."""
         looking = look_first
         while True:
             if looking:
                 self._woken.clear()
-                found = await find()
+                found = self._taken(take) if take is not None else None
+                if found is None:
+                    found = await find()
                 if found is not None:
                     return found
             looking = True
@@ -214,3 +247,11 @@ class Reply:
                     await self._woken.wait()
             except TimeoutError:
                 return await find()
+
+    def _taken(self, take: Callable[[str], T | None]) -> T | None:
+        outcomes, self._outcomes = self._outcomes, []
+        for outcome in outcomes:
+            found = take(outcome)
+            if found is not None:
+                return found
+        return None

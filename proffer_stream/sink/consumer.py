@@ -33,7 +33,7 @@ from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
-from proffer_stream.db.replies import notify
+from proffer_stream.db.replies import Notice, notify
 from proffer_stream.kafka.deadletter import SourceRecord, dead_letter
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.sink.projections import (
@@ -202,7 +202,7 @@ class Sink:
         async def transaction() -> dict[str, int]:
             written: dict[str, int] = {}
             async with pool.acquire() as conn, conn.transaction():
-                replies: list[str] = []
+                replies: list[Notice] = []
                 for topic, topic_items in items.items():
                     projection = self.projections[topic]
                     written[projection.table] = await projection.write(conn, topic_items)

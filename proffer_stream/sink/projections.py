@@ -19,6 +19,7 @@ from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
 from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
 from proffer_stream.db.replies import (
+    Notice,
     catalog_definition_key,
     command_key,
     config_version_key,
@@ -67,8 +68,9 @@ class Projection(Protocol[Item]):
         """Write ``read``'s items in the caller's transaction; return the rows changed."""
         ...
 
-    def replies(self, items: Sequence[Item]) -> Iterable[str]:
-        """The reply keys (:mod:`proffer_stream.db.replies`) the items make readable."""
+    def replies(self, items: Sequence[Item]) -> Iterable[Notice]:
+        """The reply keys (:mod:`proffer_stream.db.replies`) the items make readable, each
+        with the outcome itself where a waiter can take it as it is."""
         ...
 
 
@@ -219,8 +221,8 @@ class CommandOutcomesProjection:
     async def write(self, conn: asyncpg.Connection, items: Sequence[CommandOutcome]) -> int:
         return await apply_command_outcomes(conn, items)
 
-    def replies(self, items: Sequence[CommandOutcome]) -> Iterable[str]:
-        return [command_key(outcome.command_id) for outcome in items]
+    def replies(self, items: Sequence[CommandOutcome]) -> Iterable[Notice]:
+        return [(command_key(o.command_id), o.model_dump_json()) for o in items]
 
 
 class TenantConfigProjection:
@@ -320,5 +322,6 @@ class CatalogEventsProjection:
     async def write(self, conn: asyncpg.Connection, items: Sequence[CatalogEvent]) -> int:
         return await apply_catalog_events(conn, items)
 
-    def replies(self, items: Sequence[CatalogEvent]) -> Iterable[str]:
-        return [command_key(event.event_id) for event in items]
+    def replies(self, items: Sequence[CatalogEvent]) -> Iterable[Notice]:
+        # The decision travels with its key: the waiting gateway reads no row for it.
+        return [(command_key(event.event_id), event.model_dump_json()) for event in items]

@@ -124,3 +124,30 @@ def test_payloads_stay_under_postgresql_limit_and_keep_every_key():
     assert all(len(chunk.encode()) <= PAYLOAD_BYTES for chunk in chunks)
     assert [key for chunk in chunks for key in chunk.split("\n")] == keys
     assert payloads([]) == []
+
+
+async def test_an_outcome_that_travels_with_its_key_is_taken_without_a_read(listener, db):
+    key = command_key("cmd-carried")
+    reads = []
+
+    async def find():
+        reads.append(1)
+        return None
+
+    def take(outcome):
+        return outcome if outcome.startswith('{"tenant_id":"acme"') else None
+
+    with listener.expect(key) as reply:
+        async with db.acquire() as conn, conn.transaction():
+            await notify(conn, [(key, '{"tenant_id":"other"}'), (key, '{"tenant_id":"acme"}')])
+        found = await reply.read(find, time.monotonic() + 5, look_first=False, take=take)
+    assert found == '{"tenant_id":"acme"}'
+    assert reads == []  # another tenant's outcome was passed over, and nothing was read
+
+
+def test_an_outcome_too_large_to_travel_leaves_its_key_alone():
+    key = command_key("big")
+    [small, large] = (
+        payloads([(key, '{"a":1}'), (key, '{"a":"' + "é" * 3000 + '"}')]).pop().split("\n")
+    )
+    assert small == f'{key}\t{{"a":1}}' and large == key

@@ -271,7 +271,11 @@ async def test_the_sink_projects_both_topics_and_wakes_the_waiters_and_a_replay_
 ) -> None:
     notified: list[str] = []
     listener = await asyncpg.connect(settings.database_url)
-    await listener.add_listener(CHANNEL, lambda *args: notified.extend(args[3].split("\n")))
+    await listener.add_listener(
+        CHANNEL,
+        # each line: a key, or a key and the outcome it carries
+        lambda *args: notified.extend(line.split("\t")[0] for line in args[3].split("\n")),
+    )
     await produce(settings, definition_records(), event_records())
     try:
         async with running_sink(settings):
