@@ -1,6 +1,7 @@
 """`proffer-stream up` as a new user runs it: one command, Ctrl-C, run again, data kept."""
 
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -74,7 +75,7 @@ def test_up_runs_everything_and_a_restart_keeps_the_data(tmp_path):
             assert client.post("/api/webhook/events", json=body).status_code == 200
             customer = wait_for_count(client, "user_001", 3)
             assert customer["email"] == "alex@startup.com"
-            assert customer["signals"]["purchase_total"] == 12.5
+            assert Decimal(customer["signals"]["purchase_total"]) == Decimal("12.5")
             events = client.get(f"/api/customers/{customer['id']}/events").json()["events"]
             deadline = time.monotonic() + 30
             while len(events) < 3 and time.monotonic() < deadline:
