@@ -294,6 +294,13 @@ class MemberCommand(StrictModel):
         None, max_length=64, description="The id of the encoded token a point of sale used."
     )
     source: str = Field("api", max_length=200, description="Who asked: an API key, a rule.")
+    for_offer_id: int | None = Field(
+        None,
+        ge=1,
+        lt=2**53,
+        description="The generated offer this grant issues (the owner answers it on"
+        " proffer.offer-requests), or whose redemption this use is.",
+    )
 
 
 RefusalReason = Literal[

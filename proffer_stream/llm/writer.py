@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from proffer_stream.core.retry import Backoff
 from proffer_stream.core.settings import Settings
-from proffer_stream.offers.models import OfferDraft, WriterTrace
+from proffer_stream.offers.models import CatalogBrief, OfferDraft, WriterTrace
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.prompt import Prompt, offer_prompt
 from proffer_stream.offers.rules import TriggerRule
@@ -108,9 +108,10 @@ class LLMWriter:
         rule: TriggerRule | None,
         policy: Policy,
         now: datetime,
+        brief: CatalogBrief | None = None,
     ) -> tuple[OfferDraft, WriterTrace]:
         """The model's draft, or the built-in writer's after the last failed attempt."""
-        prompt = offer_prompt(signals, rule, policy, now)
+        prompt = offer_prompt(signals, rule, policy, now, brief)
         started = time.perf_counter()
         raw_answer = None
         attempt = 0
@@ -131,7 +132,7 @@ class LLMWriter:
             await asyncio.sleep(wait)
         reason += " after 1 attempt" if attempt == 1 else f" after {attempt} attempts"
         log.warning("model %s gave no draft (%s); the built-in writer wrote it", self.model, reason)
-        draft = write_builtin(signals, rule, policy, now)
+        draft = write_builtin(signals, rule, policy, now, brief)
         return draft, self._trace(prompt, raw_answer, attempt, started, fallback_reason=reason)
 
     def _wait(self, failure: _Failure, attempt: int) -> float | None:

@@ -40,6 +40,8 @@ def apply_command(
 ) -> Applied:
     """Apply ``command`` to ``state`` (in place) and say what it did."""
     remember(state, command.command_id, offset)
+    if command.action in ("catalog_granted", "catalog_refused"):
+        return _settle_grant(state, command, policy)
     offer = find_offer(state, command)
     if command.action == "transition":
         return _transition(state, command, offer, policy)
@@ -49,7 +51,8 @@ def apply_command(
         return Applied()
     if command.action == "expire":
         return _expire(state, command, offer)
-    engaged = engage(offer, command.action, command.issued_at)  # seen, clicked
+    assert command.action in ("seen", "clicked")
+    engaged = engage(offer, command.action, command.issued_at)
     return Applied([_change(state, command, offer, engaged, f"offer.{command.action}")])
 
 
@@ -84,6 +87,35 @@ def auto_approval(
         at=generated.occurred_at,
         cause="policy: auto_approve",
     )
+
+
+def _settle_grant(state: CustomerOffers, command: OfferCommand, policy: Policy) -> Applied:
+    """The catalog owner's answer to the grant of an offer held for it: granted, the
+    decision is issued (and auto-approved with the policy's ``auto_approve``); refused,
+    it is a suppression saying why. An answer to no held decision (answered already)
+    changes nothing."""
+    assert command.offer_id is not None
+    held = state.awaiting_grant.pop(command.offer_id, None)
+    if held is None or held.offer is None or held.trace is None:
+        return Applied()
+    if command.action == "catalog_granted":
+        state.offers[held.offer.id] = held.offer
+        approval = auto_approval(state, held, policy)
+        return Applied([held] if approval is None else [held, approval])
+    trace = held.trace.model_copy(
+        update={"suppressed": [f"catalog grant refused: {command.reason}"]}
+    )
+    suppressed = held.model_copy(
+        update={
+            "event_type": "offer.suppressed",
+            "offer_id": None,
+            "status": None,
+            "version": 0,
+            "offer": None,
+            "trace": trace,
+        }
+    )
+    return Applied([suppressed])
 
 
 def _transition(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from proffer_stream.core.identity import customer_id, offer_id
 from proffer_stream.offers.models import (
+    CatalogBrief,
     DecisionTrace,
     Offer,
     OfferDraft,
@@ -45,6 +46,11 @@ class CustomerOffers(BaseModel):
     last_offer_at: datetime | None = None
     last_redeemed_at: datetime | None = None
     source_offset: int = -1
+    awaiting_grant: dict[int, OfferEvent] = Field(
+        default_factory=dict,
+        description="Decisions of offers written for a catalog offer, held until its owner"
+        " answers their grant (by offer id).",
+    )
 
 
 def restored_offers(
@@ -142,14 +148,18 @@ def conclude(
     now: datetime,
     suppressed: list[str],
     written: tuple[OfferDraft, WriterTrace] | None,
+    brief: CatalogBrief | None = None,
 ) -> OfferEvent:
-    """Judge the draft (if any), update ``state``, and return the decision's event."""
+    """Judge the draft (if any), update ``state``, and return the decision's event.
+
+    ``brief``: the catalog offer the draft was written for, whose terms bound it."""
     trace = DecisionTrace(
         request_id=request.request_id,
         source=request.source,
         rule_id=request.rule_id,
         rule_version=request.rule_version,
         signals=signals,
+        catalog=brief,
     )
     offer = None
     if written is not None and signals is not None and not suppressed:
@@ -181,6 +191,7 @@ def _offer(
         offer_id=new_id,
         profile=signals,
         now=now,
+        brief=trace.catalog,
     )
     trace.verdicts = judged.verdicts
     if judged.draft is None:
@@ -204,7 +215,22 @@ def _offer(
         rule_version=request.rule_version,
         # The built-in writer wrote it when the model fell back (the trace says why).
         writer="built-in" if writer.fallback_reason else writer.model or writer.kind,
+        catalog_offer_id=trace.catalog.catalog_offer_id if trace.catalog else None,
     )
+
+
+def hold_for_grant(state: CustomerOffers, decision: OfferEvent) -> Offer | None:
+    """Hold the decision of an offer written for a catalog offer until the catalog
+    offer's owner grants it (the offer is kept out of the customer's offers meanwhile);
+    the offer to ask the grant for. None: the decision is not held (issue it now)."""
+    offer = decision.offer
+    if offer is None or offer.catalog_offer_id is None:
+        return None
+    del state.offers[offer.id]
+    state.awaiting_grant[offer.id] = decision
+    for oldest in list(state.awaiting_grant)[:-MAX_KEPT_OFFERS]:  # answers never came
+        del state.awaiting_grant[oldest]
+    return offer
 
 
 def _rejections(trace: DecisionTrace) -> list[str]:

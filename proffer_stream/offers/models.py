@@ -38,6 +38,23 @@ class OfferTerms(BaseModel):
     conditions: str | None = Field(None, max_length=500)
 
 
+class CatalogBrief(StrictModel):
+    """The catalog offer a generated offer is written for: the business's text, and the
+    terms that bound it (policy holds the draft to them)."""
+
+    catalog_offer_id: int = Field(ge=1, lt=2**53)
+    name: str | None = Field(None, max_length=10_000)
+    description: str | None = Field(None, max_length=10_000)
+    discount_percent: int | None = Field(
+        None, ge=0, le=100, description="The most the offer may give; None: no percent."
+    )
+    discount_amount: Decimal | None = Field(None, ge=0, description="Stated in the conditions.")
+    code_pattern: str | None = Field(None, max_length=40)
+    valid_days: int | None = Field(None, ge=0, le=365, description="The longest the offer runs.")
+    conditions: str | None = Field(None, max_length=500)
+    channels: list[Channel] = Field(default_factory=list, description="Empty: any.")
+
+
 class OfferDraft(BaseModel):
     """A writer's proposal, before policy: also the LLM's structured output."""
 
@@ -85,6 +102,11 @@ class Offer(BaseModel):
     seen_at: UtcDatetime | None = Field(None, description="When the customer first saw it.")
     clicked_at: UtcDatetime | None = Field(None, description="When the customer first clicked.")
     redemption: Redemption | None = None
+    catalog_offer_id: int | None = Field(
+        None,
+        description="The catalog offer it was written for: issuing it granted that offer,"
+        " and its redemption is a use of it.",
+    )
 
 
 class OfferRequest(StrictModel):
@@ -152,12 +174,17 @@ class DecisionTrace(BaseModel):
     writer: WriterTrace | None = None
     draft: OfferDraft | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
+    catalog: CatalogBrief | None = Field(
+        None, description="The catalog offer chosen for the rule's catalog hints, if any."
+    )
     suppressed: list[str] = Field(
         default_factory=list, description="Why no offer was made (cooldown, policy, ...)."
     )
 
 
-CommandAction = Literal["transition", "seen", "clicked", "redeem", "expire"]
+CommandAction = Literal[
+    "transition", "seen", "clicked", "redeem", "expire", "catalog_granted", "catalog_refused"
+]
 
 
 class OfferCommand(StrictModel):
@@ -165,7 +192,9 @@ class OfferCommand(StrictModel):
 
     ``transition`` (the API: ``status``), ``seen`` and ``clicked`` (an engagement event:
     ``offer_id``), ``redeem`` (a purchase event: ``offer_id`` or ``code``), ``expire`` (the
-    expiry timer). The offers agent that owns the customer applies it once: its id is
+    expiry timer), ``catalog_granted`` and ``catalog_refused`` (the catalog owner's answer
+    to the grant of an offer written for a catalog offer: ``offer_id``, and why refused in
+    ``reason``). The offers agent that owns the customer applies it once: its id is
     remembered, and ``issued_at`` is the time of the change, so a replay changes nothing.
     """
 
@@ -195,7 +224,7 @@ class OfferCommand(StrictModel):
             raise ValueError("a transition names the status asked for")
         if self.action == "redeem" and self.offer_id is None and not self.code:
             raise ValueError("a redemption names the offer's id or code")
-        if self.action in ("transition", "seen", "clicked", "expire") and self.offer_id is None:
+        if self.action not in ("transition", "redeem") and self.offer_id is None:
             raise ValueError(f"{self.action} names the offer's id")
         return self
 

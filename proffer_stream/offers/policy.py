@@ -24,6 +24,7 @@ from proffer_stream.offers import claims
 from proffer_stream.offers.models import (
     CHANNELS,
     OFFER_TYPES,
+    CatalogBrief,
     Channel,
     OfferDraft,
     OfferTerms,
@@ -148,6 +149,20 @@ def offer_code(prefix: str, offer_id: int) -> str:
     return f"{code_prefix(prefix) or 'OFFER'}-{suffix}"
 
 
+def catalog_code(pattern: str, offer_id: int) -> str:
+    """An offer's code from its catalog offer's ``code_pattern``: each ``#`` a character
+    of the offer's id (mixed, as :func:`offer_code`), e.g. ``SPRING-7KQ2``."""
+    mixed = _mix30(offer_id & _SUFFIX_MASK) | (offer_id >> _SUFFIX_BITS) << _SUFFIX_BITS
+    chars = []
+    for c in pattern:
+        if c == "#":
+            chars.append(CODE_ALPHABET[mixed & 31])
+            mixed >>= 5
+        else:
+            chars.append(c)
+    return "".join(chars)
+
+
 def _mix30(value: int) -> int:
     """A bijection of 30-bit numbers (xor-shifts and odd multipliers), scattering neighbours."""
     value ^= value >> 15
@@ -200,18 +215,24 @@ def judge(
     offer_id: int,
     profile: CustomerProfile,
     now: datetime,
+    brief: CatalogBrief | None = None,
 ) -> Judgement:
     """Check ``draft`` against ``policy`` (and the rule's ``hints``); ``draft`` is not changed.
 
     ``profile`` and ``now``: the customer's figures and the time of the offer, which the
     copy may state besides the terms (a cart total, days since a purchase, the expiry date).
+    ``brief``: the catalog offer the draft was written for; its terms are bounds too (the
+    most discount, the longest validity, the channels, the code's pattern), and its text
+    is the business's, whose figures the copy may repeat.
     """
     terms = draft.offer_terms
     type_verdict = _offer_type(draft.offer_type, policy, hints)
-    discount, discount_verdict = _discount(draft.offer_type, terms.discount_percent, policy, hints)
-    days, days_verdict = _valid_days(terms.valid_days, policy)
-    channel, channel_verdict = _channel(draft.channel, policy, reachable, hints)
-    code, code_verdict = _code(terms.code, draft.offer_type, offer_id)
+    discount, discount_verdict = _discount(
+        draft.offer_type, terms.discount_percent, policy, hints, brief
+    )
+    days, days_verdict = _valid_days(terms.valid_days, policy, brief)
+    channel, channel_verdict = _channel(draft.channel, policy, reachable, hints, brief)
+    code, code_verdict = _code(terms.code, draft.offer_type, offer_id, brief)
     review = _CopyReview(
         claims.CopyFacts(
             offer_type=draft.offer_type,
@@ -227,7 +248,8 @@ def judge(
     conditions, conditions_verdict = _text(
         "conditions", terms.conditions or "", MAX_CONDITIONS_CHARS, required=False, review=review
     )
-    review.facts.conditions = conditions  # its figures are terms the copy may repeat
+    # Figures of the conditions (and the catalog offer's text) are terms the copy may repeat.
+    review.facts.conditions = " ".join([conditions, *_catalog_text(brief)])
     review.clear({"headline": _plain(draft.headline), "body_copy": _plain(draft.body_copy)})
     headline, headline_verdict = _text(
         "headline", draft.headline, policy.max_headline_chars, review=review
@@ -363,15 +385,32 @@ def _offer_type(offer_type: OfferType, policy: Policy, hints: WriterHints | None
     return _passed("offer_type")
 
 
+def _catalog_text(brief: CatalogBrief | None) -> list[str]:
+    if brief is None:
+        return []
+    return [text for text in (brief.name, brief.description, brief.conditions) if text]
+
+
 def _discount(
-    offer_type: OfferType, percent: int | None, policy: Policy, hints: WriterHints | None
+    offer_type: OfferType,
+    percent: int | None,
+    policy: Policy,
+    hints: WriterHints | None,
+    brief: CatalogBrief | None,
 ) -> tuple[int | None, Verdict]:
     if percent is not None and offer_type not in DISCOUNTED_TYPES:
         detail = f"{percent}% taken off: {offer_type} offers carry no discount"
         return None, Verdict(check="discount", outcome="corrected", detail=detail)
+    if percent is not None and brief is not None and brief.discount_percent is None:
+        detail = f"{percent}% taken off: the catalog offer gives no discount percent"
+        percent = None
+        if offer_type != "discount":
+            return None, Verdict(check="discount", outcome="corrected", detail=detail)
     most = policy.max_discount_percent
     if hints is not None and hints.max_discount_percent is not None:
         most = min(most, hints.max_discount_percent)
+    if brief is not None and brief.discount_percent is not None:
+        most = min(most, brief.discount_percent)
     allowed = percent if percent is None else min(percent, most)
     if offer_type == "discount" and not allowed:
         detail = (
@@ -386,37 +425,48 @@ def _discount(
     return allowed, _passed("discount")
 
 
-def _valid_days(days: int, policy: Policy) -> tuple[int, Verdict]:
-    bounded = min(max(days, policy.min_valid_days), policy.max_valid_days)
+def _valid_days(days: int, policy: Policy, brief: CatalogBrief | None) -> tuple[int, Verdict]:
+    longest = policy.max_valid_days
+    if brief is not None and brief.valid_days is not None:
+        longest = min(longest, brief.valid_days)
+    shortest = min(policy.min_valid_days, longest)
+    bounded = min(max(days, shortest), longest)
     if bounded == days:
         return days, _passed("valid_days")
-    detail = (
-        f"{days} days changed to {bounded}, within the"
-        f" {policy.min_valid_days} to {policy.max_valid_days} days allowed"
-    )
+    detail = f"{days} days changed to {bounded}, within the {shortest} to {longest} days allowed"
     return bounded, Verdict(check="valid_days", outcome="corrected", detail=detail)
 
 
 def _channel(
-    channel: Channel, policy: Policy, reachable: Sequence[Channel], hints: WriterHints | None
+    channel: Channel,
+    policy: Policy,
+    reachable: Sequence[Channel],
+    hints: WriterHints | None,
+    brief: CatalogBrief | None,
 ) -> tuple[Channel, Verdict]:
-    usable = [c for c in reachable if c in policy.channels]
+    only = brief.channels if brief is not None else []
+    allowed = [c for c in policy.channels if not only or c in only]
+    usable = [c for c in reachable if c in allowed]
     if channel in usable:
         return channel, _passed("channel")
     if not usable:
-        detail = "no channel the policy allows reaches this customer"
+        detail = "no channel the policy (and the catalog offer) allows reaches this customer"
         return channel, Verdict(check="channel", outcome="rejected", detail=detail)
     preferred = hints.channel if hints is not None else None
     chosen = preferred if preferred in usable and preferred is not None else usable[0]
-    why = "is not allowed by policy" if channel not in policy.channels else "does not reach them"
+    why = "is not allowed" if channel not in allowed else "does not reach them"
     detail = f"{channel} {why}; {chosen} instead"
     return chosen, Verdict(check="channel", outcome="corrected", detail=detail)
 
 
-def _code(given: str | None, offer_type: OfferType, offer_id: int) -> tuple[str, Verdict]:
-    made = OFFER_CODE.match(given) if given else None
-    prefix = made.group(1) if made else given or offer_type
-    code = offer_code(prefix, offer_id)
+def _code(
+    given: str | None, offer_type: OfferType, offer_id: int, brief: CatalogBrief | None
+) -> tuple[str, Verdict]:
+    if brief is not None and brief.code_pattern:
+        code = catalog_code(brief.code_pattern, offer_id)
+    else:
+        made = OFFER_CODE.match(given) if given else None
+        code = offer_code(made.group(1) if made else given or offer_type, offer_id)
     if code == given:
         return code, _passed("code")
     return code, Verdict(check="code", outcome="corrected", detail=f"code set to {code}")

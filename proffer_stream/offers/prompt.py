@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from proffer_stream.offers.claims import addresses_model
-from proffer_stream.offers.models import Channel, OfferType
+from proffer_stream.offers.models import CatalogBrief, Channel, OfferType
 from proffer_stream.offers.policy import (
     MAX_CONDITIONS_CHARS,
     MAX_REASONING_CHARS,
@@ -72,14 +72,20 @@ class Prompt:
 
 
 def offer_prompt(
-    signals: CustomerProfile, rule: TriggerRule | None, policy: Policy, now: datetime
+    signals: CustomerProfile,
+    rule: TriggerRule | None,
+    policy: Policy,
+    now: datetime,
+    brief: CatalogBrief | None = None,
 ) -> Prompt:
-    """The prompt asking for an :class:`OfferDraft` for this customer, now."""
-    limits = _limits(signals, rule, policy)
+    """The prompt asking for an :class:`OfferDraft` for this customer, now; with a
+    ``brief``, personalised copy for that catalog offer within its terms."""
+    limits = _limits(signals, rule, policy, brief)
     profile = json.dumps(_profile(signals, now), ensure_ascii=True)
     lines = [
         f"Today: {now.date().isoformat()}.",
         _why(rule),
+        *_catalog(brief),
         "",
         "Limits:",
         *(f"- {line}" for line in limits),
@@ -100,18 +106,48 @@ def _why(rule: TriggerRule | None) -> str:
     return f"Trigger rule {rule.id} fired: {_plain(rule.name, 200)}."
 
 
-def _limits(signals: CustomerProfile, rule: TriggerRule | None, policy: Policy) -> list[str]:
+def _catalog(brief: CatalogBrief | None) -> list[str]:
+    """The catalog offer to write for: the business's own text, as data."""
+    if brief is None:
+        return []
+    offer = {
+        "name": brief.name,
+        "description": brief.description,
+        "discount_percent": brief.discount_percent,
+        "discount_amount": money(brief.discount_amount) if brief.discount_amount else None,
+        "valid_days": brief.valid_days,
+        "conditions": brief.conditions,
+    }
+    text = {k: _plain(v, 500) if isinstance(v, str) else v for k, v in offer.items()}
+    return [
+        "Write the copy for this offer of the business's catalog, personalised for the"
+        " customer; give exactly what it gives, no more (JSON):",
+        json.dumps(text, ensure_ascii=True),
+    ]
+
+
+def _limits(
+    signals: CustomerProfile,
+    rule: TriggerRule | None,
+    policy: Policy,
+    brief: CatalogBrief | None = None,
+) -> list[str]:
     most = policy.max_discount_percent
     hints = rule.hints if rule is not None else None
     if hints is not None and hints.max_discount_percent is not None:
         most = min(most, hints.max_discount_percent)
+    longest = policy.max_valid_days
+    if brief is not None:
+        most = min(most, brief.discount_percent or 0)
+        if brief.valid_days is not None:
+            longest = min(longest, brief.valid_days)
     types = allowed_offer_types(rule, policy, most)
-    channels = allowed_channels(signals, policy)
+    channels = allowed_channels(signals, policy, brief.channels if brief else [])
     limits = [
         "offer_type: one of " + ", ".join(types),
         "channel: one of " + ", ".join(channels),
         f"discount_percent: at most {most}",
-        f"valid_days: from {policy.min_valid_days} to {policy.max_valid_days}",
+        f"valid_days: from {min(policy.min_valid_days, longest)} to {longest}",
         f"headline: at most {policy.max_headline_chars} characters",
         f"body_copy: at most {policy.max_body_chars} characters",
         f"conditions: at most {MAX_CONDITIONS_CHARS} characters",
@@ -135,9 +171,14 @@ def allowed_offer_types(rule: TriggerRule | None, policy: Policy, most: int) -> 
     return without_discount if most == 0 and without_discount else types
 
 
-def allowed_channels(signals: CustomerProfile, policy: Policy) -> list[Channel]:
-    """The channels that reach the customer and policy allows (in_app when none do)."""
-    return [c for c in reachable_channels(signals) if c in policy.channels] or ["in_app"]
+def allowed_channels(
+    signals: CustomerProfile, policy: Policy, only: list[Channel] | None = None
+) -> list[Channel]:
+    """The channels that reach the customer and policy allows (and are among ``only``,
+    when given and not empty); in_app when none do."""
+    return [
+        c for c in reachable_channels(signals) if c in policy.channels and (not only or c in only)
+    ] or ["in_app"]
 
 
 def _profile(signals: CustomerProfile, now: datetime) -> dict[str, object]:

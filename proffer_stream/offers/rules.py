@@ -39,6 +39,8 @@ MetadataValue = (
 )
 
 DAY_SECONDS = 24 * HOUR_SECONDS
+CatalogRef = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+"""The id of a catalog offer or collection."""
 
 
 class RuleConditions(StrictModel):
@@ -77,6 +79,23 @@ class WriterHints(StrictModel):
     )
     max_discount_percent: int | None = Field(None, ge=0, le=100, strict=True)
     channel: Channel | None = Field(None, description="The preferred channel, when reachable.")
+    catalog_offer_ids: list[CatalogRef] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Catalog offers to give, in order of preference: the writer writes copy"
+        " for the first one the customer may have now, within its terms.",
+    )
+    catalog_collection_ids: list[CatalogRef] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Collections whose offers (in their offers_order) come after"
+        " catalog_offer_ids.",
+    )
+
+    @property
+    def names_catalog(self) -> bool:
+        """Whether the rule's offers come from the catalog."""
+        return bool(self.catalog_offer_ids or self.catalog_collection_ids)
 
 
 class TriggerRule(StrictModel):

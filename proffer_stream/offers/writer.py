@@ -14,8 +14,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from proffer_stream.offers.models import Channel, OfferDraft, OfferTerms, OfferType, WriterTrace
+from proffer_stream.offers.models import (
+    CatalogBrief,
+    Channel,
+    OfferDraft,
+    OfferTerms,
+    OfferType,
+    WriterTrace,
+)
 from proffer_stream.offers.policy import (
+    MAX_CONDITIONS_CHARS,
     MAX_REASONING_CHARS,
     Policy,
     clean_text,
@@ -53,7 +61,8 @@ class _Facts:
 
 
 class Writer(Protocol):
-    """Turns a profile, the rule that fired and the policy into a draft, with its trace."""
+    """Turns a profile, the rule that fired and the policy into a draft, with its trace;
+    with a ``brief``, copy for that catalog offer within its terms."""
 
     async def write(
         self,
@@ -61,6 +70,7 @@ class Writer(Protocol):
         rule: TriggerRule | None,
         policy: Policy,
         now: datetime,
+        brief: CatalogBrief | None = None,
     ) -> tuple[OfferDraft, WriterTrace]: ...
 
 
@@ -73,17 +83,25 @@ class BuiltinWriter:
         rule: TriggerRule | None,
         policy: Policy,
         now: datetime,
+        brief: CatalogBrief | None = None,
     ) -> tuple[OfferDraft, WriterTrace]:
         started = time.perf_counter()
-        draft = write_builtin(signals, rule, policy, now)
+        draft = write_builtin(signals, rule, policy, now, brief)
         latency = (time.perf_counter() - started) * 1000
         return draft, WriterTrace(kind="built-in", latency_ms=round(latency, 3))
 
 
 def write_builtin(
-    signals: CustomerProfile, rule: TriggerRule | None, policy: Policy, now: datetime
+    signals: CustomerProfile,
+    rule: TriggerRule | None,
+    policy: Policy,
+    now: datetime,
+    brief: CatalogBrief | None = None,
 ) -> OfferDraft:
-    """A draft for this customer from their signals, the rule that fired and the policy."""
+    """A draft for this customer from their signals, the rule that fired and the policy;
+    with a ``brief``, for that catalog offer."""
+    if brief is not None:
+        return _catalog_draft(signals, rule, policy, now, brief)
     facts = _facts(signals, now)
     limit = _discount_limit(rule, policy)
     offer_type = _offer_type(facts, rule, policy, limit)
@@ -107,6 +125,61 @@ def write_builtin(
             _reasoning(rule, seen, offer_type, percent, limit, channel), MAX_REASONING_CHARS
         ),
     )
+
+
+def _catalog_draft(
+    signals: CustomerProfile,
+    rule: TriggerRule | None,
+    policy: Policy,
+    now: datetime,
+    brief: CatalogBrief,
+) -> OfferDraft:
+    """Copy for the catalog offer: its name and description, personalised with the
+    customer's first name and the signals that matter; its terms as they are."""
+    facts = _facts(signals, now)
+    limit = min(_discount_limit(rule, policy), brief.discount_percent or 0)
+    offer_type = _catalog_offer_type(facts, rule, policy, limit)
+    percent = limit if offer_type in ("discount", "upgrade") and limit else None
+    longest = policy.max_valid_days if brief.valid_days is None else brief.valid_days
+    days = min(max(VALID_DAYS, policy.min_valid_days), policy.max_valid_days, longest)
+    name = brief.name or _headline(offer_type, facts, percent, days)
+    headline = f"{facts.first_name}, {name}" if facts.first_name else name
+    seen = _seen(facts)
+    told = [brief.description] if brief.description else [_pitch(offer_type, facts, percent, days)]
+    conditions = [brief.conditions or "One use per customer."]
+    if brief.discount_amount is not None:
+        conditions.insert(0, f"{money(brief.discount_amount)} off.")
+    channel = _channel(signals, rule, policy, brief.channels)
+    why = _reasoning(rule, seen, offer_type, percent, limit, channel)
+    return OfferDraft(
+        headline=clean_text(headline, policy.max_headline_chars),
+        body_copy=clean_text(" ".join([*seen, *told, _validity(days)]), policy.max_body_chars),
+        offer_type=offer_type,
+        offer_terms=OfferTerms(
+            discount_percent=percent,
+            code=brief.code_pattern,
+            valid_days=days,
+            conditions=clean_text(" ".join(conditions), MAX_CONDITIONS_CHARS),
+        ),
+        channel=channel,
+        reasoning=clean_text(
+            f"Catalog offer {brief.catalog_offer_id} ({brief.name or 'unnamed'}). {why}",
+            MAX_REASONING_CHARS,
+        ),
+    )
+
+
+def _catalog_offer_type(
+    facts: _Facts, rule: TriggerRule | None, policy: Policy, percent: int
+) -> OfferType:
+    """A discount when the catalog offer gives a percent, else the first type the rule
+    asks for (or the signals suggest) that carries none."""
+    hinted = list(rule.hints.offer_types) if rule is not None else []
+    ordered: list[OfferType] = ["discount"] if percent else []
+    for offer_type in [*ordered, *hinted, *_from_signals(facts)]:
+        if offer_type in policy.offer_types and (offer_type != "discount" or percent):
+            return offer_type
+    return policy.offer_types[0]
 
 
 def _facts(signals: CustomerProfile, now: datetime) -> _Facts:
@@ -182,9 +255,17 @@ def _percent(offer_type: OfferType, facts: _Facts, limit: int) -> int | None:
     return percent or None
 
 
-def _channel(signals: CustomerProfile, rule: TriggerRule | None, policy: Policy) -> Channel:
-    """The rule's channel if it reaches the customer, else email when known, else in-app."""
-    reachable = [c for c in reachable_channels(signals) if c in policy.channels]
+def _channel(
+    signals: CustomerProfile,
+    rule: TriggerRule | None,
+    policy: Policy,
+    only: list[Channel] | None = None,
+) -> Channel:
+    """The rule's channel if it reaches the customer, else email when known, else in-app
+    (among ``only``, when given and not empty)."""
+    reachable = [
+        c for c in reachable_channels(signals) if c in policy.channels and (not only or c in only)
+    ]
     preferred: list[Channel] = [rule.hints.channel] if rule and rule.hints.channel else []
     for channel in [*preferred, "email", "in_app", *reachable]:
         if channel in reachable:

@@ -15,12 +15,20 @@ import faust
 from aiokafka import TopicPartition
 from faust.types import EventT, TableT
 
-from proffer_stream.catalog.models import CatalogDefinition, CatalogEvent, CollectionDefinition
+from proffer_stream.catalog.models import (
+    CatalogDefinition,
+    CatalogEvent,
+    CollectionDefinition,
+    MemberCommand,
+    catalog_key,
+)
+from proffer_stream.catalog.store import CatalogStore as CatalogDefinitions
 from proffer_stream.core import metrics
 from proffer_stream.core.event_loop import use_uvloop
 from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.kafka.catalog_follower import CatalogFollower
 from proffer_stream.kafka.lag import log_ends_now
 from proffer_stream.kafka.topics import (
     CATALOG_TABLE,
@@ -31,11 +39,12 @@ from proffer_stream.kafka.topics import (
     worker_app_id,
 )
 from proffer_stream.offers.config import ConfigChange, ConfigOutcome, TenantConfigs, config_key
-from proffer_stream.offers.models import CommandOutcome, OfferEvent
+from proffer_stream.offers.models import CommandOutcome, OfferCommand, OfferEvent
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import rules_file_or_default
 from proffer_stream.offers.writer import BuiltinWriter, Writer
 from proffer_stream.signals.seen_ids import pack
+from proffer_stream.worker.catalog_link import CatalogLink
 from proffer_stream.worker.catalog_owner import STAGE as CATALOG_STAGE
 from proffer_stream.worker.catalog_owner import CatalogOwner, CatalogStore
 from proffer_stream.worker.catalog_owner import encode as encode_catalog
@@ -131,6 +140,8 @@ def create_app(settings: Settings) -> faust.App:
     )
     configs = TenantConfigs(rules_file_or_default(settings.rules_file), Policy())
     config = ConfigFollower(configs, settings)
+    # Every tenant's catalog definitions, for rules whose offers come from the catalog.
+    catalog_follower = CatalogFollower(CatalogDefinitions(), settings)
     # Profiles first: a remembered id chunk never reaches the changelog before the
     # profile that counted it.
     profiles = ProfileStore(
@@ -163,8 +174,13 @@ def create_app(settings: Settings) -> faust.App:
         profiles,
         writer_for(settings),
         DeadLetters(deadletter_topic, OFFERS_STAGE),
-        TopicOutbox(app, topics.offers.name, topics.offer_outcomes.name),
+        TopicOutbox(
+            app, topics.offers.name, topics.offer_outcomes.name, topics.catalog_commands.name
+        ),
         configs=configs,
+        catalog=CatalogLink(
+            catalog_follower.store, settings.default_language, settings.default_timezone
+        ),
         concurrency=settings.llm_concurrency,
         max_in_flight=offers_in_flight(settings),
         on_failure=stop_without_acking,
@@ -189,8 +205,15 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(requests_topic, name="offers", concurrency=1)
     async def offers(stream: faust.StreamT[bytes]) -> None:
-        # Tenant config read, and the restoring partitions known (after each rebalance).
-        process = after(config.ready, after(offers_store.restoring_known, offers_agent.process))
+        # Tenant config and catalog read, and the restoring partitions known (after each
+        # rebalance).
+        process = after(
+            config.ready,
+            after(
+                catalog_follower.ready,
+                after(offers_store.restoring_known, offers_agent.process),
+            ),
+        )
         await _in_batches(stream, process, offers_batch_size(settings), settings)
 
     config_owner = ConfigOwner(
@@ -214,7 +237,9 @@ def create_app(settings: Settings) -> faust.App:
             checkpoint.register(TableTransaction(catalog_table, encode_catalog)),
             settings.database_url,
         ),
-        CatalogTopicsOutbox(app, topics.catalog.name, topics.catalog_events.name),
+        CatalogTopicsOutbox(
+            app, topics.catalog.name, topics.catalog_events.name, topics.offer_requests.name
+        ),
         DeadLetters(deadletter_topic, CATALOG_STAGE),
     )
 
@@ -229,6 +254,10 @@ def create_app(settings: Settings) -> faust.App:
     @app.task  # type: ignore[untyped-decorator]
     async def follow_tenant_config() -> None:
         await config.run()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_catalog() -> None:
+        await catalog_follower.run()
 
     @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report_progress() -> None:
@@ -279,17 +308,19 @@ def create_app(settings: Settings) -> faust.App:
 
 class TopicOutbox:
     """The offers agent's output: events to ``proffer.offers`` keyed like the customer,
-    command outcomes to ``proffer.offer-command-outcomes``.
+    command outcomes to ``proffer.offer-command-outcomes``, grants and uses of catalog
+    offers to ``proffer.catalog-commands`` keyed by catalog offer.
 
     Straight to the app's producer, as the tables' changelog records are: Faust's
     ``Topic.send`` (a future per message, its callbacks) cost twice the producer's send.
     Faust flushes the producer before it commits, so nothing acked is left unsent.
     """
 
-    def __init__(self, app: faust.App, offers: str, outcomes: str) -> None:
+    def __init__(self, app: faust.App, offers: str, outcomes: str, catalog_commands: str) -> None:
         self.app = app
         self.offers = offers
         self.outcomes = outcomes
+        self.catalog_commands = catalog_commands
 
     async def event(self, event: OfferEvent) -> None:
         key = partition_key(event.tenant_id, event.external_customer_id)
@@ -298,6 +329,10 @@ class TopicOutbox:
     async def outcome(self, outcome: CommandOutcome) -> None:
         key = outcome.command_id.encode()
         await self._send(self.outcomes, key, outcome.model_dump_json().encode())
+
+    async def catalog(self, command: MemberCommand) -> None:
+        key = catalog_key(command.tenant_id, command.offer_id)
+        await self._send(self.catalog_commands, key, command.model_dump_json().encode())
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         await self.app.producer.send(topic, key, value, None, None, None)
@@ -328,12 +363,14 @@ class ConfigTopicsOutbox:
 class CatalogTopicsOutbox:
     """The catalog owner's output: definitions to ``proffer.catalog`` and decisions to
     ``proffer.catalog-events``, keyed like the command (straight to the producer, as
-    :class:`TopicOutbox`)."""
+    :class:`TopicOutbox`); answers to generated offers' grants to
+    ``proffer.offer-requests``, keyed like the customer."""
 
-    def __init__(self, app: faust.App, definitions: str, events: str) -> None:
+    def __init__(self, app: faust.App, definitions: str, events: str, answers: str) -> None:
         self.app = app
         self.definitions = definitions
         self.events = events
+        self.answers = answers
 
     async def definition(
         self, key: bytes, definition: CatalogDefinition | CollectionDefinition
@@ -344,6 +381,11 @@ class CatalogTopicsOutbox:
     async def event(self, key: bytes, event: CatalogEvent) -> None:
         value = event.model_dump_json().encode()
         await self.app.producer.send(self.events, key, value, None, None, None)
+
+    async def answer(self, command: OfferCommand) -> None:
+        key = partition_key(command.tenant_id, command.external_customer_id)
+        value = command.model_dump_json().encode()
+        await self.app.producer.send(self.answers, key, value, None, None, None)
 
 
 def writer_for(settings: Settings) -> Writer:

@@ -7,7 +7,9 @@ worker decides each offer's commands, in order, with the pure decisions of
 partition of the commands' records: ``o\\0<key>`` the offer (definition, counts, the
 offset of the last command applied), ``m\\0<key>\\0<member>`` each member's standing.
 A new definition goes to ``proffer.catalog``, every decision to
-``proffer.catalog-events``, both keyed like the command.
+``proffer.catalog-events``, both keyed like the command; the decision on the grant of a
+generated offer (:mod:`proffer_stream.catalog.generated`) is also answered to the
+offers agent that holds the offer, on ``proffer.offer-requests``.
 
 Idempotent by command id: each member record keeps the events decided for the member
 lately (:data:`DECIDED_FOR`, at most :data:`KEPT_DECIDED`; an offer record those of its
@@ -43,6 +45,7 @@ import asyncpg
 from faust.types import EventT
 from pydantic import Field, TypeAdapter, ValidationError
 
+from proffer_stream.catalog.generated import answer_to_grant
 from proffer_stream.catalog.limits import (
     MemberState,
     OfferState,
@@ -67,6 +70,7 @@ from proffer_stream.db.catalog_state import load_member_state, load_offer_state
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.ingest.records import describe_errors
 from proffer_stream.kafka.deadletter import SourceRecord
+from proffer_stream.offers.models import OfferCommand
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.state import TableTransaction
 
@@ -232,6 +236,10 @@ class CatalogOutbox(Protocol):
     async def event(self, key: bytes, event: CatalogEvent) -> None:
         """A decision, to ``proffer.catalog-events``."""
 
+    async def answer(self, command: OfferCommand) -> None:
+        """The answer to a generated offer's grant, to ``proffer.offer-requests`` (keyed
+        like the customer: to the offers agent that holds the offer)."""
+
 
 class CatalogOwner:
     """Decides the catalog commands of the partitions this worker owns, one at a time."""
@@ -278,6 +286,7 @@ class CatalogOwner:
         seen = _find(entry.decided, command.command_id)
         if seen is not None:
             await self.outbox.event(key, seen.event)
+            await self._answer(command, seen.event)
             return
         if _applied(record, offset, command.command_id):
             return
@@ -293,6 +302,7 @@ class CatalogOwner:
             partition, offer_key(key), record.model_copy(update={"state": state, "offset": offset})
         )
         await self._publish(key, event)
+        await self._answer(command, event)
 
     async def _definition(self, partition: int, offset: int, command: DefinitionCommand) -> None:
         key = (catalog_key if command.target == "offer" else collection_key)(
@@ -336,6 +346,13 @@ class CatalogOwner:
         if record is None:
             record = await _readable(self.store.restore_offer(tenant_id, target, item_id))
         return record
+
+    async def _answer(self, command: MemberCommand, event: CatalogEvent) -> None:
+        """Tell the offers agent holding a generated offer whether its grant was made
+        (again for a command seen again: the agent applies an answer once)."""
+        answer = answer_to_grant(command, event)
+        if answer is not None:
+            await self.outbox.answer(answer)
 
     async def _publish(self, key: bytes, event: CatalogEvent) -> None:
         await self.outbox.event(key, event)

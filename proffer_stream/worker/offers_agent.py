@@ -24,6 +24,8 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from faust.types import EventT
 
+from proffer_stream.catalog.generated import grant_command, use_command
+from proffer_stream.catalog.models import MemberCommand
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import partition_key
@@ -35,7 +37,13 @@ from proffer_stream.ingest.records import read_message, require_customer_key
 from proffer_stream.kafka.deadletter import SourceRecord
 from proffer_stream.offers.commands import apply_command, auto_approval
 from proffer_stream.offers.config import TenantConfigs
-from proffer_stream.offers.decide import CustomerOffers, already_decided, conclude, suppression
+from proffer_stream.offers.decide import (
+    CustomerOffers,
+    already_decided,
+    conclude,
+    hold_for_grant,
+    suppression,
+)
 from proffer_stream.offers.models import (
     CommandOutcome,
     OfferCommand,
@@ -45,6 +53,7 @@ from proffer_stream.offers.models import (
 )
 from proffer_stream.offers.writer import Writer
 from proffer_stream.signals.models import CustomerProfile
+from proffer_stream.worker.catalog_link import CatalogLink
 from proffer_stream.worker.deadletters import DeadLetters, source_record
 from proffer_stream.worker.profiles import ProfileStore
 from proffer_stream.worker.reroute import key_partition
@@ -241,6 +250,7 @@ class OffersAgent:
         outbox: Outbox,
         *,
         configs: TenantConfigs,
+        catalog: CatalogLink,
         concurrency: int,
         max_in_flight: int,
         on_failure: Callable[[BaseException], None],
@@ -252,6 +262,7 @@ class OffersAgent:
         self.dead_letters = dead_letters
         self.outbox = outbox
         self.configs = configs
+        self.catalog = catalog
         self.writing = asyncio.Semaphore(concurrency)
         self.max_in_flight = max_in_flight
         self.on_failure = on_failure
@@ -340,8 +351,13 @@ class OffersAgent:
         policy = self.configs.policy(message.tenant_id)
         if isinstance(message, OfferCommand):
             applied = apply_command(state, message, offset, policy)
+            await self._use_catalog_offers(applied.events)
             return applied.events, applied.outcome
         decision = await self._decide(state, message, offset)
+        held = hold_for_grant(state, decision)
+        if held is not None:  # issued once the catalog offer's owner grants it
+            await self.outbox.catalog(grant_command(held))
+            return [], None
         approval = auto_approval(state, decision, policy)
         return [decision] if approval is None else [decision, approval], None
 
@@ -357,10 +373,14 @@ class OffersAgent:
         rule = self.configs.rule(tenant, request.rule_id) if request.rule_id else None
         policy = self.configs.policy(tenant)
         suppressed = suppression(state, request, signals, rule, policy, now)
+        brief = None
+        if signals is not None and not suppressed and rule is not None and rule.hints.names_catalog:
+            choice = self.catalog.choose(tenant, rule.hints, signals, now)
+            brief, suppressed = choice.brief, choice.suppression()
         written = None
         if signals is not None and not suppressed:
             async with self.writing:
-                written = await self.writer.write(signals, rule, policy, now)
+                written = await self.writer.write(signals, rule, policy, now, brief)
         decision = conclude(
             state,
             request,
@@ -371,9 +391,21 @@ class OffersAgent:
             now=now,
             suppressed=suppressed,
             written=written,
+            brief=brief,
         )
         metrics.OFFER_DECISIONS.labels(decision.event_type).inc()
         return decision
+
+    async def _use_catalog_offers(self, events: Sequence[OfferEvent]) -> None:
+        """A redemption of an offer written for a catalog offer is a use of it."""
+        for event in events:
+            if event.offer is None or event.offer.catalog_offer_id is None:
+                continue
+            key = (event.tenant_id, event.external_customer_id)
+            profile = await self._profile(key)
+            use = use_command(event, self.catalog.timezone(profile))
+            if use is not None:
+                await self.outbox.catalog(use)
 
     async def _after_events(self, key: CustomerKey, offset: int) -> None:
         """Wait for the signals agent to apply the customer's record at ``offset``.
@@ -421,6 +453,10 @@ class Outbox(Protocol):
 
     async def outcome(self, outcome: CommandOutcome) -> None:
         """A command's outcome, to ``proffer.offer-command-outcomes``."""
+
+    async def catalog(self, command: MemberCommand) -> None:
+        """A grant or use of a catalog offer, to ``proffer.catalog-commands`` (keyed by
+        :func:`~proffer_stream.catalog.models.catalog_key`: to its owner)."""
 
 
 def read_offer_message(source: SourceRecord) -> OfferMessage:
