@@ -9,6 +9,7 @@ exists, so the changelog is declared here like every other topic.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -113,8 +114,10 @@ def changelog_name(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
+@functools.lru_cache(maxsize=16)
 def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
-    """The pipeline's topics for a topic prefix, a worker id and the days ids are kept.
+    """The pipeline's topics for a topic prefix, a worker id and the days ids are kept
+    (made once: the gateway names a topic per command).
 
     The event-ids changelog is compacted and also deletes what is older than the window
     (plus a day), so days no customer came back to do not stay for ever.
