@@ -148,3 +148,43 @@ async def counted_event_ids(
         profile = profiles[row["i"] - 1]
         ids.setdefault((profile.tenant_id, profile.external_id), []).append(row["id"])
     return ids
+
+
+async def uncounted_events(
+    pool: asyncpg.Pool,
+    profiles: Sequence[CustomerSignals],
+    before: Sequence[datetime],
+) -> dict[CustomerKey, list[NormalizedEvent]]:
+    """The events stored for these profiles that they did not count: received after the
+    profile's last update (any, for a profile never stored) and before ``before`` (one
+    per profile: the first event the worker has in hand, so that none it is about to
+    apply is taken for a lost one), in the order they were received."""
+    if not profiles:
+        return {}
+    rows = await pool.fetch(
+        """
+        SELECT k.i, e.id, e.type, e.data, e.occurred_at, e.received_at FROM events e
+        JOIN unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[])
+             WITH ORDINALITY AS k(t, c, u, b, i)
+          ON e.tenant_id = k.t AND e.customer_id = k.c
+        WHERE (k.u IS NULL OR e.received_at > k.u) AND e.received_at < k.b
+        ORDER BY e.received_at, e.id
+        """,
+        [p.tenant_id for p in profiles],
+        [p.customer_id for p in profiles],
+        [p.updated_at for p in profiles],
+        list(before),
+    )
+    events: dict[CustomerKey, list[NormalizedEvent]] = {}
+    for row in rows:
+        profile = profiles[row["i"] - 1]
+        events.setdefault((profile.tenant_id, profile.external_id), []).append(
+            NormalizedEvent(
+                id=row["id"],
+                type=row["type"],
+                data=json.loads(row["data"]),
+                occurred_at=row["occurred_at"],
+                received_at=row["received_at"],
+            )
+        )
+    return events

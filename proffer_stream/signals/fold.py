@@ -70,6 +70,24 @@ def apply_record(
     return list(counted_here.values())
 
 
+def take_in(
+    state: CustomerSignals, events: Iterable[NormalizedEvent], now: datetime
+) -> list[NormalizedEvent]:
+    """Count events the profile missed: stored, but lost with the broker before the worker
+    counted them (a profile restored from PostgreSQL). Each once by id; the caller leaves
+    out the ids the profile counted. The source offset stays: these came from no record
+    of the log that follows."""
+    counted: dict[str, NormalizedEvent] = {}
+    for event in events:
+        if event.id not in counted:
+            counted[event.id] = event
+            _count_event(state, event, now)
+    if counted:
+        _forget_old_hours(state, now)
+        state.updated_at = now
+    return list(counted.values())
+
+
 def _merge_profile(state: CustomerSignals, customer: CustomerIn) -> None:
     if customer.email is not None:
         state.email = customer.email

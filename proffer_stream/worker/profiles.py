@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -15,11 +15,11 @@ from proffer_stream.core.identity import partition_key
 from proffer_stream.core.retry import retry_transient
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.db.customers import load_signals
-from proffer_stream.db.events import counted_event_ids
+from proffer_stream.db.events import counted_event_ids, uncounted_events
 from proffer_stream.db.offers import rules_decided
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.offers.triggers import unmark_undecided
-from proffer_stream.signals.fold import new_signals
+from proffer_stream.signals.fold import new_signals, take_in
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.worker.lent import Lent
 from proffer_stream.worker.reroute import key_partition
@@ -118,9 +118,13 @@ class ProfileStore:
             return state
         return await self._in_postgres.get(key)
 
-    async def load(self, keys: Iterable[CustomerKey]) -> Loaded:
+    async def load(
+        self, keys: Iterable[CustomerKey], in_hand: Mapping[CustomerKey, datetime] | None = None
+    ) -> Loaded:
         """Each customer's profile (from the table, else PostgreSQL, else new), for the
-        caller to change and :meth:`save`."""
+        caller to change and :meth:`save`. ``in_hand``: when the first event the caller
+        is about to apply was received, per customer (events stored in PostgreSQL before
+        it that a restored profile lacks are counted into it, see :meth:`_restore`)."""
         loaded = Loaded()
         missing = []
         for key in keys:
@@ -129,7 +133,7 @@ class ProfileStore:
                 missing.append(key)
             else:
                 loaded.states[key] = state
-        restored = await self._restore(missing)
+        restored = await self._restore(missing, in_hand or {})
         for key in missing:
             if key not in restored.failed:
                 loaded.states[key] = restored.states.get(key) or new_signals(*key)
@@ -168,33 +172,40 @@ class ProfileStore:
         if self._pool is not None:
             await self._pool.close()
 
-    async def _restore(self, keys: list[CustomerKey]) -> Loaded:
+    async def _restore(
+        self, keys: list[CustomerKey], in_hand: Mapping[CustomerKey, datetime]
+    ) -> Loaded:
         """Profiles missing from the table but stored in PostgreSQL, with their event ids.
 
         PostgreSQL only knows a profile through the changelog, so one missing from the
         table means the changelog was lost (the local broker keeps nothing across
         restarts): the stored profile is the truth, and its source offset, which
         counted records of the old log, no longer applies; the stored events' ids say
-        what it counted. An outage is waited out; an error that is not an outage fails
-        only the customers it concerns.
+        what it counted. The events stored but received after its last update (or, for
+        a customer with no stored profile, any) and before the first event in hand were
+        taken by the lost broker before the worker counted them: they are counted now,
+        once by id. An outage is waited out; an error that is not an outage fails only
+        the customers it concerns.
         """
         if not keys or not self.database_url:
             return Loaded()
         try:
-            restored = await self._query(keys)
+            restored = await self._query(keys, in_hand)
         except Exception:  # not transient: find the customers it concerns
-            restored = await self._restore_one_by_one(keys)
+            restored = await self._restore_one_by_one(keys, in_hand)
         for state in restored.states.values():
             state.source_offset = -1
         if restored.states:
             log.info("restored %d customer profiles from PostgreSQL", len(restored.states))
         return restored
 
-    async def _restore_one_by_one(self, keys: list[CustomerKey]) -> Loaded:
+    async def _restore_one_by_one(
+        self, keys: list[CustomerKey], in_hand: Mapping[CustomerKey, datetime]
+    ) -> Loaded:
         restored = Loaded()
         for key in keys:
             try:
-                one = await self._query([key])
+                one = await self._query([key], in_hand)
             except Exception as exc:  # reported per customer, with its records
                 restored.failed[key] = exc
                 continue
@@ -202,13 +213,16 @@ class ProfileStore:
             restored.counted_ids.update(one.counted_ids)
         return restored
 
-    async def _query(self, keys: list[CustomerKey]) -> Loaded:
+    async def _query(
+        self, keys: list[CustomerKey], in_hand: Mapping[CustomerKey, datetime]
+    ) -> Loaded:
         since = datetime.now(UTC) - timedelta(days=self.dedup_days)
 
         async def query() -> Loaded:
             pool = await self._connected()
             states = await load_signals(pool, keys)
             ids = await counted_event_ids(pool, list(states.values()), since)
+            await _take_in_missed(pool, {k: in_hand[k] for k in keys if k in in_hand}, states, ids)
             await self._unmark_undecided(pool, list(states.values()))
             return Loaded(states=states, counted_ids=ids)
 
@@ -251,3 +265,33 @@ class ProfileStore:
             if self._pool is None:
                 self._pool = await connect_pool(self.database_url, max_size=2)
             return self._pool
+
+
+async def _take_in_missed(
+    pool: asyncpg.Pool,
+    in_hand: Mapping[CustomerKey, datetime],
+    states: dict[CustomerKey, CustomerSignals],
+    counted_ids: dict[CustomerKey, list[str]],
+) -> None:
+    """Count in each profile (stored, or never stored: new) the stored events it missed
+    (received before the first event in hand), and remember their ids with the counted
+    ones: rows and counts agree again, and a client's re-send of one is counted once."""
+    if not in_hand:
+        return
+    profiles = [states.get(key) or new_signals(*key) for key in in_hand]
+    missed = await uncounted_events(pool, profiles, list(in_hand.values()))
+    now = datetime.now(UTC)
+    for profile in profiles:
+        key = (profile.tenant_id, profile.external_id)
+        counted = set(counted_ids.get(key, ()))
+        taken = take_in(profile, [e for e in missed.get(key, ()) if e.id not in counted], now)
+        if not taken:
+            continue
+        states[key] = profile
+        counted_ids.setdefault(key, []).extend(e.id for e in taken)
+        log.warning(
+            "%s:%s: counted %d stored event(s) that the lost broker took before the profile"
+            " had them",
+            *key,
+            len(taken),
+        )

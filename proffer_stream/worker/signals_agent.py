@@ -55,6 +55,7 @@ class SignalsAgent:
         """Apply a batch; what cannot be applied is dead-lettered, never stops the rest."""
         readable = []
         origin: dict[CustomerKey, Message] = {}
+        in_hand: dict[CustomerKey, datetime] = {}
         for message in batch:
             source = source_record(message)
             record = await self._read(source)
@@ -65,7 +66,11 @@ class SignalsAgent:
                 continue
             readable.append((source, record))
             origin[record.customer_key] = message
-        loaded = await self.profiles.load(origin.keys())
+            if record.events:
+                first = min(event.received_at for event in record.events)
+                key = record.customer_key
+                in_hand[key] = min(in_hand.get(key, first), first)
+        loaded = await self.profiles.load(origin.keys(), in_hand)
         states, failed = loaded.states, loaded.failed
         now = datetime.now(UTC)
         seen = {key: self._seen_ids(key, now, origin[key], loaded) for key in states}

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from proffer_stream.ingest.models import CustomerIn, NormalizedEvent
-from proffer_stream.signals.fold import MAX_TRACKED_NAMES, apply_record, new_signals
+from proffer_stream.signals.fold import MAX_TRACKED_NAMES, apply_record, new_signals, take_in
 from proffer_stream.signals.seen_ids import SeenIds, day_of
 from proffer_stream.signals.views import signals_view
 
@@ -185,3 +185,17 @@ def test_money_stays_exact_where_a_float_would_round():
     assert '"purchase_total":"100000000000000.01"' in state.model_dump_json()
     again = type(state).model_validate_json(state.model_dump_json())
     assert again.purchase_total == Decimal("100000000000000.01")
+
+
+def test_take_in_counts_missed_events_once_and_keeps_the_offset():
+    state = new_signals("acme", "u1")
+    apply(state, [event("page_view", {"page": "/a"}, id_="1")], 5)
+    missed = [
+        event("purchase", {"amount": 2}, id_="2"),
+        event("purchase", {"amount": 2}, id_="2"),
+        event("page_view", {"page": "/b"}, id_="3"),
+    ]
+    taken = take_in(state, missed, NOW)
+    assert [e.id for e in taken] == ["2", "3"]
+    assert state.event_count == 3 and state.purchase_total == Decimal(2)
+    assert state.source_offset == 5

@@ -22,7 +22,7 @@ class FakeProfiles:
         self.saved = []
         self.failing = set()
 
-    async def load(self, keys):
+    async def load(self, keys, in_hand=None):
         states = {k: self.stored.get(k) or new_signals(*k) for k in keys if k not in self.failing}
         failed = {k: RuntimeError("bad data") for k in keys if k in self.failing}
         return Loaded(states=states, failed=failed)
