@@ -20,12 +20,14 @@ from proffer_stream.api.routes import (
     catalog_preview,
     config,
     customers,
+    decisions,
     ingest,
     keys,
     members,
     offer_requests,
     offers,
     operations,
+    personalized_offers,
     stats,
 )
 from proffer_stream.api.services import Services
@@ -77,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
         catalog_preview,
         catalog,
         members,
+        personalized_offers,
+        decisions,
     ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

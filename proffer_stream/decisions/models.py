@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, RootModel
 
+from proffer_stream.catalog.models import OfferOption
 from proffer_stream.core.types import StrictModel, TenantId, UtcDatetime
 from proffer_stream.decisions.context import DecisionContext
 
@@ -68,6 +69,9 @@ class Choice(StrictModel):
     title: str | None = None
     description: str | None = None
     code: str | None = Field(None, description="The open offer's code, for redemption.")
+    options: list[OfferOption] = Field(
+        default_factory=list, description="The options shown to take it up."
+    )
 
 
 class DecisionMade(StrictModel):

@@ -69,6 +69,7 @@ def choice_of(candidate: Candidate, languages: list[str], default: str) -> Choic
         title=title,
         description=description,
         code=code,
+        options=options(candidate),
     )
 
 
