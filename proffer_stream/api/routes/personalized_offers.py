@@ -10,9 +10,9 @@ domain changed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
@@ -26,7 +26,7 @@ from proffer_stream.api.decision_models import (
 from proffer_stream.api.decisions import Ask, Decisions, device_header, new_id
 from proffer_stream.api.deps import AnyTenant
 from proffer_stream.api.errors import ApiError, error_details
-from proffer_stream.api.models import ErrorResponse
+from proffer_stream.api.models import NOT_JSON, ErrorResponse
 from proffer_stream.api.wire import invalid, read_body
 from proffer_stream.db.decisions import Fulfillment
 from proffer_stream.decisions.context import DecisionContext, device_of
@@ -34,11 +34,41 @@ from proffer_stream.decisions.models import DecisionMade
 
 router = APIRouter(prefix="/api/v2", tags=["personalized offers"])
 ANSWERS: dict[int | str, dict[str, Any]] = {
+    **NOT_JSON,
     401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+    404: {"model": ErrorResponse, "description": "No such decision or fulfilment"},
     422: {"model": ErrorResponse, "description": "Invalid: which field, and why"},
     503: {"model": ErrorResponse, "description": "Kafka or PostgreSQL unavailable"},
 }
 M = TypeVar("M", bound=BaseModel)
+FulfillmentId = Annotated[
+    str, Path(min_length=1, max_length=100, pattern=r"^ful_[0-9]+_[0-9a-f]+$")
+]
+
+
+def inlined(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """A model's JSON Schema with its ``$defs`` written in place (none is recursive)."""
+    if defs is None and isinstance(schema, dict):
+        defs = schema.pop("$defs", {})
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return inlined(dict(defs[ref.rsplit("/", 1)[1]]), defs)  # type: ignore[index]
+        return {k: inlined(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [inlined(v, defs) for v in schema]
+    return schema
+
+
+def body_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads ``model`` from JSON or a form
+    (a form's bracket keys, ``a[b]=1``, are described in the route's text)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inlined(model.model_json_schema())}},
+        }
+    }
 
 
 async def _body(request: Request, model: type[M]) -> M:
@@ -97,7 +127,12 @@ async def offer_events(request: Request, tenant_id: AnyTenant, decider: Decision
     return json_answer({})
 
 
-@router.post("/offer_fulfillments", summary="The customer accepted an option", responses=ANSWERS)
+@router.post(
+    "/offer_fulfillments",
+    summary="The customer accepted an option",
+    responses=ANSWERS,
+    openapi_extra=body_of(FulfillmentBody),
+)
 async def create_fulfillment(
     request: Request, tenant_id: AnyTenant, decider: Decisions
 ) -> Response:
@@ -129,7 +164,7 @@ async def create_fulfillment(
 
 @router.get("/offer_fulfillments/{fulfillment_id}", summary="A fulfilment", responses=ANSWERS)
 async def get_fulfillment(
-    fulfillment_id: str, tenant_id: AnyTenant, decider: Decisions
+    fulfillment_id: FulfillmentId, tenant_id: AnyTenant, decider: Decisions
 ) -> Response:
     found = await decider.fulfillment(tenant_id, fulfillment_id)
     return json_answer({"offer_fulfillment": _fulfillment_view(found)})
@@ -139,9 +174,10 @@ async def get_fulfillment(
     "/offer_fulfillments/{fulfillment_id}",
     summary="Complete or fail a fulfilment",
     responses={**ANSWERS, 409: {"model": ErrorResponse, "description": "Already ended"}},
+    openapi_extra=body_of(FulfillmentUpdate),
 )
 async def update_fulfillment(
-    fulfillment_id: str, request: Request, tenant_id: AnyTenant, decider: Decisions
+    fulfillment_id: FulfillmentId, request: Request, tenant_id: AnyTenant, decider: Decisions
 ) -> Response:
     body = await _body(request, FulfillmentUpdate)
     found = await decider.fulfillment(tenant_id, fulfillment_id)
