@@ -21,8 +21,7 @@ from fastapi import Depends, Request
 
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.services import EventPublisher, Services
-from proffer_stream.catalog.models import CatalogDefinition, Device
-from proffer_stream.catalog.store import CatalogStore
+from proffer_stream.catalog.models import Device
 from proffer_stream.core.identity import customer_id, partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.decisions import (
@@ -34,6 +33,7 @@ from proffer_stream.db.decisions import (
 from proffer_stream.db.replies import ReplyListener, decision_made_key, fulfillment_key
 from proffer_stream.decisions.context import DecisionContext
 from proffer_stream.decisions.engine import Candidate, Decided, decide
+from proffer_stream.decisions.live import LiveCatalog
 from proffer_stream.decisions.models import (
     DecisionMade,
     DecisionReaction,
@@ -62,15 +62,6 @@ def made_at(some_id: str) -> float | None:
     return int(parts[1]) / 1000
 
 
-def live_offers(catalog: CatalogStore, tenant_id: str) -> list[CatalogDefinition]:
-    """The tenant's published catalog offers not archived: the catalog's candidates."""
-    return [
-        o
-        for o in catalog.offers(tenant_id).values()
-        if o.status == "published" and o.archived_at is None
-    ]
-
-
 def answer_expires(decided: Decided, now: datetime, seconds: int) -> datetime:
     """Until when the answer holds: the decision's time, or the chosen offer's end."""
     ends = [now + timedelta(seconds=seconds)]
@@ -92,8 +83,6 @@ class Ask:
     external_id: str
     surface: Surface
     context: DecisionContext
-    flow_id: str | None = None
-    exclude: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -113,27 +102,22 @@ class Decider:
     publisher: EventPublisher
     replies: ReplyListener
     settings: Settings
-    catalog: CatalogStore
+    catalog: LiveCatalog
 
     async def decide(self, ask: Ask) -> Made:
         """Decide, and log the decision on ``proffer.decisions`` before returning."""
         now = datetime.now(UTC)
-        live = [
-            o
-            for o in live_offers(self.catalog, ask.tenant_id)
-            if f"catalog_{o.id}" not in ask.exclude
-        ]
+        live = self.catalog.of(ask.tenant_id)
         inputs = await decision_inputs(
             self.db,
             ask.tenant_id,
             ask.external_id,
             customer_id(ask.tenant_id, ask.external_id),
-            [o.id for o in live if o.stock is not None],
+            live.stocked_ids,
         )
         known = inputs.member.profile is not None
         if known:
-            open_offers = [o for o in inputs.open_offers if f"offer_{o.id}" not in ask.exclude]
-            decided = decide(open_offers, live, inputs.member, ask.context, now)
+            decided = decide(inputs.open_offers, live.by_priority, inputs.member, ask.context, now)
         else:
             decided = Decided(None, [], {}, "unknown customer")
         languages = languages_of(ask.context.locale)
@@ -151,7 +135,6 @@ class Decider:
             none_because=decided.none_because,
             candidates=decided.candidates,
             excluded=decided.excluded,
-            flow_id=ask.flow_id,
         )
         await self._log(ask.tenant_id, ask.external_id, event.model_dump_json().encode())
         return Made(event, decided.chosen, languages)
@@ -241,7 +224,11 @@ class Decider:
 async def _decider(request: Request) -> Decider:
     services: Services = request.app.state.services
     return Decider(
-        services.pool, services.publisher, services.replies, services.settings, services.catalog
+        services.pool,
+        services.publisher,
+        services.replies,
+        services.settings,
+        services.live_catalog,
     )
 
 

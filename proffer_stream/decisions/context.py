@@ -77,6 +77,19 @@ def context_misses(conditions: ContextConditions | None, context: DecisionContex
     return misses
 
 
+def context_fits(conditions: ContextConditions | None, context: DecisionContext) -> bool:
+    """Whether the request meets every context condition (:func:`context_misses` is empty)."""
+    if conditions is None:
+        return True
+    return (
+        (not conditions.url_patterns or _url_matches(conditions.url_patterns, context.url))
+        and (not conditions.locales or _locale_matches(conditions.locales, context.locale))
+        and (not conditions.devices or context.device in conditions.devices)
+        and (not conditions.roles or not set(conditions.roles).isdisjoint(context.roles))
+        and all(_same(context.custom.get(k), v) for k, v in conditions.custom_equals.items())
+    )
+
+
 def _url_matches(patterns: list[str], url: str | None) -> bool:
     return url is not None and any(fnmatchcase(url, pattern) for pattern in patterns)
 

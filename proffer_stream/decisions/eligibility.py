@@ -16,8 +16,14 @@ from proffer_stream.catalog.models import (
     MemberCounts,
     OfferCounts,
 )
-from proffer_stream.catalog.views import grant_usable_until, hidden_because, in_audience
-from proffer_stream.decisions.context import DecisionContext, context_misses
+from proffer_stream.catalog.views import (
+    grant_usable_until,
+    hidden_because,
+    in_audience,
+    sees,
+    usable,
+)
+from proffer_stream.decisions.context import DecisionContext, context_fits, context_misses
 from proffer_stream.offers.models import Offer
 from proffer_stream.signals.models import CustomerProfile
 
@@ -70,6 +76,25 @@ def catalog_misses(
         *unusable_because(offer, standing, counts, now),
         *context_misses(offer.context, context),
     ]
+
+
+def catalog_miss(
+    offer: CatalogDefinition,
+    standing: MemberCounts,
+    counts: OfferCounts,
+    profile: CustomerProfile | None,
+    context: DecisionContext,
+    now: datetime,
+) -> str | None:
+    """The first reason, in a word, that :func:`catalog_misses` would give (None: it
+    gives none): the fast check of the hot path, the cheapest tests first."""
+    if not context_fits(offer.context, context):
+        return "not in this context"
+    if not usable(offer, standing, counts, now):
+        return "not usable"
+    if not sees(offer, standing, profile, now):
+        return "not visible to the customer"
+    return None
 
 
 def open_offer_misses(offer: Offer, now: datetime) -> list[str]:

@@ -54,8 +54,10 @@ class TracedCandidate(StrictModel):
     ref: str
     kind: CandidateKind
     id: int
-    eligible: bool
-    score: Score | None = Field(None, description="Eligible candidates only.")
+    eligible: bool | None = Field(
+        description="None: not checked, it ranked below the choice (it lost on its score)."
+    )
+    score: Score
     lost_because: list[str] = Field(default_factory=list, description="Empty for the chosen one.")
 
 
@@ -90,12 +92,12 @@ class DecisionMade(StrictModel):
     choice: Choice | None
     none_because: str | None = Field(None, description="Why nothing was chosen.")
     candidates: list[TracedCandidate] = Field(
-        description="Every eligible candidate, and ineligible ones up to a bound (the rest"
-        " are counted in ``excluded``)."
+        description="Best first: the ineligible candidates ranked above the choice, the"
+        " choice, and the candidates ranked below it, each kind of loser up to a bound."
     )
     excluded: dict[str, int] = Field(
         default_factory=dict,
-        description="Ineligible candidates left out of ``candidates``, by first reason.",
+        description="Candidates past the bound, counted by why they lost.",
     )
     flow_id: str | None = Field(None, description="The placement flow, if any.")
 

@@ -13,7 +13,8 @@ from proffer_stream.decisions.context import (
     device_of,
     normal_locale,
 )
-from proffer_stream.decisions.engine import MOST_INELIGIBLE_TRACED, decide
+from proffer_stream.decisions.engine import MOST_TRACED, by_priority
+from proffer_stream.decisions.engine import decide as decide_by_priority
 from proffer_stream.decisions.models import DecisionMade, DecisionRecord
 from proffer_stream.decisions.present import choice_of, personalized_offer
 from proffer_stream.offers.models import Offer, OfferTerms
@@ -63,6 +64,12 @@ def open_offer(offer_id=100, status="sent", discount=10, expires=NOW + timedelta
     )
 
 
+def decide(open_offers, catalog_offers, member_context, context, now):
+    return decide_by_priority(
+        open_offers, by_priority(catalog_offers), member_context, context, now
+    )
+
+
 def member(profile=None, standings=None, counts=None):
     return MemberContext(profile=profile, standings=standings or {}, counts=counts or {})
 
@@ -76,7 +83,7 @@ def test_no_candidates_is_a_decision_of_none_with_its_reason():
 def test_priority_wins_over_expected_value_and_the_trace_says_why_each_lost():
     cheap = catalog(1, priority=5, terms={"discount_percent": 90})
     rich = catalog(2, priority=0)
-    draft = catalog(3, status="draft")
+    draft = catalog(3, status="draft", priority=9)
     decided = decide([open_offer()], [cheap, rich, draft], member(), DecisionContext(), NOW)
     assert decided.chosen is not None and decided.chosen.ref == "catalog_1"
     by_ref = {c.ref: c for c in decided.candidates}
@@ -84,7 +91,13 @@ def test_priority_wins_over_expected_value_and_the_trace_says_why_each_lost():
     assert by_ref["catalog_2"].lost_because == ["priority 0 < 5 of catalog_1"]
     assert by_ref["offer_100"].lost_because == ["priority 0 < 5 of catalog_1"]
     assert by_ref["catalog_3"].lost_because == ["draft, not published"]
-    assert not by_ref["catalog_3"].eligible
+    assert by_ref["catalog_3"].eligible is False and by_ref["catalog_2"].eligible is None
+    assert [c.ref for c in decided.candidates] == [
+        "catalog_3",
+        "catalog_1",
+        "offer_100",
+        "catalog_2",
+    ]
 
 
 def test_same_priority_goes_to_the_higher_expected_value():
@@ -181,11 +194,16 @@ def test_locales_are_language_codes():
 
 
 def test_the_trace_is_bounded_and_counts_the_rest():
-    drafts = [catalog(i, status="draft") for i in range(1, MOST_INELIGIBLE_TRACED + 11)]
+    drafts = [catalog(i, status="draft", priority=1) for i in range(1, MOST_TRACED + 11)]
     decided = decide([], drafts, member(), DecisionContext(), NOW)
-    assert len(decided.candidates) == MOST_INELIGIBLE_TRACED
-    assert decided.excluded == {"draft, not published": 10}
+    assert len(decided.candidates) == MOST_TRACED
+    assert decided.excluded == {"not visible to the customer": 10}
     assert decided.none_because == f"none of {len(drafts)} candidate(s) is eligible"
+    plenty = [catalog(i) for i in range(100, 100 + MOST_TRACED + 10)]
+    decided = decide([], drafts + plenty, member(), DecisionContext(), NOW)
+    assert decided.chosen is not None and decided.chosen.ref == "catalog_100"
+    assert len(decided.candidates) == 2 * MOST_TRACED + 1
+    assert decided.excluded == {"not visible to the customer": 10, "ranked below the choice": 9}
 
 
 def test_the_answer_is_localized_and_the_event_round_trips():
