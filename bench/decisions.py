@@ -8,6 +8,8 @@ measures decisions for random customers in random contexts (locale, device, url,
 
   a) paced: --rate decisions per second for --seconds: p50/p99 (target p50 <= 3 ms and
      p99 <= 15 ms at 1,000/s), and how many the client sent late.
+     Also the CPU time per decision of the gateway and of the whole stack (/proc), which
+     says what a machine of its own would sustain when the latency is queueing.
   b) most: paced steps from --start-rate up by --step, --step-seconds each, until p99
      reaches 50 ms (or answers fail, or the client falls behind): the most decisions/s one
      gateway sustains with p99 under 50 ms.
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from ingest import Stack, log, on_stack, warm_up
+from ingest import Stack, cpu_by_role, log, on_stack, warm_up
 
 from proffer_stream.core.identity import customer_id
 from proffer_stream.db.customers import upsert_customers
@@ -151,6 +153,7 @@ async def paced(
 
     total = int(rate * seconds)
     tasks = []
+    cpu_before = cpu_by_role(stack)
     start = time.monotonic()
     for n in range(total):
         wait = start + n / rate - time.monotonic()
@@ -160,6 +163,8 @@ async def paced(
             late += 1
         tasks.append(asyncio.create_task(one(ask(rng, customers))))
     await asyncio.gather(*tasks)
+    cpu = {role: used - cpu_before.get(role, 0.0) for role, used in cpu_by_role(stack).items()}
+    answered = max(statuses[200], 1)
     return {
         "rate": rate,
         "p50_ms": statistics.median(latencies),
@@ -169,6 +174,8 @@ async def paced(
         "with_offer": offered,
         "late": late,
         "per_s": statuses[200] / (time.monotonic() - start),
+        "gateway_cpu_ms": 1000 * cpu.get("gateway", 0.0) / answered,
+        "stack_cpu_ms": 1000 * sum(v for k, v in cpu.items() if k != "bench") / answered,
     }
 
 
@@ -219,6 +226,10 @@ def report(figures: dict, args: argparse.Namespace) -> None:
         f" p99 {paced_figures['p99_ms']:.1f} ms; {paced_figures['ok']:,} x 200"
         f" ({paced_figures['with_offer']:,} with an offer), {paced_figures['failed']} failed,"
         f" {paced_figures['late']} sent late"
+    )
+    print(
+        f"   CPU per decision: gateway {paced_figures['gateway_cpu_ms']:.2f} ms, the whole stack"
+        f" (broker, PostgreSQL, worker, sink, gateway) {paced_figures['stack_cpu_ms']:.2f} ms"
     )
     for step in figures["steps"]:
         print(
