@@ -1,12 +1,15 @@
 """The decisions' projection: each decision and reaction once, a fulfilment ended once
-(its first completed or failed), whatever is replayed; another tenant's rows apart."""
+(its first completed or failed), whatever is replayed; another tenant's rows apart; and
+the tables rebuilt from ``proffer.decisions`` (``sink --replay``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from proffer_stream.core.identity import partition_key
 from proffer_stream.db.decisions import (
     apply_decision_records,
     decision_view,
@@ -15,6 +18,8 @@ from proffer_stream.db.decisions import (
 )
 from proffer_stream.decisions.context import DecisionContext
 from proffer_stream.decisions.models import Choice, DecisionMade, DecisionReaction
+from proffer_stream.kafka.topics import topics_for
+from proffer_stream.sink.replay import decision_tables, replay
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +85,30 @@ async def test_replays_change_nothing_and_a_fulfilment_ends_once(db):
     ]
     assert view["offer"] is None
     assert (await decision_view(db, "other", "d1"))["reactions"] == []
+
+
+async def test_the_tables_are_rebuilt_from_the_topic(settings, db):
+    records = [made("d1"), reaction(1, "viewed"), reaction(2, "dismissed")]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for record in records:
+            await producer.send_and_wait(
+                topics_for(settings).decisions.name,
+                record.model_dump_json().encode(),
+                key=partition_key("acme", "ann"),
+            )
+    finally:
+        await producer.stop()
+    summary = await replay(settings, decision_tables(settings))
+    assert (summary.records_read, summary.skipped) == (3, 0)
+    assert summary.after == {
+        "decisions_made": 1,
+        "decision_reactions": 2,
+        "decision_fulfillments": 0,
+    }
+    view = await decision_view(db, "acme", "d1")
+    assert view is not None and [r["reaction"] for r in view["reactions"]] == [
+        "viewed",
+        "dismissed",
+    ]
