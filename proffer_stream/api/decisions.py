@@ -21,7 +21,6 @@ from fastapi import Depends, Request
 
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.services import EventPublisher, Services
-from proffer_stream.catalog.models import Device
 from proffer_stream.core.identity import customer_id, partition_key
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.decisions import (
@@ -233,10 +232,3 @@ async def _decider(request: Request) -> Decider:
 
 
 Decisions = Annotated[Decider, Depends(_decider)]
-
-
-def device_header(value: str | None) -> Device | None:
-    """The device the ``chargebee-request-origin-device`` header names, if one we know."""
-    known: tuple[Device, ...] = ("desktop", "mobile", "tablet", "bot")
-    lowered = (value or "").strip().lower()
-    return next((d for d in known if d == lowered), None)

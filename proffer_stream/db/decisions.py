@@ -94,9 +94,9 @@ async def _insert_decisions(conn: asyncpg.Connection, made: Sequence[DecisionMad
     await conn.execute(
         """
         INSERT INTO decisions_made (tenant_id, decision_id, external_customer_id, surface,
-                                    chosen, flow_id, decided_at, decision)
+                                    chosen, decided_at, decision)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::timestamptz[], $8::jsonb[])
+                             $6::timestamptz[], $7::jsonb[])
         ON CONFLICT DO NOTHING
         """,
         [d.tenant_id for d in made],
@@ -104,7 +104,6 @@ async def _insert_decisions(conn: asyncpg.Connection, made: Sequence[DecisionMad
         [d.external_customer_id for d in made],
         [d.surface for d in made],
         [d.choice.ref if d.choice else None for d in made],
-        [d.flow_id for d in made],
         [d.decided_at for d in made],
         [d.model_dump_json() for d in made],
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, Field
 
@@ -18,6 +18,7 @@ from proffer_stream.core.types import StrictModel
 
 Short = Annotated[str, Field(max_length=2_000), AfterValidator(no_nul)]
 
+DEVICES: tuple[Device, ...] = get_args(Device)
 _BOT = re.compile(r"bot|crawl|spider|slurp|headless", re.IGNORECASE)
 _TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|android(?!.*mobile)", re.IGNORECASE)
 _MOBILE = re.compile(r"mobi|iphone|ipod|android.*mobile|windows phone|blackberry", re.IGNORECASE)
@@ -37,6 +38,12 @@ def device_of(user_agent: str | None) -> Device | None:
     return "desktop"
 
 
+def device_named(value: str | None) -> Device | None:
+    """The device a caller names (``chargebee-request-origin-device``), if one we know."""
+    lowered = (value or "").strip().lower()
+    return next((d for d in DEVICES if d == lowered), None)
+
+
 def normal_locale(code: str) -> str:
     """``en_US`` as ``en-US``; ValueError when it is not a language code."""
     return language_code(code.replace("_", "-"))
@@ -54,8 +61,6 @@ class DecisionContext(StrictModel):
     ip: Short | None = None
     roles: list[Short] = Field(default_factory=list)
     custom: dict[str, Any] = Field(default_factory=dict)
-    site: Short | None = Field(None, description="The site of a placement, if any.")
-    placement: Short | None = Field(None, description="The placement, if any.")
 
 
 def context_misses(conditions: ContextConditions | None, context: DecisionContext) -> list[str]:

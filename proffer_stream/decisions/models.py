@@ -16,13 +16,10 @@ from proffer_stream.decisions.context import DecisionContext
 
 CandidateKind = Literal["offer", "catalog"]
 """An open offer made for the customer (approved or sent), or a catalog offer."""
-Surface = Literal["personalized_offers", "placement"]
+Surface = Literal["personalized_offers"]
 ReactionKind = Literal[
     "viewed",
     "dismissed",
-    "shown",
-    "accepted",
-    "declined",
     "fulfillment_started",
     "fulfillment_completed",
     "fulfillment_failed",
@@ -99,7 +96,6 @@ class DecisionMade(StrictModel):
         default_factory=dict,
         description="Candidates past the bound, counted by why they lost.",
     )
-    flow_id: str | None = Field(None, description="The placement flow, if any.")
 
 
 class DecisionReaction(StrictModel):

@@ -23,13 +23,13 @@ from proffer_stream.api.decision_models import (
     OfferEventBody,
     PersonalizedOffersBody,
 )
-from proffer_stream.api.decisions import Ask, Decisions, device_header, new_id
+from proffer_stream.api.decisions import Ask, Decisions, new_id
 from proffer_stream.api.deps import AnyTenant
 from proffer_stream.api.errors import ApiError, error_details
 from proffer_stream.api.models import NOT_JSON, ErrorResponse
 from proffer_stream.api.wire import invalid, read_body
 from proffer_stream.db.decisions import Fulfillment
-from proffer_stream.decisions.context import DecisionContext, device_of
+from proffer_stream.decisions.context import DecisionContext, device_named, device_of
 from proffer_stream.decisions.models import DecisionMade
 
 router = APIRouter(prefix="/api/v2", tags=["personalized offers"])
@@ -91,7 +91,7 @@ def context_of(body: PersonalizedOffersBody, request: Request) -> DecisionContex
         locale=given.locale,
         timezone=given.timezone,
         user_agent=given.user_agent,
-        device=device_header(headers.get("chargebee-request-origin-device"))
+        device=device_named(headers.get("chargebee-request-origin-device"))
         or device_of(given.user_agent),
         ip=headers.get("chargebee-request-origin-ip"),
         roles=body.roles,

@@ -6,7 +6,6 @@ CREATE TABLE decisions_made (
     external_customer_id  text NOT NULL,
     surface               text NOT NULL,
     chosen                text,
-    flow_id               text,
     decided_at            timestamptz NOT NULL,
     decision              jsonb NOT NULL,
     PRIMARY KEY (tenant_id, decision_id)

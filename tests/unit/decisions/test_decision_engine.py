@@ -10,6 +10,7 @@ from proffer_stream.catalog.views import MemberContext
 from proffer_stream.decisions.context import (
     DecisionContext,
     context_misses,
+    device_named,
     device_of,
     normal_locale,
 )
@@ -185,6 +186,8 @@ def test_devices_from_user_agents():
     assert device_of(MAC) == "desktop"
     assert device_of("Googlebot/2.1") == "bot"
     assert device_of(None) is None
+    assert device_named(" Mobile ") == "mobile"
+    assert device_named("smart fridge") is None and device_named(None) is None
 
 
 def test_locales_are_language_codes():
