@@ -176,6 +176,7 @@ async def paced(
         "per_s": statuses[200] / (time.monotonic() - start),
         "gateway_cpu_ms": 1000 * cpu.get("gateway", 0.0) / answered,
         "stack_cpu_ms": 1000 * sum(v for k, v in cpu.items() if k != "bench") / answered,
+        "cpu_ms_by_role": {role: round(1000 * used / answered, 2) for role, used in cpu.items()},
     }
 
 
@@ -230,6 +231,7 @@ def report(figures: dict, args: argparse.Namespace) -> None:
     print(
         f"   CPU per decision: gateway {paced_figures['gateway_cpu_ms']:.2f} ms, the whole stack"
         f" (broker, PostgreSQL, worker, sink, gateway) {paced_figures['stack_cpu_ms']:.2f} ms"
+        f" ({paced_figures['cpu_ms_by_role']})"
     )
     for step in figures["steps"]:
         print(

@@ -154,14 +154,20 @@ class CatalogTerms(StrictModel):
 Device = Literal["desktop", "mobile", "tablet", "bot"]
 ProcessingType = Literal["billing_update", "checkout", "url_redirect", "webhook", "email"]
 ProcessingLayout = Literal["in_app", "full_page"]
-CustomValue = str | int | float | bool
+CustomValue = (
+    Annotated[str, AfterValidator(no_nul)]
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+)
+ContextText = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(no_nul)]
 
 
 class ContextConditions(StrictModel):
     """Where and to whom a decision may show the offer: conditions over the request's
     context (every condition given must hold; an empty list is no condition)."""
 
-    url_patterns: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+    url_patterns: list[ContextText] = Field(
         default_factory=list,
         max_length=50,
         description="The page's URL matches one of these shell patterns"
@@ -175,10 +181,10 @@ class ContextConditions(StrictModel):
     devices: list[Device] = Field(
         default_factory=list, description="The device (from the user agent) is one of these."
     )
-    roles: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+    roles: list[ContextText] = Field(
         default_factory=list, max_length=50, description="The user has one of these roles."
     )
-    custom_equals: dict[Annotated[str, Field(max_length=100)], CustomValue] = Field(
+    custom_equals: dict[ContextText, CustomValue] = Field(
         default_factory=dict,
         max_length=50,
         description="The request's custom fields have these values (true is not 1).",
