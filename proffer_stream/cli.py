@@ -115,17 +115,18 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument(
         "--replay",
         action="store_true",
-        help="Rebuild the offer tables instead, then the catalog's, then exit: project"
-        " proffer.offers from its first offset into staging tables beside offers,"
-        " offer_events and decisions (nothing else), then, with those locked, read what"
-        " came meanwhile and swap the rebuilt rows in, printing progress and the rows of"
-        " each table before and after; the same for the catalog_* tables from"
-        " proffer.catalog and proffer.catalog-events. Each swaps only when the rebuilt"
-        " tables hold every row the live ones do (an offer at a version as high, counts at"
-        " a seq as high), else it refuses and changes nothing of its tables: the topic lost"
-        " records (the embedded broker keeps topics in memory). Safe beside a running"
-        " sink. Records that do not parse are skipped and counted (the sink dead-letters"
-        " them).",
+        help="Rebuild the offer tables instead, then the catalog's, then the decisions', "
+        "then exit: "
+        "project proffer.offers from its first offset into staging tables beside offers, "
+        "offer_events and decisions (nothing else), then, with those locked, read what came "
+        "meanwhile and swap the rebuilt rows in, printing progress and the rows of each table "
+        "before and after; the same for the catalog_* tables from proffer.catalog and "
+        "proffer.catalog-events, and for decisions_made, decision_reactions and "
+        "decision_fulfillments from proffer.decisions. Each swaps only when the rebuilt tables "
+        "hold every row the live ones do (an offer at a version as high, counts at a seq as "
+        "high), else it refuses and changes nothing of its tables: the topic lost records (the "
+        "embedded broker keeps topics in memory). Safe beside a running sink. Records that do "
+        "not parse are skipped and counted (the sink dead-letters them).",
     )
     sink.add_argument(
         "--force",

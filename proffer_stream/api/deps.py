@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.services import EventPublisher, Services
+from proffer_stream.api.wire import key_of
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.replies import ReplyListener
 
@@ -54,6 +55,23 @@ async def require_tenant(request: Request) -> str:
     return found.tenant_id
 
 
+async def require_tenant_any_scheme(request: Request) -> str:
+    """The tenant of the request's API key, sent as ``Bearer`` or (as the billing
+    platform's clients send it) as the HTTP Basic username; or a 401/503 answer."""
+    key = key_of(request.headers.get("authorization", ""))
+    if key is None:
+        raise ApiError(
+            401,
+            "missing_api_key",
+            "Send 'Authorization: Bearer <your API key>', or the key as the Basic username.",
+        )
+    found = await _services_of(request).keys.owner_of(key)
+    if found is None:
+        raise ApiError(401, "invalid_api_key", "The API key is not valid or was revoked.")
+    request.state.key_name = found.name
+    return found.tenant_id
+
+
 async def tenant_or_signup(request: Request) -> str | None:
     """The caller's tenant; None for a caller without a key where sign-up is on."""
     if not request.headers.get("authorization") and _services_of(request).settings.signup_enabled:
@@ -62,6 +80,7 @@ async def tenant_or_signup(request: Request) -> str | None:
 
 
 Tenant = Annotated[str, Depends(require_tenant)]
+AnyTenant = Annotated[str, Depends(require_tenant_any_scheme)]
 OptionalTenant = Annotated[str | None, Depends(tenant_or_signup)]
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Publisher = Annotated[EventPublisher, Depends(_publisher)]

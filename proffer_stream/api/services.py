@@ -24,6 +24,7 @@ from proffer_stream.db import keys
 from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.db.replies import ReplyListener
+from proffer_stream.decisions.live import LiveCatalog
 from proffer_stream.kafka.catalog_follower import CatalogFollower
 from proffer_stream.kafka.progress import GroupWatch, ProgressWatch
 from proffer_stream.kafka.topics import topics_for, worker_app_id
@@ -165,6 +166,7 @@ class Services:
         self.replies = ReplyListener(settings.database_url)
         self.catalog = CatalogStore()
         self.catalog_follower = CatalogFollower(self.catalog, settings)
+        self.live_catalog = LiveCatalog(self.catalog)
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None
         self._following: asyncio.Task[None] | None = None

@@ -78,12 +78,16 @@ def is_language(code: str) -> bool:
     return _LANGUAGE.match(code) is not None
 
 
+def language_code(code: str) -> str:
+    """``code`` if it is a language code, else ValueError saying what one looks like."""
+    if not is_language(code):
+        raise ValueError(f"{code!r} is not a language code (ISO 639, e.g. 'en', 'pl' or 'pt-BR')")
+    return code
+
+
 def _languages(value: dict[str, str]) -> dict[str, str]:
     for code in value:
-        if not is_language(code):
-            raise ValueError(
-                f"{code!r} is not a language code (ISO 639, e.g. 'en', 'pl' or 'pt-BR')"
-            )
+        language_code(code)
     return value
 
 
@@ -147,6 +151,56 @@ class CatalogTerms(StrictModel):
         return self
 
 
+Device = Literal["desktop", "mobile", "tablet", "bot"]
+ProcessingType = Literal["billing_update", "checkout", "url_redirect", "webhook", "email"]
+ProcessingLayout = Literal["in_app", "full_page"]
+CustomValue = (
+    Annotated[str, AfterValidator(no_nul)]
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+)
+ContextText = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(no_nul)]
+
+
+class ContextConditions(StrictModel):
+    """Where and to whom a decision may show the offer: conditions over the request's
+    context (every condition given must hold; an empty list is no condition)."""
+
+    url_patterns: list[ContextText] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The page's URL matches one of these shell patterns"
+        " ('https://shop.example/pricing*', '*/checkout/*').",
+    )
+    locales: list[Annotated[str, AfterValidator(language_code)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The request's locale is one of these ('pl' takes 'pl-PL' too).",
+    )
+    devices: list[Device] = Field(
+        default_factory=list, description="The device (from the user agent) is one of these."
+    )
+    roles: list[ContextText] = Field(
+        default_factory=list, max_length=50, description="The user has one of these roles."
+    )
+    custom_equals: dict[ContextText, CustomValue] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="The request's custom fields have these values (true is not 1).",
+    )
+
+
+class OfferOption(StrictModel):
+    """A way to take up the offer that a decision shows (the billing platform's option)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+    label: LocalizedText = Field(default_factory=dict)
+    processing_type: ProcessingType = "checkout"
+    processing_layout: ProcessingLayout = "in_app"
+    redirect_url: Url | None = None
+
+
 class CatalogOfferFields(StrictModel):
     """What a business writes of a catalog offer (everything else is read-only)."""
 
@@ -180,6 +234,22 @@ class CatalogOfferFields(StrictModel):
     terms: CatalogTerms | None = None
     channels: list[Channel] = Field(
         default_factory=list, description="Channels the offer may go out on; empty: any."
+    )
+    context: ContextConditions | None = Field(
+        None, description="Conditions over a decision's request context; null: any context."
+    )
+    priority: int = Field(
+        0,
+        ge=-1_000_000,
+        le=1_000_000,
+        strict=True,
+        description="Decisions rank by priority first, then by expected value.",
+    )
+    options: list[OfferOption] = Field(
+        default_factory=list,
+        max_length=10,
+        description="How a decision's answer offers to take it up; empty: one option from"
+        " external_url (a redirect) or a checkout.",
     )
 
     # Field validators, not a model validator, so that an error names its field

@@ -20,6 +20,8 @@ class CatalogStore:
     def __init__(self) -> None:
         self._offers: dict[str, dict[int, CatalogDefinition]] = {}
         self._collections: dict[str, dict[int, CollectionDefinition]] = {}
+        self.changes = 0
+        """How many definitions were kept: what a view made of the store goes stale by."""
 
     def apply(self, item: Definition) -> bool:
         """Keep ``item`` if newer than the version held; whether it was kept."""
@@ -32,6 +34,7 @@ class CatalogStore:
         if current is not None and current.version >= item.version:
             return False
         held[item.id] = item
+        self.changes += 1
         return True
 
     def offers(self, tenant_id: str) -> Mapping[int, CatalogDefinition]:

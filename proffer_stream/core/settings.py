@@ -195,6 +195,13 @@ class Settings(BaseSettings):
     encoded_offer_seconds: int = Field(
         600, ge=1, le=31 * 86_400, description="How long an encoded catalog offer may be used."
     )
+    decision_seconds: int = Field(
+        1800,
+        ge=1,
+        le=31 * 86_400,
+        description="How long a decision's answer holds (its expires_at), at most: a chosen"
+        " offer's own end comes first.",
+    )
 
     log_level: str = "INFO"
 

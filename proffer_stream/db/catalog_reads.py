@@ -239,7 +239,7 @@ async def member_context(
     )
     return MemberContext(
         profile=profile,
-        standings={m[0]: _standing(m) for m in json.loads(row["members"])},
+        standings={m[0]: standing_of(m) for m in json.loads(row["members"])},
         counts={
             c[0]: OfferCounts(
                 uses_count=c[1], grants_count=c[2], reserved_count=c[3], likes_count=c[4]
@@ -249,7 +249,7 @@ async def member_context(
     )
 
 
-def _standing(member: list[Any]) -> MemberCounts:
+def standing_of(member: list[Any]) -> MemberCounts:
     return MemberCounts(
         uses=member[1],
         grants=member[2],

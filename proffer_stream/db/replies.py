@@ -9,7 +9,8 @@ No polling: a request reads PostgreSQL once before it waits and once per wake-up
 
 Keys name what became readable: :func:`decision_key`, :func:`command_key`,
 :func:`offer_key`, :func:`config_version_key`, :func:`catalog_definition_key` (a catalog
-command's outcome is a :func:`command_key`). A key may wake a request of another
+command's outcome is a :func:`command_key`), :func:`decision_made_key`,
+:func:`fulfillment_key`. A key may wake a request of another
 tenant with the same id (ids are random or hashed, so hardly ever); it only reads
 again, scoped to its own tenant.
 """
@@ -64,6 +65,16 @@ def config_version_key(tenant_id: str, kind: str) -> str:
 def catalog_definition_key(tenant_id: str, target: str, item_id: int) -> str:
     """Readable when a new version of a catalog offer or collection is projected."""
     return f"d:{target}:{tenant_id}:{item_id}"
+
+
+def decision_made_key(decision_id: str) -> str:
+    """Readable when a decision (``decision.made``) is projected."""
+    return f"m:{decision_id}"
+
+
+def fulfillment_key(fulfillment_id: str) -> str:
+    """Readable when a change of a fulfilment is projected."""
+    return f"f:{fulfillment_id}"
 
 
 Notice = str | tuple[str, str]

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from proffer_stream.catalog.models import CatalogCommandRecord, CatalogEvent, CatalogRecord
 from proffer_stream.core.settings import Settings
+from proffer_stream.decisions.models import DecisionRecord
 from proffer_stream.ingest.models import EventBatch
 from proffer_stream.kafka.deadletter import DeadLetter
 from proffer_stream.kafka.topics import Topics, topics
@@ -74,6 +75,7 @@ def messages() -> dict[str, tuple[type[BaseModel], str, Mode]]:
             names.catalog_events.name,
             "serialization",
         ),
+        "proffer.decisions.v1.json": (DecisionRecord, names.decisions.name, "serialization"),
     }
 
 

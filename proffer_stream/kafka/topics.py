@@ -59,6 +59,7 @@ class Topics:
     catalog_commands: TopicSpec
     catalog_events: TopicSpec
     catalog_changelog: TopicSpec
+    decisions: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [
@@ -77,6 +78,7 @@ class Topics:
             self.catalog_commands,
             self.catalog_events,
             self.catalog_changelog,
+            self.decisions,
         ]
 
     def worker_inputs(self) -> list[TopicSpec]:
@@ -101,6 +103,7 @@ class Topics:
             self.tenant_config_outcomes,
             self.catalog,
             self.catalog_events,
+            self.decisions,
         ]
 
 
@@ -153,6 +156,9 @@ def topics(prefix: str, worker_id: str, dedup_days: int = 7) -> Topics:
         # is rebuilt from it).
         catalog_events=TopicSpec(f"{prefix}proffer.catalog-events", {"retention.ms": "-1"}),
         catalog_changelog=TopicSpec(changelog_name(app_id, CATALOG_TABLE), COMPACTED),
+        # Every decision and every reaction to one, keyed by tenant and customer: kept for
+        # ever (attribution, and the projection is rebuilt from it).
+        decisions=TopicSpec(f"{prefix}proffer.decisions", {"retention.ms": "-1"}),
     )
 
 

@@ -43,6 +43,7 @@ from proffer_stream.sink.projections import (
     CommandOutcomesProjection,
     ConfigOutcomesProjection,
     CustomersProjection,
+    DecisionsProjection,
     EventsProjection,
     Item,
     OffersProjection,
@@ -86,6 +87,7 @@ def projections_for(settings: Settings) -> dict[str, Projection[Any]]:
         ),
         topics.catalog.name: CatalogDefinitionsProjection(topics.catalog.name),
         topics.catalog_events.name: CatalogEventsProjection(topics.catalog_events.name),
+        topics.decisions.name: DecisionsProjection(topics.decisions.name),
     }
 
 

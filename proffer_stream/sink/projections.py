@@ -16,6 +16,7 @@ from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
 from proffer_stream.db.catalog import Definition, apply_catalog_definitions, apply_catalog_events
 from proffer_stream.db.customers import upsert_customers
+from proffer_stream.db.decisions import apply_decision_records
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
 from proffer_stream.db.offers import apply_command_outcomes, apply_offer_events
 from proffer_stream.db.replies import (
@@ -24,9 +25,12 @@ from proffer_stream.db.replies import (
     command_key,
     config_version_key,
     decision_key,
+    decision_made_key,
+    fulfillment_key,
     offer_key,
 )
 from proffer_stream.db.tenant_config import apply_config_changes, apply_config_outcomes
+from proffer_stream.decisions.models import DecisionMade, DecisionReaction, DecisionRecord
 from proffer_stream.ingest.records import (
     EventRecord,
     describe_errors,
@@ -325,3 +329,29 @@ class CatalogEventsProjection:
     def replies(self, items: Sequence[CatalogEvent]) -> Iterable[Notice]:
         # The decision travels with its key: the waiting gateway reads no row for it.
         return [(command_key(event.event_id), event.model_dump_json()) for event in items]
+
+
+class DecisionsProjection:
+    """``proffer.decisions`` -> ``decisions_made``, ``decision_reactions``,
+    ``decision_fulfillments``: each decision and reaction once, each fulfilment ended once."""
+
+    table = "decisions_made"
+    latest_per_key = False
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def read(self, records: Sequence[Record]) -> list[DecisionMade | DecisionReaction]:
+        return [read_message(DecisionRecord, record.value).root for record in records]
+
+    async def write(
+        self, conn: asyncpg.Connection, items: Sequence[DecisionMade | DecisionReaction]
+    ) -> int:
+        return await apply_decision_records(conn, items)
+
+    def replies(self, items: Sequence[DecisionMade | DecisionReaction]) -> Iterable[str]:
+        for item in items:
+            if isinstance(item, DecisionMade):
+                yield decision_made_key(item.decision_id)
+            elif item.fulfillment_id is not None:
+                yield fulfillment_key(item.fulfillment_id)

@@ -74,6 +74,7 @@ from proffer_stream.sink.projections import (
     DATA_ERRORS,
     CatalogDefinitionsProjection,
     CatalogEventsProjection,
+    DecisionsProjection,
     OffersProjection,
     Projection,
     Record,
@@ -95,6 +96,12 @@ CATALOG_TABLES: dict[str, tuple[str, ...]] = {
     "catalog_activity": ("tenant_id", "event_id"),
     "catalog_counts": ("tenant_id", "offer_id"),
     "catalog_members": ("tenant_id", "offer_id", "external_customer_id"),
+}
+#: The tables of ``proffer.decisions``, likewise.
+DECISION_TABLES: dict[str, tuple[str, ...]] = {
+    "decisions_made": ("tenant_id", "decision_id"),
+    "decision_reactions": ("tenant_id", "reaction_id"),
+    "decision_fulfillments": ("tenant_id", "fulfillment_id"),
 }
 #: Where the rebuilt tables are made, under the live tables' names.
 STAGING_SCHEMA = "proffer_replay"
@@ -149,6 +156,12 @@ def catalog_tables(settings: Settings) -> Rebuild:
             "catalog_members": "seq",
         },
     )
+
+
+def decision_tables(settings: Settings) -> Rebuild:
+    """The decisions, their reactions and fulfilments from ``proffer.decisions``."""
+    topic = topics_for(settings).decisions.name
+    return Rebuild({topic: DecisionsProjection(topic)}, DECISION_TABLES, {})
 
 
 class ReplayRefused(ReplayError):
@@ -581,16 +594,20 @@ async def _write_transaction(
 
 
 def run_replay(settings: Settings, *, force: bool = False) -> int:
-    """Replay the offer tables, then the catalog's, printing the progress and a summary
-    of each; the exit status (1 when either failed or refused, having changed nothing
-    of its tables)."""
+    """Replay the offer tables, then the catalog's, then the decisions', printing the
+    progress and a summary of each; the exit status (1 when any failed or refused,
+    having changed nothing of its tables)."""
 
     def say(line: str) -> None:
         print(line, flush=True)
 
     async def replay_each() -> int:
         status = 0
-        for rebuild in (offer_tables(settings), catalog_tables(settings)):
+        for rebuild in (
+            offer_tables(settings),
+            catalog_tables(settings),
+            decision_tables(settings),
+        ):
             try:
                 summary = await replay(settings, rebuild, force=force, report=say)
             except ReplayError as exc:

@@ -88,6 +88,12 @@ OPERATIONS = [
     ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/events/clicked"),
     ("POST", "/api/members/{external_customer_id}/offers/{offer_id}/encode"),
     ("POST", "/api/catalog/encoded/use"),
+    ("POST", "/api/v2/personalized_offers"),
+    ("POST", "/api/v2/offer_events"),
+    ("POST", "/api/v2/offer_fulfillments"),
+    ("GET", "/api/v2/offer_fulfillments/{fulfillment_id}"),
+    ("POST", "/api/v2/offer_fulfillments/{fulfillment_id}"),
+    ("GET", "/api/decisions/{decision_id}"),
 ]
 EXCLUDED = {("GET", "/metrics")}
 # No invalid input exists for these (no parameters, no body), or schemathesis cannot make
@@ -100,6 +106,11 @@ NO_NEGATIVE_CASES = {
     ("GET", "/api/customers/external/{external_id}"),
     ("GET", "/api/members/{external_customer_id}/offers/meta"),
     ("GET", "/api/catalog/preview/members/{external_customer_id}/offers/meta"),
+    # schemathesis 4 finds no negative case here in the app's spec (Unsatisfiable: every
+    # case it makes fails its own filter), though it does for the same body alone; the
+    # 422s naming each field are tested in tests/e2e/test_decisions.py.
+    ("POST", "/api/v2/personalized_offers"),
+    ("POST", "/api/v2/offer_events"),
 }
 
 # Readiness answers 503 while the worker and the sink have not joined (none runs here): a

@@ -333,7 +333,8 @@ async def test_the_command_prints_a_summary_and_exits_0(
     await produce(settings, RECORDS)
     assert await asyncio.to_thread(run_replay, settings) == 0
     summaries = [line for line in capsys.readouterr().out.splitlines() if "replayed" in line]
-    offers, catalog = summaries  # the offer tables, then the catalog's
+    offers, catalog, decisions = summaries  # the offer tables, the catalog's, the decisions'
+    assert "proffer.decisions: 0 records read" in decisions
     assert f"{len(RECORDS)} records read, {PARSED} rows written, 1 skipped" in offers
     assert "rows offer_events 0 -> 9, decisions 0 -> 4, offers 0 -> 3" in offers
     assert "proffer.catalog-events: 0 records read" in catalog
