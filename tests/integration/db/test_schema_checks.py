@@ -72,6 +72,8 @@ async def test_pending_reads_without_writing(empty_database):
             "006_issued_commands.sql",
             "007_offer_commands_by_offer.sql",
             "008_catalog.sql",
+            "009_catalog_commands_issued.sql",
+            "010_decisions.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
@@ -91,7 +93,7 @@ async def test_a_query_error_is_not_mistaken_for_an_outage(empty_database):
         dedup_days=7,
     )
     try:
-        restored = await store._restore([("acme", "u1"), ("acme", "u2")])
+        restored = await store._restore([("acme", "u1"), ("acme", "u2")], {})
     finally:
         await store.close()
     assert restored.states == {}
