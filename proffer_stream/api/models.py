@@ -89,8 +89,33 @@ class Readiness(BaseModel):
     )
 
 
+ONE_CUSTOMER_ID = {
+    "oneOf": [
+        {
+            "title": "ByCustomerId",
+            "required": ["customer_id"],
+            "properties": {
+                "customer_id": {"type": "integer"},
+                "external_customer_id": {"type": "null"},
+            },
+        },
+        {
+            "title": "ByExternalCustomerId",
+            "required": ["external_customer_id"],
+            "properties": {
+                "external_customer_id": {"type": "string"},
+                "customer_id": {"type": "null"},
+            },
+        },
+    ]
+}
+"""The spec's account of :class:`GenerateOffer`'s rule: exactly one id, the other absent or null."""
+
+
 class GenerateOffer(StrictModel):
     """Whom to make an offer for: Proffer's customer id, or your own (one of the two)."""
+
+    model_config = ConfigDict(json_schema_extra=ONE_CUSTOMER_ID)
 
     customer_id: int | None = Field(None, ge=1, lt=2**53, strict=True)
     external_customer_id: ExternalId | None = None
