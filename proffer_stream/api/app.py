@@ -8,8 +8,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from proffer_stream import __version__
 from proffer_stream.api.errors import install_error_handlers

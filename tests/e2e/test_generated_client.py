@@ -23,9 +23,9 @@ def generate_client(spec: bytes, where: Path) -> None:
     spec_path = where / "openapi.json"
     spec_path.write_bytes(spec)
     bin_dir = Path(sys.executable).parent  # the generator formats its output with ruff
+    command = ["generate", "--path", spec_path, "--meta", "none", "--output-path", where / PACKAGE]
     generated = subprocess.run(
-        [bin_dir / "openapi-python-client", "generate", "--path", spec_path, "--meta", "none"]
-        + ["--output-path", where / PACKAGE],
+        [bin_dir / "openapi-python-client", *command],
         capture_output=True,
         text=True,
         timeout=120,
