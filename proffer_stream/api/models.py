@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from proffer_stream.core.types import ExternalId, Money, StrictModel, Text
 from proffer_stream.db.keys import NewApiKey
@@ -89,7 +90,7 @@ class Readiness(BaseModel):
     )
 
 
-ONE_CUSTOMER_ID = {
+ONE_CUSTOMER_ID: JsonDict = {
     "oneOf": [
         {
             "title": "ByCustomerId",
