@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from proffer_stream.core.types import ExternalId, Money, StrictModel, Text
 from proffer_stream.db.keys import NewApiKey
