@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import Match
 
 from proffer_stream.api.models import ErrorBody, ErrorDetail, ErrorResponse
 from proffer_stream.core.errors import ProfferError
@@ -68,17 +68,25 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JS
     return JSONResponse(error.body.model_dump(), status_code=error.status, headers=headers)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+"""The methods a route of ours may take."""
+
+
 def allowed_methods(request: Request) -> str:
     """The methods the app answers at the request's path, for a 405's ``Allow``.
 
     Starlette's 405 names only the methods of the first route of the path, and each of
-    our routes has one method (``GET /api/rules`` and ``PUT /api/rules`` are two).
+    our routes has one method (``GET /api/rules`` and ``PUT /api/rules`` are two): each
+    method is matched against every route, as the router would.
     """
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(request.url.path):
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
