@@ -140,8 +140,8 @@ CHECKS = REGISTERED_CHECKS.get_all()
 """Every check schemathesis has (14 in 4.32): conformance of status, content type, headers
 and body; positive data accepted and negative data rejected; methods, auth, resources."""
 
-# Bounded so that the module takes about two minutes on two cores (every check, 93 cases:
-# 4.3 min at 100 examples); derandomized so
+# Bounded so that the module takes about three minutes on two cores (every check, 93 cases:
+# 3.0 min at 50 examples, 4.3 at 100: the app started per case is most of it); derandomized so
 # that a failure is reproduced by rerunning.
 FUZZ = hypothesis_settings(
     max_examples=50,
