@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.db import keys
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from proffer_stream.local.stack import prepare_database_and_topics
@@ -127,6 +128,7 @@ async def trial(workdir: Path, args: argparse.Namespace) -> float:
     try:
         await prepare_database_and_topics(settings)
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        await keys.create_key(pool, TENANT, "bench")  # records of a keyless tenant are refused
         for name in ("worker", "sink"):
             supervisor.start(name, env)
         log(f"producing {args.events:,} events over {args.customers:,} customers")

@@ -55,11 +55,12 @@ from ingest import random_event  # events as bench/ingest.py sends them
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id, partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.db import keys
 from proffer_stream.db.events import insert_events, staged_event
 from proffer_stream.db.migrations import migrate
 from proffer_stream.db.pool import connect_pool
 from proffer_stream.ingest.models import NormalizedEvent
-from proffer_stream.ingest.records import read_event_record
+from proffer_stream.ingest.records import RecordLimits, read_event_record
 from proffer_stream.local.embedded import EmbeddedPostgres
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.sink.consumer import read_in_slices
@@ -71,6 +72,7 @@ from proffer_stream.sink.projections import (
 )
 
 TENANT = "local"
+LIMITS = RecordLimits(max_bytes=1_048_576, max_events=1000)
 PHASES = ("events-1", "events-100", "customers", "replay")
 
 
@@ -197,6 +199,7 @@ def _old_rows(record: Record) -> list[EventRow]:
             partition=record.partition,
             offset=record.offset,
             timestamp_ms=record.timestamp,
+            limits=LIMITS,
         )
     except BadRecord:
         return []
@@ -291,12 +294,13 @@ async def run(dsn: str, args: argparse.Namespace) -> None:
     pool = await connect_pool(dsn, max_size=2)
     try:
         await migrate(pool)
+        await keys.create_key(pool, TENANT, "bench")  # events of unknown tenants are not stored
         old_projections: dict[str, Callable[[str], OldProjection]] = {
             "events": OldEventsProjection,
             "customers": OldCustomersProjection,
         }
         new_projections: dict[str, Callable[[str], Projection[Any]]] = {
-            "events": EventsProjection,
+            "events": lambda topic: EventsProjection(topic, LIMITS),
             "customers": CustomersProjection,
         }
 

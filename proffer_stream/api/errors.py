@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from proffer_stream.api.models import ErrorBody, ErrorDetail, ErrorResponse
 from proffer_stream.core.errors import ProfferError
@@ -60,10 +61,32 @@ def _named(loc: tuple[Any, ...], body: object) -> str:
     return name
 
 
-def error_response(error: ApiError) -> JSONResponse:
-    """The JSON answer of ``error``; a 503 says when to retry."""
-    headers = {"Retry-After": "1"} if error.status == 503 else None
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON answer of ``error`` with ``headers``; a 503 says when to retry."""
+    if error.status == 503:
+        headers = {**(headers or {}), "Retry-After": "1"}
     return JSONResponse(error.body.model_dump(), status_code=error.status, headers=headers)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+"""The methods a route of ours may take."""
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods the app answers at the request's path, for a 405's ``Allow``.
+
+    Starlette's 405 names only the methods of the first route of the path, and each of
+    our routes has one method (``GET /api/rules`` and ``PUT /api/rules`` are two): each
+    method is matched against every route, as the router would.
+    """
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -83,9 +106,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(ApiError(422, "validation_error", "Invalid request.", details))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(ApiError(exc.status_code, code, str(exc.detail)))
+        headers = {"Allow": allowed_methods(request)} if exc.status_code == 405 else None
+        return error_response(ApiError(exc.status_code, code, str(exc.detail)), headers)
 
     async def database_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("PostgreSQL unavailable: %r", exc)

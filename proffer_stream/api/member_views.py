@@ -13,8 +13,14 @@ from pydantic import Field
 from proffer_stream.api.catalog import CatalogIO, json_answer, offer_not_found
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import ErrorDetail
-from proffer_stream.catalog.models import CatalogDefinition, CatalogOfferType, within
+from proffer_stream.catalog.models import (
+    LANGUAGE_PATTERN,
+    CatalogDefinition,
+    CatalogOfferType,
+    within,
+)
 from proffer_stream.catalog.views import (
+    ORDER_BY_PATTERN,
     ListQuery,
     MemberContext,
     check_language,
@@ -55,7 +61,11 @@ def _invalid(loc: str, message: str) -> ApiError:
 async def _languages(
     locale: Annotated[
         str | None,
-        Query(max_length=40, description="The language to show text in; else Accept-Language."),
+        Query(
+            max_length=40,
+            description="The language to show text in; else Accept-Language.",
+            json_schema_extra={"pattern": LANGUAGE_PATTERN},
+        ),
     ] = None,
     accept_language: Annotated[str | None, Header(max_length=500)] = None,
 ) -> list[str]:
@@ -87,7 +97,11 @@ async def _list_query(
     per_page: Annotated[int, Query(ge=1, le=100)] = 100,
     order_by: Annotated[
         str,
-        Query(max_length=300, description='SQL-like: "usable ASC, created_at DESC".'),
+        Query(
+            max_length=300,
+            description='SQL-like: "usable ASC, created_at DESC".',
+            json_schema_extra={"pattern": ORDER_BY_PATTERN},
+        ),
     ] = "name",
     type: CatalogOfferType | None = None,
     usable: Annotated[bool | None, Query(description="Only offers usable now (or not).")] = None,

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
-from proffer_stream.core.types import ExternalId, Money, StrictModel, Text
+from proffer_stream.core.types import WHOLE, ExternalId, Money, StrictModel, Text, WholeNumber
 from proffer_stream.db.keys import NewApiKey
 from proffer_stream.db.offers import Decision
 from proffer_stream.db.stats import FunnelStageName
@@ -89,10 +90,35 @@ class Readiness(BaseModel):
     )
 
 
+ONE_CUSTOMER_ID: JsonDict = {
+    "oneOf": [
+        {
+            "title": "ByCustomerId",
+            "required": ["customer_id"],
+            "properties": {
+                "customer_id": {"type": "integer"},
+                "external_customer_id": {"type": "null"},
+            },
+        },
+        {
+            "title": "ByExternalCustomerId",
+            "required": ["external_customer_id"],
+            "properties": {
+                "external_customer_id": {"type": "string"},
+                "customer_id": {"type": "null"},
+            },
+        },
+    ]
+}
+"""The spec's account of :class:`GenerateOffer`'s rule: exactly one id, the other absent or null."""
+
+
 class GenerateOffer(StrictModel):
     """Whom to make an offer for: Proffer's customer id, or your own (one of the two)."""
 
-    customer_id: int | None = Field(None, ge=1, lt=2**53, strict=True)
+    model_config = ConfigDict(json_schema_extra=ONE_CUSTOMER_ID)
+
+    customer_id: Annotated[int, Field(ge=1, lt=2**53), WHOLE] | None = Field(None, strict=True)
     external_customer_id: ExternalId | None = None
 
     @model_validator(mode="after")
@@ -169,8 +195,8 @@ class OfferEventsResponse(BaseModel):
 
 
 class GenerateBatch(StrictModel):
-    min_events: int = Field(1, ge=0, le=1_000_000_000, strict=True)
-    limit: int = Field(10, ge=1, le=50, strict=True)
+    min_events: WholeNumber = Field(1, ge=0, le=1_000_000_000, strict=True)
+    limit: WholeNumber = Field(10, ge=1, le=50, strict=True)
 
 
 class BatchRequested(BaseModel):
@@ -307,9 +333,11 @@ class RuleStatsView(OfferStatsView):
 
 
 class StatsResponse(BaseModel):
+    model_config = ConfigDict(validate_by_name=True)
+
     success: Literal[True] = True
     from_: datetime | None = Field(
-        serialization_alias="from", description="The window's start (inclusive), if given."
+        alias="from", description="The window's start (inclusive), if given."
     )
     to: datetime | None = Field(description="The window's end (exclusive), if given.")
     totals: OfferStatsView

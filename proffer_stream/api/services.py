@@ -69,7 +69,7 @@ class EventPublisher:
             acks="all",
             linger_ms=2,
             request_timeout_ms=int(self.timeout * 1000),
-            max_request_size=self.max_record_bytes,
+            max_request_size=self.settings.max_record_bytes,
         )
         await self._producer.start()
 
@@ -107,7 +107,7 @@ class EventPublisher:
             self._remember(key, metadata.offset)
 
     def _too_large(self, size: int) -> ApiError:
-        limit = self.max_record_bytes
+        limit = self.settings.max_record_bytes
         return ApiError(
             413,
             "record_too_large",
@@ -116,11 +116,6 @@ class EventPublisher:
             " limit); nothing was accepted. Send fewer or smaller events.",
             [ErrorDetail(loc="body", message=f"the record must stay under {limit} bytes")],
         )
-
-    @property
-    def max_record_bytes(self) -> int:
-        """Most bytes of one record the producer sends (twice PROFFER_MAX_BODY_BYTES)."""
-        return 2 * self.settings.max_body_bytes
 
     def _remember(self, key: bytes, offset: int) -> None:
         offsets = self._last_offsets

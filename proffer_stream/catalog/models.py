@@ -32,6 +32,7 @@ from pydantic import (
 
 from proffer_stream.core.limits import check_json, no_nul
 from proffer_stream.core.types import (
+    WHOLE,
     ExternalId,
     SaneDatetime,
     StrictModel,
@@ -69,7 +70,8 @@ CatalogStatus = Literal["draft", "published", "unpublished"]
 Timespan = Literal["hour", "day", "week", "month", "year"]
 MAX_LIMIT = 2**31 - 1
 
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
+_LANGUAGE = re.compile(LANGUAGE_PATTERN)
 """A language code: ISO 639 (``en``, ``pl``), optionally with a region (``pt-BR``)."""
 
 
@@ -93,14 +95,14 @@ def _languages(value: dict[str, str]) -> dict[str, str]:
 
 LocalizedText = Annotated[
     dict[str, Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)]],
-    Field(max_length=50),
+    Field(max_length=50, json_schema_extra={"propertyNames": {"pattern": LANGUAGE_PATTERN}}),
     AfterValidator(_languages),
 ]
 """Text per language: ``{"en": "Great offer", "pl": "Super oferta"}``."""
-Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT, strict=True)]
+Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT, strict=True), WHOLE]
 ShortText = Annotated[str, Field(max_length=1_000), AfterValidator(no_nul)]
 Url = Annotated[str, Field(max_length=2_000, pattern=r"^https?://\S+$")]
-CatalogId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+CatalogId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True), WHOLE]
 
 
 def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +122,7 @@ class ReadMore(StrictModel):
     url: Url | None = None
     title: ShortText | None = None
     text: Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)] | None = None
-    enabled: bool | None = None
+    enabled: bool | None = Field(None, strict=True)
 
 
 class ActivationTexts(StrictModel):
@@ -132,7 +134,7 @@ class ActivationTexts(StrictModel):
 class CatalogTerms(StrictModel):
     """What a use gives the member (the engine's addition; all optional)."""
 
-    discount_percent: int | None = Field(None, ge=0, le=100, strict=True)
+    discount_percent: Annotated[int, Field(ge=0, le=100), WHOLE] | None = Field(None, strict=True)
     discount_amount: Decimal | None = Field(None, ge=0, le=10**9, decimal_places=2)
     code_pattern: str | None = Field(
         None,
@@ -141,7 +143,7 @@ class CatalogTerms(StrictModel):
         description="The code a use gives: '#' is replaced by a character of the use's id"
         " (e.g. 'SPRING-####').",
     )
-    valid_days: int | None = Field(None, ge=0, le=365, strict=True)
+    valid_days: Annotated[int, Field(ge=0, le=365), WHOLE] | None = Field(None, strict=True)
     conditions: Text | None = Field(None, max_length=500)
 
     @model_validator(mode="after")
@@ -227,7 +229,7 @@ class CatalogOfferFields(StrictModel):
     stock: Limit | None = Field(None, description="Uses of all members together, at most.")
     usable_in_seconds_after_granting: Limit | None = None
     usage_authorization_token: ShortText | None = None
-    usage_authorization_token_required: bool = False
+    usage_authorization_token_required: bool = Field(False, strict=True)
     read_more: ReadMore | None = None
     activation_texts: ActivationTexts | None = None
     extras: Annotated[dict[str, Any], AfterValidator(_storable_json)] = Field(default_factory=dict)
@@ -290,7 +292,7 @@ class CollectionFields(StrictModel):
     title: LocalizedText = Field(default_factory=dict)
     description: LocalizedText = Field(default_factory=dict)
     offers_order: list[CatalogId] = Field(default_factory=list, max_length=10_000)
-    position: int | None = Field(None, ge=0, le=MAX_LIMIT, strict=True)
+    position: Annotated[int, Field(ge=0, le=MAX_LIMIT), WHOLE] | None = Field(None, strict=True)
 
 
 class CollectionDefinition(CollectionFields):

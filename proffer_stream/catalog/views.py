@@ -45,6 +45,16 @@ ORDER_FIELDS = (
 _ORDER_TERM = re.compile(r"^\s*([a-z_]+)(?:\s+(asc|desc))?\s*$", re.IGNORECASE)
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+_SPEC_FIELD = "|".join(map(_any_case, ORDER_FIELDS))
+_SPEC_TERM = rf"\s*({_SPEC_FIELD})(\s+({_any_case('asc')}|{_any_case('desc')}))?\s*"
+ORDER_BY_PATTERN = rf"^{_SPEC_TERM}(,{_SPEC_TERM})*$"
+"""What :func:`parse_order_by` takes, as the spec's pattern (no case-insensitive flag there)."""
+
+
 @dataclass(frozen=True)
 class MemberContext:
     """What one read of PostgreSQL says of a member: their profile (None: never seen),

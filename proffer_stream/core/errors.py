@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 DeadLetterReason = Literal[
-    "invalid_json", "invalid_message", "wrong_key", "too_large", "processing_error"
+    "invalid_json",
+    "invalid_message",
+    "wrong_key",
+    "too_large",
+    "too_many_events",
+    "unknown_tenant",
+    "processing_error",
 ]
 
 

@@ -212,6 +212,13 @@ class Settings(BaseSettings):
         return base / self.worker_instance if self.worker_instance else base
 
     @property
+    def max_record_bytes(self) -> int:
+        """Most bytes of one ``proffer.events`` record: what the gateway may write for a
+        body of ``max_body_bytes`` (twice it: numbers grow when written again, ``1e15``
+        -> ``1000000000000000.0``), and what the worker takes from any producer."""
+        return 2 * self.max_body_bytes
+
+    @property
     def model_configured(self) -> bool:
         """Whether offers are written by a model (a base URL and a model are set)."""
         return bool(self.llm_base_url and self.llm_model)

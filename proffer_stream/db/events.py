@@ -45,7 +45,9 @@ _EVENT_COLUMNS = ("tenant_id", "customer_id", "id", "type", "data", "occurred_at
 
 
 async def insert_events(conn: asyncpg.Connection, events: Sequence[StagedEvent]) -> int:
-    """Insert events, skipping any already stored (same tenant, customer and event id).
+    """Insert events, skipping any already stored (same tenant, customer and event id)
+    and those of a tenant that does not exist (no API key, revoked or not: the signals
+    agent dead-letters them, :class:`~proffer_stream.worker.tenants.KnownTenants`).
 
     Events repeated within ``events`` are inserted once. ``stored_at`` is the time each
     row went in (``clock_timestamp()``). Plain tuples: a dataclass per event cost the
@@ -62,7 +64,8 @@ async def insert_events(conn: asyncpg.Connection, events: Sequence[StagedEvent])
         f"""
         INSERT INTO events (tenant_id, customer_id, id, type, data, occurred_at, received_at)
         SELECT tenant_id, customer_id, id, type, data, occurred_at, received_at
-        FROM {EVENTS_STAGING}
+        FROM {EVENTS_STAGING} s
+        WHERE EXISTS (SELECT 1 FROM api_keys k WHERE k.tenant_id = s.tenant_id)
         ON CONFLICT DO NOTHING
         """,
     )

@@ -98,3 +98,11 @@ async def revoke_key(pool: asyncpg.Pool, key_id: int) -> bool:
         "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", key_id
     )
     return status.endswith(" 1")
+
+
+async def existing_tenants(pool: asyncpg.Pool, tenant_ids: list[str]) -> set[str]:
+    """Those of ``tenant_ids`` that exist: that have an API key, revoked or not."""
+    rows = await pool.fetch(
+        "SELECT DISTINCT tenant_id FROM api_keys WHERE tenant_id = ANY($1::text[])", tenant_ids
+    )
+    return {row["tenant_id"] for row in rows}

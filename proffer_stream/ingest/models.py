@@ -24,6 +24,7 @@ from typing_extensions import TypedDict
 
 from proffer_stream.core.limits import LARGEST_NUMBER, check_json
 from proffer_stream.core.types import (
+    WHOLE,
     EventId,
     EventType,
     ExternalId,
@@ -66,7 +67,7 @@ class ClickData(TypedDict, total=False):
 @with_config(ConfigDict(extra="allow"))
 class FeatureUseData(TypedDict, total=False):
     feature: str | None
-    times_used: Annotated[int, Field(strict=True, ge=0)] | None
+    times_used: Annotated[int, Field(strict=True, ge=0), WHOLE] | None
 
 
 @with_config(ConfigDict(extra="allow"))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import partition_key, record_event_id
+from proffer_stream.core.settings import Settings
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.ingest.models import EventBatch, NormalizedEvent
 
@@ -32,11 +33,56 @@ class EventRecord:
         return (self.batch.tenant_id, self.batch.customer.id)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordLimits:
+    """What one ``proffer.events`` record may hold: the gateway's limits, so that a record
+    from any producer is held to what an HTTP request is."""
+
+    max_bytes: int
+    max_events: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> RecordLimits:
+        """``PROFFER_MAX_EVENTS_PER_REQUEST``, and the most bytes the gateway writes."""
+        return cls(settings.max_record_bytes, settings.max_events_per_request)
+
+    def check_size(self, value: bytes | None) -> None:
+        """Raise :class:`BadRecord` ``too_large`` for a value over :attr:`max_bytes`."""
+        size = len(value or b"")
+        if size > self.max_bytes:
+            raise BadRecord(
+                "too_large",
+                f"the record is {size} bytes; at most {self.max_bytes} are accepted"
+                " (what the gateway writes for a request of PROFFER_MAX_BODY_BYTES)",
+            )
+
+    def check_events(self, batch: EventBatch) -> None:
+        """Raise :class:`BadRecord` ``too_many_events`` over :attr:`max_events` events."""
+        if len(batch.events) > self.max_events:
+            raise BadRecord(
+                "too_many_events",
+                f"events: {len(batch.events)} events in one record; at most"
+                f" {self.max_events} are accepted (PROFFER_MAX_EVENTS_PER_REQUEST)",
+            )
+
+
 def read_event_record(
-    key: bytes | None, value: bytes | None, *, partition: int, offset: int, timestamp_ms: int
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    limits: RecordLimits,
 ) -> EventRecord:
-    """Validate one ``proffer.events`` record, or raise :class:`BadRecord` saying why."""
+    """Validate one ``proffer.events`` record, or raise :class:`BadRecord` saying why.
+
+    It is held to what the gateway takes over HTTP (``limits``); the tenant's existence
+    is checked by the caller, which can ask PostgreSQL.
+    """
+    limits.check_size(value)
     batch = read_message(EventBatch, value)
+    limits.check_events(batch)
     require_customer_key(key, batch.tenant_id, batch.customer.id)
     events = normalized_events(batch, partition=partition, offset=offset, timestamp_ms=timestamp_ms)
     return EventRecord(batch, events, partition, offset)

@@ -19,7 +19,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from proffer_stream.core.types import StrictModel
+from proffer_stream.core.types import StrictModel, WholeNumber
 from proffer_stream.offers import claims
 from proffer_stream.offers.models import (
     CHANNELS,
@@ -76,13 +76,13 @@ class Policy(StrictModel):
     Numbers and booleans are strict: ``true`` is not a number nor ``"10"`` one, each a
     422 naming the field rather than a cap of 1% or 10."""
 
-    max_discount_percent: int = Field(30, ge=0, le=100, strict=True)
-    min_valid_days: int = Field(1, ge=0, le=365, strict=True)
-    max_valid_days: int = Field(30, ge=0, le=365, strict=True)
+    max_discount_percent: WholeNumber = Field(30, ge=0, le=100, strict=True)
+    min_valid_days: WholeNumber = Field(1, ge=0, le=365, strict=True)
+    max_valid_days: WholeNumber = Field(30, ge=0, le=365, strict=True)
     offer_types: list[OfferType] = Field(default_factory=lambda: list(OFFER_TYPES), min_length=1)
     channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), min_length=1)
-    max_headline_chars: int = Field(120, ge=10, le=500, strict=True)
-    max_body_chars: int = Field(1000, ge=10, le=5000, strict=True)
+    max_headline_chars: WholeNumber = Field(120, ge=10, le=500, strict=True)
+    max_body_chars: WholeNumber = Field(1000, ge=10, le=5000, strict=True)
     auto_approve: bool = Field(
         False,
         strict=True,

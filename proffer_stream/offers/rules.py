@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from proffer_stream.core.errors import ProfferError
 from proffer_stream.core.limits import no_nul
-from proffer_stream.core.types import Money, StrictModel, Text
+from proffer_stream.core.types import WHOLE, Money, StrictModel, Text, WholeNumber
 from proffer_stream.offers.models import Channel, OfferType
 from proffer_stream.signals.fold import HOUR_SECONDS
 from proffer_stream.signals.models import CustomerProfile
@@ -26,7 +26,7 @@ from proffer_stream.signals.views import hours_within
 
 MAX_HOURS = 10 * 366 * 24
 """The longest span a rule may name: ten years, so that every time sum stays in range."""
-Count = Annotated[int, Field(ge=0, le=2**53, strict=True)]
+Count = Annotated[int, Field(ge=0, le=2**53, strict=True), WHOLE]
 Hours = Annotated[float, Field(ge=0, le=MAX_HOURS, allow_inf_nan=False, strict=True)]
 MAX_PRIORITY = 1_000_000
 """Rule priorities lie within +-this: room for any ordering, and no 10^400."""
@@ -77,7 +77,9 @@ class WriterHints(StrictModel):
     offer_types: list[OfferType] = Field(
         default_factory=list, description="Offer types allowed; empty: any."
     )
-    max_discount_percent: int | None = Field(None, ge=0, le=100, strict=True)
+    max_discount_percent: Annotated[int, Field(ge=0, le=100), WHOLE] | None = Field(
+        None, strict=True
+    )
     channel: Channel | None = Field(None, description="The preferred channel, when reachable.")
     catalog_offer_ids: list[CatalogRef] = Field(
         default_factory=list,
@@ -102,11 +104,11 @@ class TriggerRule(StrictModel):
     """A rule: when its conditions hold (and its cooldown has passed), request an offer."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    version: int = Field(1, ge=1, le=2**31 - 1, strict=True)
+    version: WholeNumber = Field(1, ge=1, le=2**31 - 1, strict=True)
     name: Name
     enabled: bool = Field(True, strict=True)
     conditions: RuleConditions
-    priority: int = Field(
+    priority: WholeNumber = Field(
         0,
         ge=-MAX_PRIORITY,
         le=MAX_PRIORITY,
@@ -122,7 +124,7 @@ class TriggerRule(StrictModel):
 class RuleSet(StrictModel):
     """A tenant's (or the deployment's) trigger rules, ids unique."""
 
-    version: int = Field(1, ge=0, le=2**31 - 1, strict=True)
+    version: WholeNumber = Field(1, ge=0, le=2**31 - 1, strict=True)
     rules: list[TriggerRule]
 
     _unique_ids = field_validator("rules")(lambda rules: unique_rule_ids(rules))

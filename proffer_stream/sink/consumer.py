@@ -34,6 +34,7 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.db.replies import Notice, notify
+from proffer_stream.ingest.records import RecordLimits
 from proffer_stream.kafka.deadletter import SourceRecord, dead_letter
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.sink.projections import (
@@ -77,7 +78,7 @@ def projections_for(settings: Settings) -> dict[str, Projection[Any]]:
     writes them (the order ``sink --replay`` locks their tables in)."""
     topics = topics_for(settings)
     return {
-        topics.events.name: EventsProjection(topics.events.name),
+        topics.events.name: EventsProjection(topics.events.name, RecordLimits.of(settings)),
         topics.signals_changelog.name: CustomersProjection(topics.signals_changelog.name),
         topics.offers.name: OffersProjection(topics.offers.name),
         topics.offer_outcomes.name: CommandOutcomesProjection(topics.offer_outcomes.name),

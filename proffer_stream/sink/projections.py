@@ -33,6 +33,7 @@ from proffer_stream.db.tenant_config import apply_config_changes, apply_config_o
 from proffer_stream.decisions.models import DecisionMade, DecisionReaction, DecisionRecord
 from proffer_stream.ingest.records import (
     EventRecord,
+    RecordLimits,
     describe_errors,
     read_event_record,
     read_message,
@@ -81,17 +82,20 @@ class Projection(Protocol[Item]):
 class EventsProjection:
     """``proffer.events`` -> ``events``: every event once, by tenant, customer and id.
 
-    Records that do not validate are skipped here; the signals agent dead-letters them.
+    Records that do not validate, or break ``limits``, are skipped here, and so are the
+    events of a tenant that does not exist (:func:`insert_events`); the signals agent
+    dead-letters them.
     """
 
     table = "events"
     latest_per_key = False
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, limits: RecordLimits) -> None:
         self.topic = topic
+        self.limits = limits
 
     def read(self, records: Sequence[Record]) -> list[StagedEvent]:
-        return staged_events(records)
+        return staged_events(records, self.limits)
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[StagedEvent]) -> int:
         return await insert_events(conn, items)
@@ -100,11 +104,11 @@ class EventsProjection:
         return ()
 
 
-def staged_events(records: Sequence[Record]) -> list[StagedEvent]:
+def staged_events(records: Sequence[Record], limits: RecordLimits) -> list[StagedEvent]:
     """The staging rows of the records' events; records that do not validate are skipped."""
     rows: list[StagedEvent] = []
     for record in records:
-        read = _read(record)
+        read = _read(record, limits)
         if read is not None:
             tenant, external = read.customer_key
             internal = _customer_id(tenant, external)
@@ -116,7 +120,7 @@ _customer_id = functools.lru_cache(maxsize=1 << 16)(customer_id)
 """``customer_id`` of the customers seen lately: a lookup costs about a tenth of the hash."""
 
 
-def _read(record: Record) -> EventRecord | None:
+def _read(record: Record, limits: RecordLimits) -> EventRecord | None:
     try:
         return read_event_record(
             record.key,
@@ -124,6 +128,7 @@ def _read(record: Record) -> EventRecord | None:
             partition=record.partition,
             offset=record.offset,
             timestamp_ms=record.timestamp,
+            limits=limits,
         )
     except BadRecord:
         return None

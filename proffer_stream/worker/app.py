@@ -28,6 +28,7 @@ from proffer_stream.core.event_loop import use_uvloop
 from proffer_stream.core.heap import collect_less_often, freeze_startup_heap
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.ingest.records import RecordLimits
 from proffer_stream.kafka.catalog_follower import CatalogFollower
 from proffer_stream.kafka.lag import log_ends_now
 from proffer_stream.kafka.topics import (
@@ -68,6 +69,7 @@ from proffer_stream.worker.seen_ids import SeenIdStore
 from proffer_stream.worker.signals_agent import STAGE, SignalsAgent
 from proffer_stream.worker.state import Checkpoint, TableTransaction
 from proffer_stream.worker.tenant_config import ConfigFollower
+from proffer_stream.worker.tenants import KnownTenants, PostgresTenants
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,8 @@ def create_app(settings: Settings) -> faust.App:
             app, topics.events.name, lambda: app.consumer.topic_partitions(topics.events.name)
         ),
         seen_ids,
+        KnownTenants(PostgresTenants(settings.database_url)),
+        RecordLimits.of(settings),
         OfferTrigger(requests_topic, configs),
     )
 

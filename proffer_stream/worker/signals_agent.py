@@ -6,6 +6,8 @@ skips anything at or below it on a replay; the ids it counted in the last days (
 ``event-ids`` table) catch client re-sends.
 Each record stands on its own: one that cannot be read or applied goes to the
 dead-letter topic with its reason and position, and the rest of the batch is applied.
+A record is held to what the gateway takes over HTTP: its size, its number of events,
+and a tenant that exists.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from faust.types import Message
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.ingest.models import NormalizedEvent
-from proffer_stream.ingest.records import EventRecord, read_event_record
+from proffer_stream.ingest.records import EventRecord, RecordLimits, read_event_record
 from proffer_stream.kafka.deadletter import SourceRecord
 from proffer_stream.signals.fold import apply_record
 from proffer_stream.signals.models import CustomerSignals
@@ -29,6 +31,7 @@ from proffer_stream.worker.profiles import Loaded, ProfileStore
 from proffer_stream.worker.progress import Progress
 from proffer_stream.worker.reroute import Rerouter
 from proffer_stream.worker.seen_ids import SeenIdStore
+from proffer_stream.worker.tenants import KnownTenants
 
 STAGE = "signals-agent"
 
@@ -42,9 +45,13 @@ class SignalsAgent:
         dead_letters: DeadLetters,
         rerouter: Rerouter,
         seen_ids: SeenIdStore,
+        tenants: KnownTenants,
+        limits: RecordLimits,
         trigger: OfferTrigger | None = None,
     ) -> None:
         self.profiles = profiles
+        self.tenants = tenants
+        self.limits = limits
         self.dead_letters = dead_letters
         self.rerouter = rerouter
         self.seen_ids = seen_ids
@@ -56,11 +63,7 @@ class SignalsAgent:
         readable = []
         origin: dict[CustomerKey, Message] = {}
         in_hand: dict[CustomerKey, datetime] = {}
-        for message in batch:
-            source = source_record(message)
-            record = await self._read(source)
-            if record is None:
-                continue
+        for message, source, record in await self._read_all(batch):
             if self.rerouter.misplaced(source):
                 await self.rerouter.move(source, record)
                 continue
@@ -138,6 +141,24 @@ class SignalsAgent:
         seen.add_counted(loaded.counted_ids.get(key, ()))
         return seen
 
+    async def _read_all(
+        self, batch: Sequence[Message]
+    ) -> list[tuple[Message, SourceRecord, EventRecord]]:
+        """The batch's records that can be read and are of a tenant that exists; the
+        others dead-lettered."""
+        read = []
+        for message in batch:
+            source = source_record(message)
+            record = await self._read(source)
+            if record is not None:
+                read.append((message, source, record))
+        unknown = await self.tenants.unknown({record.batch.tenant_id for _, _, record in read})
+        for _, source, record in read:
+            if record.batch.tenant_id in unknown:
+                error = f"tenant_id: no tenant {record.batch.tenant_id!r} (no API key names it)"
+                await self._reject(source, BadRecord("unknown_tenant", error))
+        return [entry for entry in read if entry[2].batch.tenant_id not in unknown]
+
     async def _read(self, source: SourceRecord) -> EventRecord | None:
         try:
             return read_event_record(
@@ -146,6 +167,7 @@ class SignalsAgent:
                 partition=source.partition,
                 offset=source.offset,
                 timestamp_ms=source.timestamp_ms or 0,
+                limits=self.limits,
             )
         except BadRecord as error:
             await self._reject(source, error)

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 from support import produce_paced, wait_for
 
 from proffer_stream.core.identity import partition_key
+from proffer_stream.db import keys
 from proffer_stream.kafka.topics import ensure_topics, topics_for
 from proffer_stream.local.embedded import EmbeddedBroker, free_port
 
@@ -16,6 +17,12 @@ pytestmark = pytest.mark.chaos
 
 TOTAL_EVENTS = 20_000
 CUSTOMERS = 200
+
+
+@pytest.fixture(autouse=True)
+async def tenant_exists(db):
+    """The tenant has a key: the worker dead-letters the records of a tenant without one."""
+    await keys.create_key(db, "acme", "chaos")
 
 
 def purchases(total):

@@ -21,6 +21,7 @@ from test_offers_chaos import counts as offer_counts
 from test_offers_chaos import offer_ids_on_topic, offer_request
 
 from proffer_stream.core.identity import offer_id, partition_key
+from proffer_stream.db import keys
 from proffer_stream.kafka.topics import topics_for
 
 pytestmark = pytest.mark.chaos
@@ -41,6 +42,12 @@ HEARTBEAT_INTERVAL = 0.5
 TAKEOVER_SECONDS = 10.0
 PARTITIONS = 4
 ALL = set(range(PARTITIONS))
+
+
+@pytest.fixture(autouse=True)
+async def tenant_exists(db):
+    """The tenant has a key: the worker dead-letters the records of a tenant without one."""
+    await keys.create_key(db, TENANT, "chaos")
 
 
 def purchase(customer: int, n: int) -> tuple[bytes, bytes]:

@@ -153,3 +153,47 @@ async def test_a_librdkafka_producer_with_its_default_partitioner_is_counted_exa
         what=f"{expected} rows",
     )
     processes.assert_alive()
+
+
+async def test_what_http_refuses_is_dead_lettered_over_kafka_with_its_reason(
+    settings, db, processes
+):
+    """Issue 21, item 7: one validation on both paths. More events than a request may
+    carry, a record over what the gateway writes, and a tenant without a key are refused
+    over HTTP (413, 413, 401); over Kafka each is dead-lettered and nothing is stored."""
+    small = settings.model_copy(update={"max_body_bytes": 20_000, "max_events_per_request": 10})
+    key = (await keys.create_key(db, "acme", "poison")).key
+    processes.start_pipeline(small)
+
+    def value(tenant, customer, events, **extra):
+        body = {"tenant_id": tenant, "customer": {"id": customer, **extra}, "events": events}
+        return json.dumps(body).encode()
+
+    refused = {
+        "too_many_events": (b"acme:many", value("acme", "many", [{"type": "click"}] * 11)),
+        "too_large": (b"acme:big", value("acme", "big", [{"type": "x"}], name="x" * 40_001)),
+        "unknown_tenant": (b"ghost:g1", value("ghost", "g1", [{"type": "click"}])),
+    }
+    good = (b"acme:good", value("acme", "good", [{"type": "click"}] * 10))
+    await produce(small, [*refused.values(), good])
+    async with api(small, key) as client:
+        await customer_when(client, "good", lambda c: c["signals"]["event_count"] == 10)
+        over_http = await client.post(
+            "/api/webhook/events",
+            json={"customer": {"id": "many"}, "events": [{"type": "click"}] * 11},
+        )
+        assert over_http.status_code == 413
+    letters = await dead_letters(small, len(refused))
+    assert sorted(letter["reason"] for letter in letters) == sorted(refused)
+    for letter in letters:
+        assert base64.b64decode(letter["value_b64"]) == refused[letter["reason"]][1][:65_536]
+    too_large = next(letter for letter in letters if letter["reason"] == "too_large")
+    assert "at most 40000" in too_large["error"]
+    await wait_for(
+        lambda: db.fetch("SELECT DISTINCT customer_id FROM events"),
+        lambda rows: len(rows) == 1,
+        what="only the good customer's events",
+    )
+    assert await db.fetchval("SELECT count(*) FROM events") == 10
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+    processes.assert_alive()

@@ -135,7 +135,7 @@ async def _current_offer(io: CatalogIO, tenant_id: str, offer_id: int) -> OfferR
     summary="Create a catalog offer",
     responses=CHANGE_ANSWERS,
 )
-async def create_offer(
+async def create_catalog_offer(
     body: CatalogOfferFields, tenant_id: Tenant, key_name: KeyName, io: Catalog
 ) -> Any:
     """Only the reference's fields are needed; ``terms``, ``channels`` and ``audience``
@@ -148,7 +148,7 @@ async def create_offer(
 
 
 @router.get("/offers", response_model=CatalogOffersResponse, summary="List catalog offers")
-async def list_offers(
+async def list_catalog_offers(
     tenant_id: Tenant,
     io: Catalog,
     page_no: PageNo = 1,
@@ -198,7 +198,9 @@ async def list_offers(
     summary="A catalog offer",
     responses=NOT_FOUND,
 )
-async def get_offer(offer_id: ItemId, tenant_id: Tenant, io: Catalog) -> CatalogOfferResponse:
+async def get_catalog_offer(
+    offer_id: ItemId, tenant_id: Tenant, io: Catalog
+) -> CatalogOfferResponse:
     return _offer_response(await _current_offer(io, tenant_id, offer_id))
 
 
@@ -215,7 +217,7 @@ async def get_offer(offer_id: ItemId, tenant_id: Tenant, io: Catalog) -> Catalog
         }
     },
 )
-async def patch_offer(
+async def update_catalog_offer(
     offer_id: ItemId,
     body: Annotated[dict[str, Any], Body()],
     tenant_id: Tenant,
@@ -237,7 +239,9 @@ async def patch_offer(
     summary="Archive a catalog offer",
     responses={**CHANGE_ANSWERS, **NOT_FOUND},
 )
-async def archive_offer(offer_id: ItemId, tenant_id: Tenant, key_name: KeyName, io: Catalog) -> Any:
+async def archive_catalog_offer(
+    offer_id: ItemId, tenant_id: Tenant, key_name: KeyName, io: Catalog
+) -> Any:
     """Members no longer see or use it; it stays readable with ``archived_at`` set."""
     row = await _current_offer(io, tenant_id, offer_id)
     item = (offer_id, row.offer.version)
@@ -313,7 +317,7 @@ async def _current_collection(
     summary="Create a collection",
     responses=CHANGE_ANSWERS,
 )
-async def create_collection(
+async def create_catalog_collection(
     body: CollectionFields, tenant_id: Tenant, key_name: KeyName, io: Catalog
 ) -> Any:
     command = _command(tenant_id, key_name, "collection", "create", (0, 0), body)
@@ -324,7 +328,7 @@ async def create_collection(
 
 
 @router.get("/collections", response_model=CollectionsResponse, summary="List collections")
-async def list_collections(
+async def list_catalog_collections(
     tenant_id: Tenant,
     io: Catalog,
     page_no: PageNo = 1,
@@ -348,7 +352,7 @@ async def list_collections(
     summary="A collection",
     responses=NOT_FOUND,
 )
-async def get_collection(
+async def get_catalog_collection(
     collection_id: ItemId, tenant_id: Tenant, io: Catalog
 ) -> CollectionResponse:
     found = await _current_collection(io, tenant_id, collection_id)
@@ -369,7 +373,7 @@ async def get_collection(
         }
     },
 )
-async def patch_collection(
+async def update_catalog_collection(
     collection_id: ItemId,
     body: Annotated[dict[str, Any], Body()],
     tenant_id: Tenant,
@@ -390,7 +394,7 @@ async def patch_collection(
     summary="Archive a collection",
     responses={**CHANGE_ANSWERS, **NOT_FOUND},
 )
-async def archive_collection(
+async def archive_catalog_collection(
     collection_id: ItemId, tenant_id: Tenant, key_name: KeyName, io: Catalog
 ) -> Any:
     current = await _current_collection(io, tenant_id, collection_id)
@@ -408,7 +412,7 @@ async def archive_collection(
         404: {"model": ErrorResponse, "description": "No such command of this tenant's"},
     },
 )
-async def get_command(command_id: CommandId, tenant_id: Tenant, io: Catalog) -> Any:
+async def get_catalog_command(command_id: CommandId, tenant_id: Tenant, io: Catalog) -> Any:
     """The owner's decision on a definition change or a member's action."""
     event = await catalog_reads.command_outcome(io.db, tenant_id, command_id)
     if event is None:

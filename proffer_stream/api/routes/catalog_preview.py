@@ -31,7 +31,7 @@ router = APIRouter(
 
 
 @router.get("", response_model=MemberOffersResponse, summary="Preview the offers a member sees")
-async def preview_offers(
+async def preview_member_offers(
     external_customer_id: MemberId,
     tenant_id: Tenant,
     io: Catalog,
@@ -45,7 +45,9 @@ async def preview_offers(
 
 
 @router.get("/meta", response_model=MemberOffersMeta, summary="Preview a member's offer counts")
-async def preview_meta(external_customer_id: MemberId, tenant_id: Tenant, io: Catalog) -> Response:
+async def preview_member_offers_meta(
+    external_customer_id: MemberId, tenant_id: Tenant, io: Catalog
+) -> Response:
     return await meta_answer(io, tenant_id, external_customer_id)
 
 
@@ -55,7 +57,7 @@ async def preview_meta(external_customer_id: MemberId, tenant_id: Tenant, io: Ca
     summary="Preview an offer as the member would see it, and why they would not",
     responses={404: {"model": ErrorResponse, "description": "No such catalog offer"}},
 )
-async def preview_offer(
+async def preview_member_offer(
     external_customer_id: MemberId,
     offer_id: CatalogOfferId,
     tenant_id: Tenant,

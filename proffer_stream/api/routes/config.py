@@ -79,7 +79,7 @@ async def get_rules(tenant_id: Tenant, db: Db, services: ServicesDep) -> RulesVi
     summary="Replace the trigger rules",
     responses=CHANGE_ANSWERS,
 )
-async def put_rules(
+async def set_rules(
     body: RulesUpdate,
     tenant_id: Tenant,
     key_name: KeyName,
@@ -110,7 +110,7 @@ async def get_policy(tenant_id: Tenant, db: Db) -> PolicyView:
     summary="Replace the policy",
     responses=CHANGE_ANSWERS,
 )
-async def put_policy(
+async def set_policy(
     body: Policy,
     tenant_id: Tenant,
     key_name: KeyName,

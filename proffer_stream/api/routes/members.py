@@ -82,7 +82,7 @@ async def list_member_offers(
 @router.get(
     f"{PREFIX}/meta", response_model=MemberOffersMeta, summary="Counts of a member's offers"
 )
-async def member_offers_meta(
+async def get_member_offers_meta(
     external_customer_id: MemberId, tenant_id: Tenant, io: Catalog
 ) -> Response:
     return await meta_answer(io, tenant_id, external_customer_id)

@@ -77,7 +77,7 @@ async def generate_offer(
         422: {"model": ErrorResponse, "description": "No offer was made (why)"},
     },
 )
-async def get_request(
+async def get_offer_request(
     request_id: CommandId, tenant_id: Tenant, db: Db
 ) -> OfferResponse | JSONResponse:
     decision = await offers.get_decision(db, tenant_id, request_id)
@@ -93,7 +93,7 @@ async def get_request(
     summary="Request offers for the customers due one",
     responses=NOT_JSON,
 )
-async def generate_batch(
+async def generate_offer_batch(
     body: GenerateBatch,
     tenant_id: Tenant,
     key_name: KeyName,

@@ -53,7 +53,7 @@ router = APIRouter(prefix="/api/offers", tags=["offers"], route_class=JsonBodyRo
         409: {"model": TransitionConflict, "description": "The offer cannot make this move"},
     },
 )
-async def get_command(
+async def get_offer_command(
     command_id: CommandId, tenant_id: Tenant, db: Db, replies: Replies
 ) -> Response:
     outcome = await offers.get_command_outcome(db, tenant_id, command_id)
@@ -112,7 +112,7 @@ async def get_offer(offer_id: OfferId, tenant_id: Tenant, db: Db) -> OfferRespon
         },
     },
 )
-async def patch_offer(
+async def update_offer(
     offer_id: OfferId,
     body: StatusChange,
     tenant_id: Tenant,
@@ -174,7 +174,7 @@ async def get_offer_events(offer_id: OfferId, tenant_id: Tenant, db: Db) -> Offe
     summary="Why this offer was made: request, signals, writer, policy verdicts",
     responses={404: {"model": ErrorResponse}},
 )
-async def get_trace(offer_id: OfferId, tenant_id: Tenant, db: Db) -> TraceResponse:
+async def get_offer_trace(offer_id: OfferId, tenant_id: Tenant, db: Db) -> TraceResponse:
     decision = await offers.get_offer_decision(db, tenant_id, offer_id)
     if decision is None:
         raise ApiError(404, "offer_not_found", f"No offer with id {offer_id}.")

@@ -7,7 +7,7 @@ import logging
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proffer_stream.api.deps import Db, Publisher, ServicesDep
@@ -21,7 +21,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="Liveness")
-async def healthz() -> dict[str, str]:
+async def check_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -31,7 +31,7 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: PostgreSQL and Kafka reachable, worker and sink serving and keeping up",
     responses={503: {"model": Readiness}},
 )
-async def readyz(db: Db, publisher: Publisher, services: ServicesDep) -> JSONResponse:
+async def check_readiness(db: Db, publisher: Publisher, services: ServicesDep) -> JSONResponse:
     """Which dependency is down or stalled, never its internals (those go to the log)."""
     checks: dict[str, str] = {"postgres": "ok", "kafka": "ok"}
     try:
@@ -72,6 +72,16 @@ async def _consumers(services: Services) -> dict[str, str]:
     }
 
 
-@router.get("/metrics", summary="Prometheus metrics")
-async def prometheus_metrics() -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": f"Prometheus' text exposition format ({CONTENT_TYPE_LATEST}).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def get_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 
 from proffer_stream.api.deps import Db, Tenant
 from proffer_stream.api.errors import ApiError
@@ -20,12 +21,23 @@ from proffer_stream.db import stats
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
+
+def _iso_8601(value: object) -> object:
+    """Only an ISO 8601 date-time, as the spec says: pydantic also reads ``30.0`` (as
+    seconds since 1970), which a client never means."""
+    if isinstance(value, str) and "-" not in value.lstrip("+-"):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-01T00:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[UtcDatetime, BeforeValidator(_iso_8601)]
+
 From = Annotated[
-    UtcDatetime | None,
+    IsoDatetime | None,
     Query(alias="from", description="Offers generated at or after this (ISO 8601; naive: UTC)."),
 ]
 To = Annotated[
-    UtcDatetime | None,
+    IsoDatetime | None,
     Query(alias="to", description="Offers generated before this (ISO 8601; naive: UTC)."),
 ]
 

@@ -34,6 +34,7 @@ async def test_keys_are_stored_hashed_and_can_be_revoked(db):
 
 
 async def test_events_are_inserted_once(db):
+    await keys.create_key(db, "acme", "test")
     cid = customer_id("acme", "u1")
     rows = [
         events.staged_event(

@@ -13,8 +13,9 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from proffer_stream.core.identity import customer_id, partition_key
-from proffer_stream.db import customers, events
+from proffer_stream.db import customers, events, keys
 from proffer_stream.ingest.models import NormalizedEvent
+from proffer_stream.ingest.records import RecordLimits
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.sink.projections import CustomersProjection, EventsProjection
@@ -22,6 +23,13 @@ from proffer_stream.sink.projections import CustomersProjection, EventsProjectio
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
+LIMITS = RecordLimits(max_bytes=1_048_576, max_events=1000)
+
+
+@pytest.fixture(autouse=True)
+async def acme(db: asyncpg.Pool) -> None:
+    """The tenant the events are of exists: events of a tenant without a key are not stored."""
+    await keys.create_key(db, "acme", "test")
 
 
 def _row(external: str, event_id: str, n: int = 0) -> events.StagedEvent:
@@ -104,7 +112,7 @@ async def test_a_rolled_back_write_leaves_the_connection_usable(db: asyncpg.Pool
 
 
 async def test_the_events_projection_skips_bad_records_and_repeats(db: asyncpg.Pool) -> None:
-    projection = EventsProjection("proffer.events")
+    projection = EventsProjection("proffer.events", LIMITS)
     bad = _record("proffer.events", 3, b"acme:u1", b"{not json")
     wrong_key = dataclasses.replace(_events_record(4, "u3", ["z"]), key=b"acme:someone-else")
     records = [
@@ -119,6 +127,19 @@ async def test_the_events_projection_skips_bad_records_and_repeats(db: asyncpg.P
         async with conn.transaction():
             assert await projection.write(conn, projection.read(records)) == 0
     assert await db.fetchval("SELECT count(*) FROM events") == 3
+
+
+async def test_the_events_of_a_tenant_that_does_not_exist_are_not_stored(
+    db: asyncpg.Pool,
+) -> None:
+    ghost = events.staged_event(
+        "ghost",
+        customer_id("ghost", "u1"),
+        NormalizedEvent(id="g1", type="click", data={}, occurred_at=NOW, received_at=NOW),
+    )
+    async with db.acquire() as conn:
+        assert await events.insert_events(conn, [ghost, _row("u1", "e1")]) == 1
+    assert await db.fetchval("SELECT tenant_id FROM events") == "acme"
 
 
 async def test_customers_the_last_snapshot_of_a_batch_and_of_batches_wins(

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import asyncpg
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -20,6 +21,7 @@ from support import wait_for
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.db import keys
 from proffer_stream.kafka.lag import group_lag
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.local.embedded import free_port
@@ -246,9 +248,12 @@ def _unset(event: asyncio.Event) -> Callable[[], Awaitable[bool]]:
     return probe
 
 
-async def test_the_worker_writes_what_it_held_before_every_offset_commit(settings: Settings):
+async def test_the_worker_writes_what_it_held_before_every_offset_commit(
+    settings: Settings, db: asyncpg.Pool
+):
     """The real worker app: its held writes (event ids, profiles) are awaited before each
     commit, so the event ids reach their changelog before the offsets that counted them."""
+    await keys.create_key(db, "acme", "test")  # records of a tenant without a key are refused
     settings.worker_data_dir.mkdir(parents=True)  # as run_worker does
     app = create_app(settings)
     transport: WorkerTransport = app.transport

@@ -5,7 +5,12 @@ import json
 import pytest
 
 from proffer_stream.core.errors import BadRecord
-from proffer_stream.ingest.records import describe_errors, error_location, read_event_record
+from proffer_stream.ingest.records import (
+    RecordLimits,
+    describe_errors,
+    error_location,
+    read_event_record,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -15,8 +20,13 @@ def value(**changes):
     return json.dumps({**body, **changes}).encode()
 
 
+LIMITS = RecordLimits(max_bytes=2000, max_events=3)
+
+
 def read(key, raw, offset=5):
-    return read_event_record(key, raw, partition=1, offset=offset, timestamp_ms=1_700_000_000_000)
+    return read_event_record(
+        key, raw, partition=1, offset=offset, timestamp_ms=1_700_000_000_000, limits=LIMITS
+    )
 
 
 def test_a_valid_record_is_read_with_its_position_and_settled_events():
@@ -52,3 +62,18 @@ def test_error_locations_read_like_the_input():
     assert error_location(()) == "(body)"
     errors = [{"loc": ("events", 0, "type"), "msg": "Field required"}]
     assert describe_errors(errors) == "events[0].type: Field required"
+
+
+def test_a_record_over_the_gateway_s_size_is_too_large_before_it_is_parsed():
+    with pytest.raises(BadRecord) as raised:
+        read(b"acme:u1", b"{" + b" " * 2000)
+    assert raised.value.reason == "too_large"
+    assert "2001 bytes; at most 2000" in raised.value.error
+
+
+def test_a_record_with_more_events_than_a_request_may_carry_is_refused():
+    with pytest.raises(BadRecord) as raised:
+        read(b"acme:u1", value(events=[{"type": "click"}] * 4))
+    assert raised.value.reason == "too_many_events"
+    assert raised.value.error.startswith("events: 4 events in one record; at most 3")
+    assert read(b"acme:u1", value(events=[{"type": "click"}] * 3)).events

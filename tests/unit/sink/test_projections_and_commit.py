@@ -9,7 +9,7 @@ from aiokafka.errors import CommitFailedError
 
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
-from proffer_stream.ingest.records import read_event_record
+from proffer_stream.ingest.records import RecordLimits, read_event_record
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.models import CustomerColumns, CustomerSignals
 from proffer_stream.sink.consumer import _commit
@@ -21,6 +21,8 @@ from proffer_stream.sink.projections import (
 )
 
 pytestmark = pytest.mark.unit
+
+LIMITS = RecordLimits(max_bytes=1_048_576, max_events=1000)
 
 RECEIVED = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
 
@@ -44,7 +46,12 @@ def test_staged_rows_are_the_events_as_read_with_the_customers_internal_id():
     expected = []
     for r in records:
         read = read_event_record(
-            r.key, r.value, partition=r.partition, offset=r.offset, timestamp_ms=r.timestamp
+            r.key,
+            r.value,
+            partition=r.partition,
+            offset=r.offset,
+            timestamp_ms=r.timestamp,
+            limits=LIMITS,
         )
         for event in read.events:
             expected.append(
@@ -58,7 +65,7 @@ def test_staged_rows_are_the_events_as_read_with_the_customers_internal_id():
                     event.received_at,
                 )
             )
-    rows = staged_events(records)
+    rows = staged_events(records, LIMITS)
     assert rows == expected
     assert [row[2] for row in rows] == [
         "k1700000000000-2-7-0",
@@ -77,8 +84,8 @@ def test_records_that_do_not_validate_give_no_rows():
         good,
         record(4, b"acme:u1", events_value("u1", [{"type": "has space"}])),
     ]
-    assert staged_events(records) == staged_events([good])
-    assert len(staged_events([good])) == 1
+    assert staged_events(records, LIMITS) == staged_events([good], LIMITS)
+    assert len(staged_events([good], LIMITS)) == 1
 
 
 def test_the_customers_projection_reads_snapshots_and_skips_tombstones():

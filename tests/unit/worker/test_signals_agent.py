@@ -6,12 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from proffer_stream.ingest.records import RecordLimits
 from proffer_stream.signals.fold import new_signals
 from proffer_stream.signals.seen_ids import SeenIds, day_of
 from proffer_stream.worker import signals_agent
 from proffer_stream.worker.app import flush_when_caught_up
 from proffer_stream.worker.profiles import Loaded
 from proffer_stream.worker.signals_agent import SignalsAgent
+from proffer_stream.worker.tenants import KnownTenants
 
 pytestmark = pytest.mark.unit
 
@@ -58,22 +60,39 @@ class NoReroute:
         return False
 
 
-def record(offset, customer, events, key=None):
-    value = {"tenant_id": "acme", "customer": {"id": customer}, "events": events}
+class ExistingTenants:
+    """PostgreSQL's tenants as a set; counts the lookups."""
+
+    def __init__(self, *tenants):
+        self.tenants = set(tenants)
+        self.lookups = []
+
+    async def __call__(self, tenant_ids):
+        self.lookups.append(tenant_ids)
+        return self.tenants & set(tenant_ids)
+
+
+def record(offset, customer, events, key=None, tenant="acme", pad=""):
+    value = {"tenant_id": tenant, "customer": {"id": customer, "name": pad}, "events": events}
     message = SimpleNamespace(
         topic="proffer.events",
         partition=0,
         offset=offset,
         timestamp=1_700_000_000.0,
-        key=key if key is not None else f"acme:{customer}".encode(),
+        key=key if key is not None else f"{tenant}:{customer}".encode(),
         value=json.dumps(value).encode(),
     )
     return message
 
 
-def agent():
+GATEWAY_LIMITS = RecordLimits(max_bytes=1_048_576, max_events=1000)
+
+
+def agent(tenants=None, limits=GATEWAY_LIMITS):
     profiles, letters = FakeProfiles(), FakeDeadLetters()
-    return SignalsAgent(profiles, letters, NoReroute(), FakeSeenIds()), profiles, letters
+    known = KnownTenants(tenants or ExistingTenants("acme"))
+    under_test = SignalsAgent(profiles, letters, NoReroute(), FakeSeenIds(), known, limits)
+    return under_test, profiles, letters
 
 
 async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_applied():
@@ -86,6 +105,41 @@ async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_applied()
     await under_test.process(batch)
     assert letters.sent == [(1, "wrong_key")]
     assert [(s.external_id, s.event_count) for s in profiles.saved] == [("a", 2)]
+
+
+async def test_what_the_gateway_refuses_is_dead_lettered_and_the_batch_goes_on():
+    tenants = ExistingTenants("acme")
+    under_test, profiles, letters = agent(tenants, RecordLimits(max_bytes=1000, max_events=5))
+    batch = [
+        record(0, "a", [{"type": "click"}] * 6),
+        record(1, "a", [{"type": "click"}], pad="x" * 1000),
+        record(2, "a", [{"type": "click"}], tenant="ghost"),
+        record(3, "a", [{"type": "click"}] * 5),
+        record(4, "b", [{"type": "click"}], tenant="ghost"),
+    ]
+    await under_test.process(batch)
+    assert [(s.external_id, s.event_count) for s in profiles.saved] == [("a", 5)]
+    profiles.stored[("acme", "a")] = profiles.saved[-1]
+    await under_test.process([record(5, "a", [{"type": "click"}]), batch[2]])
+    assert letters.sent == [
+        (0, "too_many_events"),
+        (1, "too_large"),
+        (2, "unknown_tenant"),
+        (4, "unknown_tenant"),
+        (2, "unknown_tenant"),
+    ]
+    assert profiles.saved[-1].event_count == 6
+    assert tenants.lookups == [["acme", "ghost"], ["ghost"]]  # found once, then cached
+
+
+async def test_a_tenant_made_after_its_records_were_refused_is_taken():
+    tenants = ExistingTenants()
+    under_test, profiles, letters = agent(tenants)
+    await under_test.process([record(0, "a", [{"type": "click"}])])
+    tenants.tenants.add("acme")
+    await under_test.process([record(1, "a", [{"type": "click"}])])
+    assert letters.sent == [(0, "unknown_tenant")]
+    assert [s.event_count for s in profiles.saved] == [1]
 
 
 async def test_a_record_that_raises_leaves_no_half_effect(monkeypatch):
