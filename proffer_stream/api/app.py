@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from proffer_stream import __version__
+from proffer_stream.api.dashboard.web import install as install_dashboard
 from proffer_stream.api.errors import install_error_handlers
 from proffer_stream.api.http_protocol import bounded_headers_protocol
 from proffer_stream.api.middleware import RequestMetrics
@@ -44,12 +45,13 @@ def create_app(settings: Settings) -> FastAPI:
     services = Services(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.start()
         freeze_startup_heap()
         try:
             yield
         finally:
+            await app.state.dashboard_pulse.stop()
             await services.stop()
 
     app = FastAPI(
@@ -79,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         members,
     ):
         app.include_router(module.router)
+    install_dashboard(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

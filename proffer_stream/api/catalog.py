@@ -84,7 +84,8 @@ class CatalogIO:
         )
 
 
-async def _catalog_io(request: Request) -> CatalogIO:
+async def catalog_io(request: Request) -> CatalogIO:
+    """The catalog's connections of the request's gateway."""
     services: Services = request.app.state.services
     return CatalogIO(
         services.pool,
@@ -97,7 +98,7 @@ async def _catalog_io(request: Request) -> CatalogIO:
     )
 
 
-Catalog = Annotated[CatalogIO, Depends(_catalog_io)]
+Catalog = Annotated[CatalogIO, Depends(catalog_io)]
 
 
 def pending(command_id: str) -> JSONResponse:

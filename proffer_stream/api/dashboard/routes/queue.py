@@ -1,0 +1,159 @@
+"""The review queue: offers waiting for a decision, with their copy, terms, reasoning and
+trace; approve, send or expire one or many (through the API's own ``change_status``, so a
+refusal reads as the API's 409 says it); and a live feed of offer events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from proffer_stream.api.commands import OfferOf, change_status, requested_by
+from proffer_stream.api.dashboard import forms
+from proffer_stream.api.dashboard.web import (
+    Form,
+    SignedIn,
+    Viewer,
+    pulse_of,
+    render,
+    services_of,
+)
+from proffer_stream.api.errors import ApiError
+from proffer_stream.api.services import Services
+from proffer_stream.db import dashboard, offers
+from proffer_stream.offers.models import CHANNELS, OFFER_STATUSES, OfferStatus
+
+router = APIRouter(include_in_schema=False)
+
+QUEUE_LENGTH = 50
+MOVES_AT_ONCE = 8
+"""Status changes of one bulk action in flight together."""
+FEED_KEY_CHECK_SECONDS = 1.0
+"""How often a live feed checks that its session's key still works."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one offer's move: done, or why not."""
+
+    offer_id: int
+    done: bool
+    message: str
+
+
+@router.get("/dashboard/queue")
+async def queue(request: Request, viewer: SignedIn) -> HTMLResponse:
+    return await _page(request, viewer, [])
+
+
+@router.post("/dashboard/queue")
+async def act(request: Request, viewer: SignedIn, fields: Form) -> HTMLResponse:
+    """Move the offers of the button pressed, then show the queue with what became of each."""
+    chosen = forms.chosen_action(fields)
+    if chosen is None or not chosen[1]:
+        note = Outcome(0, False, "Tick one or more offers, then choose what to do with them.")
+        return await _page(request, viewer, [note], status_code=422)
+    status, ids = chosen
+    services = services_of(request)
+    limit = asyncio.Semaphore(MOVES_AT_ONCE)
+
+    async def move(offer_id: int) -> Outcome:
+        async with limit:
+            return await _move(services, viewer, offer_id, status)
+
+    outcomes = list(await asyncio.gather(*(move(i) for i in ids)))
+    return await _page(request, viewer, outcomes)
+
+
+async def _move(services: Services, viewer: Viewer, offer_id: int, status: OfferStatus) -> Outcome:
+    pool = services.pool
+    customer = await offers.offer_customer(pool, viewer.tenant_id, offer_id)
+    if customer is None:
+        return Outcome(offer_id, False, f"Offer {offer_id}: no such offer.")
+    try:
+        answer = await change_status(
+            services.publisher,
+            services.replies,
+            pool,
+            services.settings,
+            OfferOf(viewer.tenant_id, offer_id, customer),
+            (status, "from the dashboard"),
+            requested_by(viewer.key_name),
+        )
+    except ApiError as exc:
+        return Outcome(offer_id, False, f"Offer {offer_id}: {exc.body.error.message}")
+    if answer.status_code == 200:
+        return Outcome(offer_id, True, f"Offer {offer_id} is now {status}.")
+    if answer.status_code == 202:
+        return Outcome(offer_id, True, f"Offer {offer_id}: accepted, still being applied.")
+    error = json.loads(bytes(answer.body))["error"]
+    allowed = ", ".join(error.get("allowed_statuses") or []) or "none"
+    return Outcome(
+        offer_id,
+        False,
+        f"Offer {offer_id} was not moved: {error['message']} (may go to: {allowed})",
+    )
+
+
+async def _page(
+    request: Request, viewer: Viewer, outcomes: list[Outcome], status_code: int = 200
+) -> HTMLResponse:
+    chosen = forms.queue_filter(request.query_params)
+    pool = services_of(request).pool
+    found = await dashboard.review_queue(pool, viewer.tenant_id, chosen, QUEUE_LENGTH)
+    return render(
+        request,
+        viewer,
+        "queue.html",
+        status_code,
+        page="queue",
+        filter=chosen,
+        queued=found,
+        rules=await dashboard.rule_ids(pool, viewer.tenant_id),
+        statuses=OFFER_STATUSES,
+        channels=CHANNELS,
+        actions=forms.ACTIONS,
+        outcomes=outcomes,
+        query=request.url.query,
+    )
+
+
+@router.get("/dashboard/queue/feed")
+async def feed(request: Request, viewer: SignedIn) -> StreamingResponse:
+    """Server-sent events: the tenant's offer events as the sink stores them (one
+    gateway task reads them for every browser). Ends when the session's key is revoked."""
+    pulse = pulse_of(request)
+    keys = services_of(request).keys
+
+    async def events() -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        with pulse.subscribe(viewer.tenant_id) as items:
+            while not await request.is_disconnected():
+                try:
+                    item = await asyncio.wait_for(items.get(), FEED_KEY_CHECK_SECONDS)
+                except TimeoutError:
+                    if await keys.owner_of_hash(viewer.session.key_hash) is None:
+                        yield "event: signed-out\ndata: {}\n\n"
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"data: {json.dumps(_feed_json(item))}\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _feed_json(item: dashboard.FeedItem) -> dict[str, object]:
+    return {
+        "event_type": item.event_type,
+        "offer_id": item.offer_id,
+        "status": item.status,
+        "customer": item.external_customer_id,
+        "cause": item.cause,
+        "at": item.stored_at.isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,16 @@
+-- The dashboard (proffer_stream/api/dashboard).
+-- One-time links that sign a browser in with a key (the `up` banner prints one): only the
+-- token's hash is kept; a link works once, before it expires.
+CREATE TABLE dashboard_sign_in_tokens (
+    token_hash  text PRIMARY KEY,
+    key_hash    text NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    used_at     timestamptz
+);
+
+-- The live feed and the live rates: one gateway task reads what the sink stored in the
+-- last second. Rows are stored in time order, so a BRIN index finds the newest blocks at
+-- next to no cost to the sink's inserts (a btree would be a second index per row).
+ALTER TABLE offer_events ADD COLUMN stored_at timestamptz NOT NULL DEFAULT clock_timestamp();
+CREATE INDEX offer_events_stored ON offer_events USING brin (stored_at);
+CREATE INDEX events_stored ON events USING brin (stored_at);
