@@ -90,13 +90,8 @@ async def _move(services: Services, viewer: Viewer, offer_id: int, status: Offer
         return Outcome(offer_id, True, f"Offer {offer_id} is now {status}.")
     if answer.status_code == 202:
         return Outcome(offer_id, True, f"Offer {offer_id}: accepted, still being applied.")
-    error = json.loads(bytes(answer.body))["error"]
-    allowed = ", ".join(error.get("allowed_statuses") or []) or "none"
-    return Outcome(
-        offer_id,
-        False,
-        f"Offer {offer_id} was not moved: {error['message']} (may go to: {allowed})",
-    )
+    message = json.loads(bytes(answer.body))["error"]["message"]
+    return Outcome(offer_id, False, f"Offer {offer_id} was not moved: {message}")
 
 
 async def _page(
