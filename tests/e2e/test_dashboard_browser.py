@@ -7,7 +7,6 @@ of the first's data. Screenshots of each page go to test-artifacts/dashboard/.""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -241,9 +240,3 @@ async def test_the_dashboard_in_a_browser(settings, processes, browser):
         assert "Ops" not in text_of(browser, "#keys")
         screenshot(browser, "second-tenant")
         assert (await other.get("/api/offers")).json()["offers"] == []
-
-
-def test_screenshots_are_kept_out_of_git() -> None:
-    ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text().split()
-    assert "test-artifacts/" in ignored
-    assert shutil.which("git") is None or True

@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from proffer_stream.api.app import create_app
 from proffer_stream.db import dashboard, keys
+from proffer_stream.local.stack import sign_in_link
 
 pytestmark = pytest.mark.integration
 
@@ -109,15 +111,21 @@ async def test_sign_in_session_csrf_and_revocation(gateway, db):
     assert (await gateway.get("/dashboard")).status_code == 303
 
 
-async def test_a_one_time_link_signs_in_once(gateway, db):
+async def test_a_one_time_link_signs_in_once(gateway, db, settings):
     key = await keys.create_key(db, "acme", "local development")
-    token = await dashboard.create_sign_in_token(db, keys.hash_key(key.key))
+    link = await sign_in_link(settings, key.key)  # as the `up` banner prints it
+    origin = f"http://{settings.gateway_host}:{settings.gateway_port}/dashboard/sign-in?token="
+    assert link.startswith(origin)
+    token = link.removeprefix(origin)
     first = await gateway.get("/dashboard/sign-in", params={"token": token})
     assert first.status_code == 303 and first.headers["location"] == "/dashboard"
     assert (await gateway.get("/dashboard")).status_code == 200
     gateway.cookies.clear()
     again = await gateway.get("/dashboard/sign-in", params={"token": token})
     assert again.status_code == 401 and "used already" in again.text
+    expired = await dashboard.create_sign_in_token(db, keys.hash_key(key.key), timedelta(0))
+    late = await gateway.get("/dashboard/sign-in", params={"token": expired})
+    assert late.status_code == 401
 
 
 async def test_a_tenant_sees_only_its_own(gateway, db):
