@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from proffer_stream import __version__
-from proffer_stream.api.dashboard.web import install as install_dashboard
+from proffer_stream.api.dashboard.mount import install as install_dashboard
 from proffer_stream.api.errors import install_error_handlers
 from proffer_stream.api.http_protocol import bounded_headers_protocol
 from proffer_stream.api.middleware import RequestMetrics

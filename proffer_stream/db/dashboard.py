@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from proffer_stream.core.identity import customer_id
 from proffer_stream.offers.models import DecisionTrace, Offer
 
 SIGN_IN_LINK_TTL = timedelta(days=1)
@@ -120,7 +121,7 @@ async def review_queue(
         WHERE o.tenant_id = $1 AND o.status = $2
           AND ($3::text IS NULL OR o.channel = $3)
           AND ($4::text IS NULL OR o.rule_id = $4)
-          AND ($5::text IS NULL OR o.external_customer_id = $5)
+          AND ($5::bigint IS NULL OR o.customer_id = $5)
         ORDER BY o.generated_at DESC, o.id DESC
         LIMIT $6
         """,
@@ -128,7 +129,7 @@ async def review_queue(
         given.status,
         given.channel,
         given.rule_id,
-        given.external_id,
+        None if given.external_id is None else customer_id(tenant_id, given.external_id),
         limit,
     )
     return [
@@ -140,14 +141,16 @@ async def review_queue(
     ]
 
 
-async def rule_ids(pool: asyncpg.Pool, tenant_id: str) -> list[str]:
-    """The rules the tenant's offers name, for the queue's filter."""
+async def recent_customers(pool: asyncpg.Pool, tenant_id: str, limit: int) -> list[str]:
+    """The signals JSON of the tenant's most recently active customers (in the order of
+    the index on last_seen_at, so no sort of them all)."""
     rows = await pool.fetch(
-        "SELECT DISTINCT rule_id FROM offers WHERE tenant_id = $1 AND rule_id IS NOT NULL"
-        " ORDER BY 1 LIMIT 200",
+        "SELECT signals FROM customers WHERE tenant_id = $1 AND last_seen_at IS NOT NULL"
+        " ORDER BY last_seen_at DESC LIMIT $2",
         tenant_id,
+        limit,
     )
-    return [r["rule_id"] for r in rows]
+    return [row["signals"] for row in rows]
 
 
 @dataclass(frozen=True)

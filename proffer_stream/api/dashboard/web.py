@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jinja2
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from proffer_stream.api.dashboard import forms
@@ -152,19 +151,3 @@ def signed_in_redirect(request: Request, session: Session, to: str = "/dashboard
         path="/",
     )
     return response
-
-
-def install(app: FastAPI) -> None:
-    """Mount the dashboard's pages and static files on the gateway."""
-    from proffer_stream.api.dashboard.routes import ROUTERS
-
-    app.state.dashboard_pulse = Pulse()
-    app.mount("/dashboard/static", StaticFiles(directory=HERE / "static"), name="dashboard")
-    for router in ROUTERS:
-        app.include_router(router)
-
-    @app.exception_handler(SignInRequired)
-    async def sign_in_first(request: Request, _: SignInRequired) -> Response:
-        if request.headers.get("hx-request"):
-            return Response(status_code=204, headers={"HX-Redirect": SIGN_IN_PATH})
-        return RedirectResponse(SIGN_IN_PATH, status_code=303)

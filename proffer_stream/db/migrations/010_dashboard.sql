@@ -14,3 +14,11 @@ CREATE TABLE dashboard_sign_in_tokens (
 ALTER TABLE offer_events ADD COLUMN stored_at timestamptz NOT NULL DEFAULT clock_timestamp();
 CREATE INDEX offer_events_stored ON offer_events USING brin (stored_at);
 CREATE INDEX events_stored ON events USING brin (stored_at);
+
+-- The overview's charts over a week or a month read every offer of the window: with the
+-- columns they need in the index, an index-only scan reads a tenth of the pages the heap
+-- takes (the heap rows carry each offer's JSON). 100,000 offers in a month: stats
+-- 180 -> 85 ms, offers per day 190 -> 30 ms (bench/dashboard.py).
+CREATE INDEX offers_stats ON offers (tenant_id, generated_at)
+    INCLUDE (rule_id, status, channel, approved_at, sent_at, seen_at, clicked_at, redeemed_at,
+             redeemed_amount);

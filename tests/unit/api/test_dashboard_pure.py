@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proffer_stream.api.dashboard import charts, forms
+from proffer_stream.api.dashboard.cache import TtlCache
 from proffer_stream.api.dashboard.session import (
     MAX_AGE_SECONDS,
     csrf_valid,
@@ -183,3 +185,41 @@ def test_counts_and_rates():
     }
     assert charts.percent(None) == "—"
     assert charts.percent(0.12345) == "12.3%"
+
+
+# --- the overview's cache
+
+
+async def test_the_cache_computes_once_per_ttl_and_shares_a_computation():
+    now = [0.0]
+    cache: TtlCache[int] = TtlCache(10.0, max_keys=2, clock=lambda: now[0])
+    calls: list[str] = []
+
+    async def compute(key: str) -> int:
+        calls.append(key)
+        await asyncio.sleep(0)
+        return len(calls)
+
+    first = await asyncio.gather(*(cache.get("a", lambda: compute("a")) for _ in range(3)))
+    assert first == [1, 1, 1] and calls == ["a"]
+    now[0] = 9.9
+    assert await cache.get("a", lambda: compute("a")) == 1
+    now[0] = 10.0
+    assert await cache.get("a", lambda: compute("a")) == 2
+    await cache.get("b", lambda: compute("b"))
+    await cache.get("c", lambda: compute("c"))  # over max_keys: "a" goes
+    assert await cache.get("a", lambda: compute("a")) == 5
+
+
+async def test_a_failed_computation_is_not_kept():
+    cache: TtlCache[int] = TtlCache(10.0)
+
+    async def broken() -> int:
+        raise RuntimeError("database down")
+
+    async def fine() -> int:
+        return 1
+
+    with pytest.raises(RuntimeError):
+        await cache.get("a", broken)
+    assert await cache.get("a", fine) == 1

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from proffer_stream.api.dashboard.web import SignedIn, render, services_of
-from proffer_stream.db import customers, events, offers
+from proffer_stream.db import customers, dashboard, events, offers
+from proffer_stream.signals.models import CustomerSignals
 from proffer_stream.signals.views import customer_view
 
 router = APIRouter(include_in_schema=False)
@@ -25,8 +26,8 @@ async def customers_page(request: Request, viewer: SignedIn, q: str = "") -> HTM
     pool = services_of(request).pool
     now = datetime.now(UTC)
     if not wanted or len(wanted) > LONGEST_ID or "\x00" in wanted:
-        found = await customers.list_customers(pool, viewer.tenant_id, limit=SHOWN, offset=0)
-        recent = [customer_view(state, now) for state in found]
+        found = await dashboard.recent_customers(pool, viewer.tenant_id, SHOWN)
+        recent = [customer_view(CustomerSignals.model_validate_json(s), now) for s in found]
         return render(
             request,
             viewer,

@@ -23,6 +23,7 @@ from proffer_stream.api.dashboard.web import (
     services_of,
 )
 from proffer_stream.api.errors import ApiError
+from proffer_stream.api.routes.config import get_rules
 from proffer_stream.api.services import Services
 from proffer_stream.db import dashboard, offers
 from proffer_stream.offers.models import CHANNELS, OFFER_STATUSES, OfferStatus
@@ -98,7 +99,8 @@ async def _page(
     request: Request, viewer: Viewer, outcomes: list[Outcome], status_code: int = 200
 ) -> HTMLResponse:
     chosen = forms.queue_filter(request.query_params)
-    pool = services_of(request).pool
+    services = services_of(request)
+    pool = services.pool
     found = await dashboard.review_queue(pool, viewer.tenant_id, chosen, QUEUE_LENGTH)
     return render(
         request,
@@ -108,7 +110,7 @@ async def _page(
         page="queue",
         filter=chosen,
         queued=found,
-        rules=await dashboard.rule_ids(pool, viewer.tenant_id),
+        rules=[rule.id for rule in (await get_rules(viewer.tenant_id, pool, services)).rules],
         statuses=OFFER_STATUSES,
         channels=CHANNELS,
         actions=forms.ACTIONS,
