@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol, TypeAlias, TypeVar
 
@@ -23,6 +24,8 @@ from proffer_stream.db.replies import (
     command_key,
     config_version_key,
     decision_key,
+    events_key,
+    feed_key,
     offer_key,
 )
 from proffer_stream.db.tenant_config import apply_config_changes, apply_config_outcomes
@@ -91,7 +94,8 @@ class EventsProjection:
         return await insert_events(conn, items)
 
     def replies(self, items: Sequence[StagedEvent]) -> Iterable[str]:
-        return ()
+        per_tenant = Counter(item[0] for item in items)  # a StagedEvent's tenant
+        return (events_key(tenant_id, count) for tenant_id, count in per_tenant.items())
 
 
 def staged_events(records: Sequence[Record]) -> list[StagedEvent]:
@@ -202,6 +206,14 @@ class OffersProjection:
                 yield decision_key(event.request_id)
             if event.offer_id is not None:
                 yield offer_key(event.offer_id)
+            yield feed_key(
+                event.tenant_id,
+                event.event_type,
+                event.offer_id,
+                event.status,
+                event.external_customer_id,
+                event.cause,
+            )
 
 
 class CommandOutcomesProjection:

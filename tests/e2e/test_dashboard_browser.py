@@ -163,6 +163,13 @@ async def test_the_dashboard_in_a_browser(settings, processes, browser):
         await pricing_visits(api, "dan")
         wait(browser, shows("#feed", "dan"), "the new offer in the live feed")
         screenshot(browser, "queue-feed")
+        # ... and the overview's live rates count dan's events and offer.
+        go(browser, base, "/dashboard", "#events-rate")
+        wait(
+            browser,
+            lambda d: text_of(d, "#events-rate") != "0.0" and text_of(d, "#offers-rate") != "0.0",
+            "live rates",
+        )
 
         # Customers: one by external id, with signals, events, offers and decisions.
         go(browser, base, "/dashboard/customers?q=ann", "#customer")

@@ -68,7 +68,7 @@ def services_of(request: Request) -> Services:
 
 def pulse_of(request: Request) -> Pulse:
     pulse: Pulse = request.app.state.dashboard_pulse
-    pulse.ensure_running(services_of(request).pool)
+    pulse.ensure_running(services_of(request).replies)
     return pulse
 
 

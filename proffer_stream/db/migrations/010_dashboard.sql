@@ -8,13 +8,6 @@ CREATE TABLE dashboard_sign_in_tokens (
     used_at     timestamptz
 );
 
--- The live feed and the live rates: one gateway task reads what the sink stored in the
--- last second. Rows are stored in time order, so a BRIN index finds the newest blocks at
--- next to no cost to the sink's inserts (a btree would be a second index per row).
-ALTER TABLE offer_events ADD COLUMN stored_at timestamptz NOT NULL DEFAULT clock_timestamp();
-CREATE INDEX offer_events_stored ON offer_events USING brin (stored_at);
-CREATE INDEX events_stored ON events USING brin (stored_at);
-
 -- The overview's charts over a week or a month read every offer of the window: with the
 -- columns they need in the index, an index-only scan reads a tenth of the pages the heap
 -- takes (the heap rows carry each offer's JSON). 100,000 offers in a month: stats

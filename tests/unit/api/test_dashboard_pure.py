@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from proffer_stream.api.dashboard import charts, forms
 from proffer_stream.api.dashboard.cache import TtlCache
+from proffer_stream.api.dashboard.pulse import Pulse, Rates, read_keys
 from proffer_stream.api.dashboard.session import (
     MAX_AGE_SECONDS,
     csrf_valid,
@@ -21,6 +22,7 @@ from proffer_stream.api.dashboard.session import (
 )
 from proffer_stream.api.models import RulesUpdate
 from proffer_stream.db.dashboard import QueueFilter
+from proffer_stream.db.replies import events_key, feed_key
 
 pytestmark = pytest.mark.unit
 
@@ -223,3 +225,44 @@ async def test_a_failed_computation_is_not_kept():
     with pytest.raises(RuntimeError):
         await cache.get("a", broken)
     assert await cache.get("a", fine) == 1
+
+
+# --- the live rates and feed, from what the sink notifies
+
+
+def test_feed_and_event_keys_read_back_whatever_the_text():
+    customer = 'ann\n"\t:x'
+    keys = [
+        feed_key("acme", "offer.generated", 42, "generated", customer, "rule r" * 100),
+        feed_key("acme", "offer.suppressed", None, None, "bob", "rule r"),
+        events_key("acme", 3),
+        events_key("acme", 2),
+        "o:42",
+        "f:not json",
+        "n:[1]",
+    ]
+    assert all("\n" not in key for key in keys)
+    items, events = read_keys(keys)
+    assert [(i.offer_id, i.external_customer_id) for i in items] == [(42, customer), (None, "bob")]
+    assert len(items[0].cause) == 100
+    assert events == {"acme": 5}
+
+
+async def test_rates_over_the_last_ten_seconds_and_the_feed_per_tenant():
+    pulse = Pulse()
+    with pulse.subscribe("acme") as ours, pulse.subscribe("globex") as theirs:
+        pulse.on_keys(
+            [events_key("acme", 30), feed_key("acme", "offer.generated", 1, "generated", "a", "r")]
+        )
+        pulse.on_keys([feed_key("acme", "offer.approved", 1, "approved", "a", "k")])
+        pulse.tick()
+        assert pulse.rates("acme") == Rates(events_per_second=3.0, offers_per_second=0.1)
+        assert [ours.get_nowait().event_type for _ in range(2)] == [
+            "offer.generated",
+            "offer.approved",
+        ]
+        assert theirs.empty()
+    for _ in range(10):
+        pulse.tick()
+    assert pulse.rates("acme") == Rates(0.0, 0.0)
+    assert pulse.rates("nobody") == Rates(0.0, 0.0)

@@ -8,12 +8,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from proffer_stream.api.commands import OfferOf, change_status, requested_by
 from proffer_stream.api.dashboard import forms
+from proffer_stream.api.dashboard.pulse import FeedItem
 from proffer_stream.api.dashboard.web import (
     Form,
     SignedIn,
@@ -145,12 +147,12 @@ async def feed(request: Request, viewer: SignedIn) -> StreamingResponse:
     )
 
 
-def _feed_json(item: dashboard.FeedItem) -> dict[str, object]:
+def _feed_json(item: FeedItem) -> dict[str, object]:
     return {
         "event_type": item.event_type,
         "offer_id": item.offer_id,
         "status": item.status,
         "customer": item.external_customer_id,
         "cause": item.cause,
-        "at": item.stored_at.isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
