@@ -193,6 +193,17 @@ async def test_the_dashboard_in_a_browser(settings, processes, browser):
         assert beside, "the errors are not beside the editor"
         screenshot(browser, "rules")
         assert (await api.get("/api/rules")).json()["version"] == 0
+        # Corrected, it is saved through the rules' owner: version 1, by this key.
+        editor = browser.find_element(By.ID, "rules-document")
+        editor.clear()
+        editor.send_keys(
+            '{"rules": [{"id": "vip", "name": "VIP", "priority": 5,'
+            ' "conditions": {"min_purchase_count": 3}}]}'
+        )
+        click(browser, "#rules-form button[type='submit']")
+        wait(browser, shows("#notice", "Saved: rules version 1"), "the saved rules")
+        assert "by key “Ops”" in text_of(browser, "main")
+        assert [r["id"] for r in (await api.get("/api/rules")).json()["rules"]] == ["vip"]
 
         # Catalog: create an offer from the editor's template; it is listed with its stock.
         go(browser, base, "/dashboard/catalog", "#offer-document")

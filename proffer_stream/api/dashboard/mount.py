@@ -10,7 +10,14 @@ from proffer_stream.api.dashboard.cache import TtlCache
 from proffer_stream.api.dashboard.pulse import Pulse
 from proffer_stream.api.dashboard.routes import ROUTERS
 from proffer_stream.api.dashboard.routes.overview import OVERVIEW_SECONDS
-from proffer_stream.api.dashboard.web import HERE, SIGN_IN_PATH, SignInRequired
+from proffer_stream.api.dashboard.web import (
+    HERE,
+    SIGN_IN_PATH,
+    DashboardError,
+    SignInRequired,
+    render,
+    session_viewer,
+)
 
 
 def install(app: FastAPI) -> None:
@@ -20,6 +27,11 @@ def install(app: FastAPI) -> None:
     app.mount("/dashboard/static", StaticFiles(directory=HERE / "static"), name="dashboard")
     for router in ROUTERS:
         app.include_router(router)
+
+    @app.exception_handler(DashboardError)
+    async def refused(request: Request, error: DashboardError) -> Response:
+        viewer = await session_viewer(request)
+        return render(request, viewer, "error.html", error.status, message=error.message)
 
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, _: SignInRequired) -> Response:

@@ -26,7 +26,6 @@ from proffer_stream.api.dashboard.session import (
     session_secret,
     unseal,
 )
-from proffer_stream.api.errors import ApiError
 from proffer_stream.api.services import Services
 from proffer_stream.core.errors import ProfferError
 
@@ -50,6 +49,15 @@ NAV = (
 
 class SignInRequired(ProfferError):
     """No valid session: the browser goes to the sign-in page."""
+
+
+class DashboardError(ProfferError):
+    """A request the dashboard refuses, answered as a page saying why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,10 @@ async def _form(request: Request, viewer: SignedIn) -> dict[str, list[str]]:
     fields = await read_form(request)
     given = request.headers.get(CSRF_HEADER) or forms.first(fields, CSRF_FIELD) or None
     if not csrf_valid(viewer.session, given):
-        raise ApiError(403, "csrf_failed", "The form is stale or forged: reload the page.")
+        raise DashboardError(
+            403,
+            "This form is stale or did not come from this dashboard: reload the page, try again.",
+        )
     return fields
 
 
@@ -114,7 +125,7 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise ApiError(413, "body_too_large", f"The form is over {limit} bytes.")
+            raise DashboardError(413, f"The form is over {limit} bytes: send less at once.")
     return forms.form_fields(body)
 
 

@@ -14,6 +14,7 @@ from proffer_stream.api.dashboard.web import Form, SignedIn, Viewer, render, ser
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import RulesUpdate
 from proffer_stream.api.routes import config
+from proffer_stream.db.tenant_config import latest_change
 from proffer_stream.offers.policy import Policy
 
 router = APIRouter(include_in_schema=False)
@@ -86,6 +87,11 @@ async def _page(
     services = services_of(request)
     rules = await config.get_rules(viewer.tenant_id, services.pool, services)
     policy = await config.get_policy(viewer.tenant_id, services.pool)
+    by = {
+        kind: change.changed_by if change else None
+        for kind in ("rules", "policy")
+        for change in [await latest_change(services.pool, viewer.tenant_id, kind)]
+    }
     rules_text = json.dumps({"rules": [r.model_dump(mode="json") for r in rules.rules]}, indent=2)
     policy_text = policy.policy.model_dump_json(indent=2)
     return render(
@@ -96,6 +102,7 @@ async def _page(
         page="rules",
         rules=rules,
         policy=policy,
+        changed_by=by,
         rules_text=text if kind == "rules" else rules_text,
         policy_text=text if kind == "policy" else policy_text,
         editing=kind,
