@@ -27,6 +27,8 @@ RATE_TICKS = 10
 """Rates are the mean over this many ticks."""
 SUBSCRIBER_QUEUE = 200
 """Feed items a slow browser may lag behind before it misses some."""
+KEPT_PER_TENANT = 200
+"""Feed items kept per tenant, for a browser that reconnects (``Last-Event-ID``)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ class Pulse:
 
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
-        self._subscribers: dict[str, set[asyncio.Queue[FeedItem]]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[tuple[int, FeedItem]]]] = {}
+        self._recent: dict[str, deque[tuple[int, FeedItem]]] = {}
+        self._sequence = 0
         self._current: dict[str, list[int]] = {}
         self._ticks: dict[str, deque[tuple[int, int]]] = {}
 
@@ -95,9 +99,17 @@ class Pulse:
         )
 
     @contextlib.contextmanager
-    def subscribe(self, tenant_id: str) -> Iterator[asyncio.Queue[FeedItem]]:
-        """A queue of the tenant's offer events from now on, while the block runs."""
-        queue: asyncio.Queue[FeedItem] = asyncio.Queue(SUBSCRIBER_QUEUE)
+    def subscribe(
+        self, tenant_id: str, after: int | None = None
+    ) -> Iterator[asyncio.Queue[tuple[int, FeedItem]]]:
+        """A queue of the tenant's offer events, each with its sequence number, from now
+        on while the block runs; with ``after``, those kept since that number first (a
+        browser that reconnects misses nothing this gateway still holds)."""
+        queue: asyncio.Queue[tuple[int, FeedItem]] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        if after is not None:
+            for kept in self._recent.get(tenant_id, ()):
+                if kept[0] > after and not queue.full():
+                    queue.put_nowait(kept)
         self._subscribers.setdefault(tenant_id, set()).add(queue)
         try:
             yield queue
@@ -114,9 +126,13 @@ class Pulse:
         for item in items:
             if item.event_type == "offer.generated":
                 self._current.setdefault(item.tenant_id, [0, 0])[1] += 1
+            self._sequence += 1
+            numbered = (self._sequence, item)
+            kept = self._recent.setdefault(item.tenant_id, deque(maxlen=KEPT_PER_TENANT))
+            kept.append(numbered)
             for queue in self._subscribers.get(item.tenant_id, ()):
                 with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(item)
+                    queue.put_nowait(numbered)
 
     def tick(self) -> None:
         """Close this second's counts into each tenant's window."""

@@ -18,7 +18,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from proffer_stream.api.app import create_app
+from proffer_stream.api.dashboard.routes import queue
 from proffer_stream.db import dashboard, keys
+from proffer_stream.db.replies import feed_key
 from proffer_stream.local.stack import sign_in_link
 
 pytestmark = pytest.mark.integration
@@ -181,3 +183,30 @@ async def test_no_server_error_on_any_query_or_form(gateway, db):
         assert answer.status_code < 500, (method, path, values, answer.text[:1000])
 
     await asyncio.to_thread(fuzz)
+
+
+async def test_the_live_feed_streams_a_tenants_offer_events_and_resumes(settings, db, monkeypatch):
+    monkeypatch.setattr(queue, "FEED_STREAM_SECONDS", 1.5)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            await signed_in(client, (await keys.create_key(db, "acme", "ops")).key)
+            pulse = app.state.dashboard_pulse
+
+            async def soon() -> None:
+                await asyncio.sleep(0.3)
+                pulse.on_keys([feed_key("globex", "offer.generated", 7, "generated", "x", "r")])
+                pulse.on_keys([feed_key("acme", "offer.generated", 8, "generated", "ann", "r")])
+
+            started = time.monotonic()
+            _, stream = await asyncio.gather(soon(), client.get("/dashboard/queue/feed"))
+            assert time.monotonic() - started < 5  # the stream ends; the browser reconnects
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.text.splitlines()
+            assert lines[0] == "retry: 500" and "id: 2" in lines
+            assert '"customer": "ann"' in stream.text and '"x"' not in stream.text
+
+            pulse.on_keys([feed_key("acme", "offer.approved", 8, "approved", "ann", "k")])
+            resumed = await client.get("/dashboard/queue/feed", headers={"Last-Event-ID": "2"})
+            assert "id: 3" in resumed.text and "id: 2" not in resumed.text

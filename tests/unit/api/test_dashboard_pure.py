@@ -257,11 +257,16 @@ async def test_rates_over_the_last_ten_seconds_and_the_feed_per_tenant():
         pulse.on_keys([feed_key("acme", "offer.approved", 1, "approved", "a", "k")])
         pulse.tick()
         assert pulse.rates("acme") == Rates(events_per_second=3.0, offers_per_second=0.1)
-        assert [ours.get_nowait().event_type for _ in range(2)] == [
-            "offer.generated",
-            "offer.approved",
+        got = [ours.get_nowait() for _ in range(2)]
+        assert [(n, i.event_type) for n, i in got] == [
+            (1, "offer.generated"),
+            (2, "offer.approved"),
         ]
         assert theirs.empty()
+    # A browser that reconnects after item 1 gets what came since; a new one all kept.
+    with pulse.subscribe("acme", after=1) as again, pulse.subscribe("acme", after=0) as fresh:
+        assert again.get_nowait()[0] == 2 and again.empty()
+        assert fresh.qsize() == 2
     for _ in range(10):
         pulse.tick()
     assert pulse.rates("acme") == Rates(0.0, 0.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ MOVES_AT_ONCE = 8
 """Status changes of one bulk action in flight together."""
 FEED_KEY_CHECK_SECONDS = 1.0
 """How often a live feed checks that its session's key still works."""
+FEED_STREAM_SECONDS = 10.0
+FEED_RETRY_MS = 500
 
 
 @dataclass(frozen=True)
@@ -124,23 +127,28 @@ async def _page(
 @router.get("/dashboard/queue/feed")
 async def feed(request: Request, viewer: SignedIn) -> StreamingResponse:
     """Server-sent events: the tenant's offer events as the sink stores them (one
-    gateway task reads them for every browser). Ends when the session's key is revoked."""
+    ``LISTEN`` connection per gateway for every browser). A stream ends when the session's
+    key is revoked, and after :data:`FEED_STREAM_SECONDS` (the browser reconnects with the
+    last event's id and misses nothing the gateway still holds), so that no stream holds
+    up a gateway's graceful shutdown for long."""
     pulse = pulse_of(request)
     keys = services_of(request).keys
+    after = forms.offer_ids([request.headers.get("last-event-id", "")])
+    ends = time.monotonic() + FEED_STREAM_SECONDS
 
     async def events() -> AsyncIterator[str]:
-        yield "retry: 2000\n\n"
-        with pulse.subscribe(viewer.tenant_id) as items:
-            while not await request.is_disconnected():
+        yield f"retry: {FEED_RETRY_MS}\n\n"
+        with pulse.subscribe(viewer.tenant_id, after[0] if after else 0) as items:
+            while time.monotonic() < ends and not await request.is_disconnected():
                 try:
-                    item = await asyncio.wait_for(items.get(), FEED_KEY_CHECK_SECONDS)
+                    number, item = await asyncio.wait_for(items.get(), FEED_KEY_CHECK_SECONDS)
                 except TimeoutError:
                     if await keys.owner_of_hash(viewer.session.key_hash) is None:
                         yield "event: signed-out\ndata: {}\n\n"
                         return
                     yield ": keep-alive\n\n"
                     continue
-                yield f"data: {json.dumps(_feed_json(item))}\n\n"
+                yield f"id: {number}\ndata: {json.dumps(_feed_json(item))}\n\n"
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
