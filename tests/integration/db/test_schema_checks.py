@@ -72,6 +72,8 @@ async def test_pending_reads_without_writing(empty_database):
             "006_issued_commands.sql",
             "007_offer_commands_by_offer.sql",
             "008_catalog.sql",
+            "009_catalog_commands_issued.sql",
+            "010_dashboard.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
