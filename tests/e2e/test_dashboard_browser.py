@@ -210,6 +210,11 @@ async def test_the_dashboard_in_a_browser(settings, processes, browser):
         click(browser, "#catalog-offer-form button[type='submit']")
         wait(browser, shows("#notice", "Saved the offer"), "the catalog offer")
         assert "100 of 100 left" in text_of(browser, "#catalog-offers")
+        click(browser, "#catalog-offers button[value='publish']")
+        wait(browser, shows("#notice", "publish done"), "the published offer")
+        assert "published" in text_of(browser, "#catalog-offers")
+        listed = (await api.get("/api/catalog/offers")).json()["offers"]
+        assert [o["status"] for o in listed] == ["published"]
         screenshot(browser, "catalog")
 
         # Setup: create a key (shown once), then revoke it; the API refuses it within a
