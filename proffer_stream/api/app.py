@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 
 from proffer_stream import __version__
+from proffer_stream.api.dashboard.mount import install as install_dashboard
 from proffer_stream.api.errors import install_error_handlers
 from proffer_stream.api.http_protocol import bounded_headers_protocol
 from proffer_stream.api.middleware import RequestMetrics
@@ -48,12 +49,13 @@ def create_app(settings: Settings) -> FastAPI:
     services = Services(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.start()
         freeze_startup_heap()
         try:
             yield
         finally:
+            await app.state.dashboard_pulse.stop()
             await services.stop()
 
     app = FastAPI(
@@ -95,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
         decisions,
     ):
         app.include_router(module.router)
+    install_dashboard(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

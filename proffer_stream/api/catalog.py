@@ -93,7 +93,8 @@ def outcome_of(tenant_id: str, notified: str) -> CatalogEvent | None:
     return event if event.tenant_id == tenant_id else None
 
 
-async def _catalog_io(request: Request) -> CatalogIO:
+async def catalog_io(request: Request) -> CatalogIO:
+    """The catalog's connections of the request's gateway."""
     services: Services = request.app.state.services
     return CatalogIO(
         services.pool,
@@ -106,7 +107,7 @@ async def _catalog_io(request: Request) -> CatalogIO:
     )
 
 
-Catalog = Annotated[CatalogIO, Depends(_catalog_io)]
+Catalog = Annotated[CatalogIO, Depends(catalog_io)]
 
 
 def pending(command_id: str) -> JSONResponse:

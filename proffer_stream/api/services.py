@@ -10,6 +10,8 @@ import functools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -135,19 +137,36 @@ class KeyCache:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._entries: dict[str, tuple[keys.KeyOwner, float]] = {}
+        self._hashes: dict[str, tuple[keys.KeyOwner, float]] = {}
 
     async def owner_of(self, key: str) -> keys.KeyOwner | None:
         """The key's tenant and name, or ``None``; raises a 503 when PostgreSQL cannot say."""
         cached = self._entries.get(key)
         if cached and cached[1] > time.monotonic():
             return cached[0]
-        try:
-            owner = await keys.key_owner(self.pool, key)
-        except TRANSIENT_ERRORS as exc:
-            raise ApiError(503, "database_unavailable", "Cannot check the API key now.") from exc
+        owner = await self._look_up(keys.key_owner(self.pool, key))
         if owner is not None:
             self._entries[key] = (owner, time.monotonic() + KEY_CACHE_SECONDS)
         return owner
+
+    async def owner_of_hash(self, key_hash: str) -> keys.KeyOwner | None:
+        """As :meth:`owner_of`, for a key known by its hash (a dashboard session's)."""
+        cached = self._hashes.get(key_hash)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        owner = await self._look_up(keys.key_owner_by_hash(self.pool, key_hash))
+        if owner is not None:
+            self._hashes[key_hash] = (owner, time.monotonic() + KEY_CACHE_SECONDS)
+        return owner
+
+    @staticmethod
+    async def _look_up(
+        query: Coroutine[Any, Any, keys.KeyOwner | None],
+    ) -> keys.KeyOwner | None:
+        try:
+            return await query
+        except TRANSIENT_ERRORS as exc:
+            raise ApiError(503, "database_unavailable", "Cannot check the API key now.") from exc
 
 
 class Services:

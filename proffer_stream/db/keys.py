@@ -75,9 +75,14 @@ class KeyOwner:
 
 async def key_owner(pool: asyncpg.Pool, key: str) -> KeyOwner | None:
     """The tenant and name of a valid, unrevoked key, else ``None``."""
+    return await key_owner_by_hash(pool, hash_key(key))
+
+
+async def key_owner_by_hash(pool: asyncpg.Pool, key_hash: str) -> KeyOwner | None:
+    """The tenant and name of the valid, unrevoked key of this hash, else ``None``."""
     row = await pool.fetchrow(
         "SELECT tenant_id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        hash_key(key),
+        key_hash,
     )
     return None if row is None else KeyOwner(row["tenant_id"], row["name"])
 

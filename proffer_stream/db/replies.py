@@ -10,7 +10,9 @@ No polling: a request reads PostgreSQL once before it waits and once per wake-up
 Keys name what became readable: :func:`decision_key`, :func:`command_key`,
 :func:`offer_key`, :func:`config_version_key`, :func:`catalog_definition_key` (a catalog
 command's outcome is a :func:`command_key`), :func:`decision_made_key`,
-:func:`fulfillment_key`. A key may wake a request of another
+:func:`fulfillment_key`. Two more kinds say what was stored, for the dashboard's live
+feed and rates (:meth:`ReplyListener.tap`): :func:`feed_key` (an offer event) and
+:func:`events_key` (a tenant's events of a batch). A key may wake a request of another
 tenant with the same id (ids are random or hashed, so hardly ever); it only reads
 again, scoped to its own tenant.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import defaultdict
@@ -74,7 +77,31 @@ def decision_made_key(decision_id: str) -> str:
 
 def fulfillment_key(fulfillment_id: str) -> str:
     """Readable when a change of a fulfilment is projected."""
-    return f"f:{fulfillment_id}"
+    return f"g:{fulfillment_id}"
+
+
+FEED_PREFIX = "f:"
+EVENTS_PREFIX = "n:"
+FEED_TEXT = 100
+"""Most characters of an offer event's cause in its feed key."""
+
+
+def feed_key(
+    tenant_id: str,
+    event_type: str,
+    offer_id: int | None,
+    status: str | None,
+    external_customer_id: str,
+    cause: str,
+) -> str:
+    """An offer event stored, for the live feed: its fields as JSON (no raw newline)."""
+    fields = [tenant_id, event_type, offer_id, status, external_customer_id, cause[:FEED_TEXT]]
+    return FEED_PREFIX + json.dumps(fields, separators=(",", ":"))
+
+
+def events_key(tenant_id: str, count: int) -> str:
+    """``count`` events of the tenant stored, for the live rate."""
+    return EVENTS_PREFIX + json.dumps([tenant_id, count], separators=(",", ":"))
 
 
 Notice = str | tuple[str, str]
@@ -132,6 +159,7 @@ class ReplyListener:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._waiting: dict[str, set[Reply]] = defaultdict(set)
+        self._taps: list[Callable[[list[str]], None]] = []
         self._conn: asyncpg.Connection | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._stopped = False
@@ -168,6 +196,10 @@ class ReplyListener:
                 if not waiters:
                     del self._waiting[key]
 
+    def tap(self, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the keys of every notification from now on."""
+        self._taps.append(callback)
+
     async def wait_for(
         self, key: str, find: Callable[[], Awaitable[T | None]], deadline: float
     ) -> T | None:
@@ -182,11 +214,15 @@ class ReplyListener:
         return conn
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        lines = [line.partition("\t") for line in payload.split("\n")]
+        if self._taps:
+            keys = [key for key, _, _ in lines]
+            for tap in self._taps:
+                tap(keys)
         waiting = self._waiting
         if not waiting:
             return
-        for line in payload.split("\n"):
-            key, _, outcome = line.partition("\t")
+        for key, _, outcome in lines:
             for reply in waiting.get(key, ()):
                 reply.notified(outcome or None)
 

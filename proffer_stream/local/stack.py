@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from proffer_stream.core.settings import Settings
-from proffer_stream.db import keys
+from proffer_stream.db import dashboard, keys
 from proffer_stream.db.migrations import migrate
 from proffer_stream.db.pool import connect_pool, redact
 from proffer_stream.kafka.lag import group_lag
@@ -60,7 +60,9 @@ class LocalStack:
                 return 1
             if not self._wait_until_consuming(settings):
                 return 1
-            print(banner(settings, api_key, embedded_broker=self.broker is not None), flush=True)
+            link = asyncio.run(sign_in_link(settings, api_key))
+            embedded = self.broker is not None
+            print(banner(settings, api_key, link, embedded_broker=embedded), flush=True)
             return self._supervise(settings)
         finally:
             self._stop_all(settings)
@@ -400,7 +402,18 @@ def forget_worker_state(settings: Settings) -> None:
     shutil.rmtree(settings.worker_data_dir, ignore_errors=True)
 
 
-def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:
+async def sign_in_link(settings: Settings, api_key: str) -> str:
+    """A link that signs a browser into the dashboard with ``api_key``, once."""
+    pool = await connect_pool(settings.database_url, max_size=1)
+    try:
+        token = await dashboard.create_sign_in_token(pool, keys.hash_key(api_key))
+    finally:
+        await pool.close()
+    api = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    return f"{api}/dashboard/sign-in?token={token}"
+
+
+def banner(settings: Settings, api_key: str, dashboard_link: str, *, embedded_broker: bool) -> str:
     """What a new user needs to start sending events."""
     api = f"http://{settings.gateway_host}:{settings.gateway_port}"
     broker_note = (
@@ -418,6 +431,7 @@ def banner(settings: Settings, api_key: str, *, embedded_broker: bool) -> str:
             "Proffer Stream is up.",
             f"  API         {api}   (OpenAPI page {api}/docs, spec {api}/openapi.json)",
             f"  API key     {api_key}   (tenant {LOCAL_TENANT!r})",
+            f"  Dashboard   {dashboard_link}   (signs in once; then sign in with the key)",
             f"  Kafka       {settings.kafka_bootstrap_servers}{broker_note}",
             f"  PostgreSQL  {redact(settings.database_url)}",
             f"  Metrics     {api}/metrics{_metrics_note(settings)}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol, TypeAlias, TypeVar
 
@@ -26,6 +27,8 @@ from proffer_stream.db.replies import (
     config_version_key,
     decision_key,
     decision_made_key,
+    events_key,
+    feed_key,
     fulfillment_key,
     offer_key,
 )
@@ -101,7 +104,8 @@ class EventsProjection:
         return await insert_events(conn, items)
 
     def replies(self, items: Sequence[StagedEvent]) -> Iterable[str]:
-        return ()
+        per_tenant = Counter(item[0] for item in items)  # a StagedEvent's tenant
+        return (events_key(tenant_id, count) for tenant_id, count in per_tenant.items())
 
 
 def staged_events(records: Sequence[Record], limits: RecordLimits) -> list[StagedEvent]:
@@ -213,6 +217,14 @@ class OffersProjection:
                 yield decision_key(event.request_id)
             if event.offer_id is not None:
                 yield offer_key(event.offer_id)
+            yield feed_key(
+                event.tenant_id,
+                event.event_type,
+                event.offer_id,
+                event.status,
+                event.external_customer_id,
+                event.cause,
+            )
 
 
 class CommandOutcomesProjection:

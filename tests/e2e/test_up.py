@@ -38,6 +38,16 @@ def test_up_runs_everything_and_a_restart_keeps_the_data(tmp_path):
             timeout=10,
         ) as client:
             assert client.get("/docs").status_code == 200
+            # The banner's dashboard link signs the local tenant in, once.
+            link = next(
+                line.split()[1]
+                for line in text.splitlines()
+                if line.strip().startswith("Dashboard")
+            )
+            assert link.startswith(f"http://127.0.0.1:{ports[0]}/dashboard/sign-in?token=")
+            signed_in = httpx.get(link)
+            assert signed_in.status_code == 303 and "proffer_session" in signed_in.cookies
+            assert httpx.get(link).status_code == 401
             worker_metrics = httpx.get(f"http://127.0.0.1:{ports[2]}/metrics").text
             assert "proffer_signals_events_counted_total" in worker_metrics
             assert (
