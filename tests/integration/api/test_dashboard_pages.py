@@ -64,9 +64,19 @@ async def gateway(settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+async def sign_in(gateway: httpx.AsyncClient, key: str) -> httpx.Response:
+    """Send the sign-in form as a browser would: the page's token with the key."""
+    page = await gateway.get("/dashboard/sign-in")
+    token = re.search(r'name="sign_in_token" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    return await gateway.post(
+        "/dashboard/sign-in", data={"api_key": key, "sign_in_token": token.group(1)}
+    )
+
+
 async def signed_in(gateway: httpx.AsyncClient, key: str) -> str:
     """Sign in; return the session's CSRF token (the cookie stays in the client)."""
-    answer = await gateway.post("/dashboard/sign-in", data={"api_key": key})
+    answer = await sign_in(gateway, key)
     assert answer.status_code == 303, answer.text
     return csrf_of(await gateway.get("/dashboard/setup"))
 
@@ -81,10 +91,12 @@ async def test_sign_in_session_csrf_and_revocation(gateway, db):
     key = await keys.create_key(db, "acme", "ops")
 
     assert (await gateway.get("/dashboard")).headers["location"] == "/dashboard/sign-in"
-    refused = await gateway.post("/dashboard/sign-in", data={"api_key": "pk_wrong"})
+    forged = await gateway.post("/dashboard/sign-in", data={"api_key": key.key})
+    assert forged.status_code == 403  # no token of the sign-in page: another site's form
+    refused = await sign_in(gateway, "pk_wrong")
     assert refused.status_code == 401 and "not valid" in refused.text
 
-    answer = await gateway.post("/dashboard/sign-in", data={"api_key": key.key})
+    answer = await sign_in(gateway, key.key)
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.lower().replace(
         "samesite", "SameSite"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import time
 
 from fastapi import APIRouter, Request
@@ -22,6 +24,9 @@ from proffer_stream.api.dashboard.web import (
 from proffer_stream.db import dashboard, keys
 
 router = APIRouter(include_in_schema=False)
+SIGN_IN_COOKIE = "proffer_sign_in"
+SIGN_IN_FORM_SECONDS = 3600
+"""How long a sign-in page's form may be sent."""
 
 
 @router.get("/")
@@ -44,11 +49,20 @@ async def sign_in_page(request: Request, token: str | None = None) -> Response:
 
 @router.post(SIGN_IN_PATH)
 async def sign_in(request: Request) -> Response:
-    """Sign in with an API key: the session names the key by its hash, never holds it."""
-    key = forms.first(await read_form(request), "api_key")
+    """Sign in with an API key: the session names the key by its hash, never holds it.
+
+    The form must carry the token its page set in a SameSite=Strict cookie (a double
+    submit): a page of another site cannot sign a browser into its own tenant."""
+    fields = await read_form(request)
+    given, expected = forms.first(fields, "sign_in_token"), request.cookies.get(SIGN_IN_COOKIE)
+    if not given or not expected or not hmac.compare_digest(given, expected):
+        return _form(request, "The sign-in form expired; sign in again.", 403)
+    key = forms.first(fields, "api_key")
     if not key or await services_of(request).keys.owner_of(key) is None:
         return _form(request, "This API key is not valid or was revoked.", 401)
-    return signed_in_redirect(request, new_session(keys.hash_key(key), time.time()))
+    response = signed_in_redirect(request, new_session(keys.hash_key(key), time.time()))
+    response.delete_cookie(SIGN_IN_COOKIE, path=SIGN_IN_PATH, httponly=True, samesite="strict")
+    return response
 
 
 @router.post("/dashboard/sign-out")
@@ -59,4 +73,19 @@ async def sign_out(_viewer: SignedIn, _fields: Form) -> Response:
 
 
 def _form(request: Request, error: str | None, status_code: int = 200) -> Response:
-    return render(request, None, "sign_in.html", status_code, error=error, page="sign-in")
+    """The sign-in page, with a fresh token in its form and in a cookie only this site's
+    pages send back."""
+    token = secrets.token_urlsafe(24)
+    response = render(
+        request, None, "sign_in.html", status_code, error=error, page="sign-in", token=token
+    )
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        token,
+        max_age=SIGN_IN_FORM_SECONDS,
+        path=SIGN_IN_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
