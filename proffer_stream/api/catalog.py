@@ -36,10 +36,10 @@ from proffer_stream.catalog.models import (
     CatalogDefinition,
     CatalogEvent,
     DefinitionCommand,
+    DefinitionTarget,
     MemberAction,
     MemberCommand,
     catalog_key,
-    collection_key,
 )
 from proffer_stream.catalog.periods import UnknownTimeZone, zone
 from proffer_stream.catalog.store import CatalogStore
@@ -138,13 +138,12 @@ async def define(
     """Send a definition change; answer what ``read(version)`` reads once the new version
     is projected and in this gateway's memory, a 409 or a 202."""
     deadline = io.deadline()
-    key = (
-        catalog_key(command.tenant_id, command.id)
-        if command.target == "offer"
-        else collection_key(command.tenant_id, command.id)
-    )
     event = await io.send(
-        command.tenant_id, command.command_id, key, command.model_dump_json().encode(), deadline
+        command.tenant_id,
+        command.command_id,
+        command.key,
+        command.model_dump_json().encode(),
+        deadline,
     )
     if event is None:
         return pending(command.command_id)
@@ -154,7 +153,7 @@ async def define(
 async def answer_definition(
     io: CatalogIO,
     tenant_id: str,
-    target: str,
+    target: DefinitionTarget,
     event: CatalogEvent,
     read: Callable[[int], Awaitable[Any | None]],
     deadline: float,

@@ -26,6 +26,9 @@ from proffer_stream.catalog.models import (
     CollectionDefinition,
     CollectionFields,
     DefinitionCommand,
+    DefinitionTarget,
+    IntegrationDefinition,
+    IntegrationFields,
     MemberCommand,
     MemberCounts,
     OfferCounts,
@@ -44,12 +47,23 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 class OfferState(StrictModel):
-    """The owner's state of one catalog offer (or collection): its definition and counts."""
+    """The owner's state of one catalog offer (or collection, or integration): its
+    definition and counts."""
 
     offer: CatalogDefinition | None = None
     collection: CollectionDefinition | None = None
+    integration: IntegrationDefinition | None = None
     counts: OfferCounts = Field(default_factory=OfferCounts)
     seq: int = 0
+
+    def definition(
+        self, target: DefinitionTarget
+    ) -> CatalogDefinition | CollectionDefinition | IntegrationDefinition | None:
+        """The definition held of ``target``'s kind."""
+        held: CatalogDefinition | CollectionDefinition | IntegrationDefinition | None = getattr(
+            self, target
+        )
+        return held
 
 
 class MemberState(StrictModel):
@@ -76,7 +90,7 @@ def decide_definition(
     state: OfferState, command: DefinitionCommand
 ) -> tuple[OfferState, CatalogEvent]:
     """Apply a create, update or archive if ``command.base_version`` is in force."""
-    current = state.offer if command.target == "offer" else state.collection
+    current = state.definition(command.target)
     version = current.version if current is not None else 0
     seq = state.seq + 1
     if command.base_version != version or (command.action != "create" and current is None):
@@ -99,15 +113,20 @@ def decide_definition(
         else getattr(current, "archived_at", None),
         "command_id": command.command_id,
     }
-    if command.target == "offer":
-        fields = _fields(command.offer, state.offer, CatalogOfferFields)
-        offer = CatalogDefinition.model_validate({**fields, **common})
-        new = state.model_copy(update={"offer": offer, "seq": seq})
-    else:
-        fields = _fields(command.collection, state.collection, CollectionFields)
-        collection = CollectionDefinition.model_validate({**fields, **common})
-        new = state.model_copy(update={"collection": collection, "seq": seq})
+    fields_kind, definition_kind = _DEFINITION_KINDS[command.target]
+    given = getattr(command, command.target)
+    fields = _fields(given, current, fields_kind)
+    definition = definition_kind.model_validate({**fields, **common})
+    new = state.model_copy(update={command.target: definition, "seq": seq})
     return new, _event(command, new, "defined", None, None, version + 1)
+
+
+_DEFINITION_KINDS: dict[DefinitionTarget, tuple[type[StrictModel], type[StrictModel]]] = {
+    "offer": (CatalogOfferFields, CatalogDefinition),
+    "collection": (CollectionFields, CollectionDefinition),
+    "integration": (IntegrationFields, IntegrationDefinition),
+}
+"""Each target's writable fields and its definition."""
 
 
 def _fields(

@@ -307,6 +307,64 @@ class CollectionDefinition(CollectionFields):
     command_id: str
 
 
+PLACEMENT_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+SITE_PATTERN = (
+    r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$"
+)
+"""A host (``shop.example``, with a port if it matters), or every subdomain of one
+(``*.shop.example``, which takes ``shop.example`` too)."""
+SitePattern = Annotated[str, Field(max_length=260, pattern=SITE_PATTERN)]
+
+
+class PlacementFields(StrictModel):
+    """What may show at one placement of an integration: catalog offers (named, of named
+    collections, or all) and the customer's own open offers."""
+
+    collection_ids: list[CatalogId] = Field(default_factory=list, max_length=100)
+    offer_ids: list[CatalogId] = Field(default_factory=list, max_length=1_000)
+    all_catalog_offers: bool = Field(False, strict=True, description="Every catalog offer.")
+    open_offers: bool = Field(
+        False, strict=True, description="The customer's own offers, approved or sent."
+    )
+
+
+class IntegrationFields(StrictModel):
+    """What a business writes of an integration: the sites it runs on and its placements."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)]
+    allowed_sites: list[SitePattern] = Field(
+        default_factory=list, max_length=100, description="Empty: any site not blocked."
+    )
+    blocked_sites: list[SitePattern] = Field(default_factory=list, max_length=100)
+    placements: dict[Annotated[str, Field(pattern=PLACEMENT_PATTERN)], PlacementFields] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="By name (``order_confirmation``, ``order_status``): what may show there.",
+    )
+
+    @field_validator("allowed_sites", "blocked_sites", mode="before")
+    @classmethod
+    def _lower(cls, sites: Any) -> Any:
+        return (
+            [s.lower() if isinstance(s, str) else s for s in sites]
+            if isinstance(sites, list)
+            else sites
+        )
+
+
+class IntegrationDefinition(IntegrationFields):
+    """An integration at one version, as ``proffer.catalog`` carries it."""
+
+    id: CatalogId
+    tenant_id: TenantId
+    version: int = Field(ge=1)
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    archived_at: UtcDatetime | None = None
+    command_id: str
+
+
+DefinitionTarget = Literal["offer", "collection", "integration"]
 DefinitionAction = Literal["create", "update", "archive"]
 
 
@@ -320,22 +378,34 @@ class DefinitionCommand(StrictModel):
 
     command_id: Annotated[str, Field(min_length=1, max_length=200)]
     tenant_id: TenantId
-    target: Literal["offer", "collection"]
+    target: DefinitionTarget
     id: CatalogId
     action: DefinitionAction
     base_version: int = Field(0, ge=0, description="0: the command creates it.")
     offer: CatalogOfferFields | None = None
     collection: CollectionFields | None = None
+    integration: IntegrationFields | None = None
     issued_at: UtcDatetime
     source: str = Field("api", max_length=200)
 
     @model_validator(mode="after")
     def _body_matches_target(self) -> DefinitionCommand:
-        body = self.offer if self.target == "offer" else self.collection
-        other = self.collection if self.target == "offer" else self.offer
-        if other is not None or (body is None and self.action != "archive"):
+        bodies: dict[str, StrictModel | None] = {
+            "offer": self.offer,
+            "collection": self.collection,
+            "integration": self.integration,
+        }
+        body = bodies.pop(self.target)
+        if any(b is not None for b in bodies.values()) or (
+            body is None and self.action != "archive"
+        ):
             raise ValueError(f"a {self.target} command carries the {self.target} only")
         return self
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key of the command's item: its one owner."""
+        return definition_key(self.tenant_id, self.target, self.id)
 
 
 MemberAction = Literal["grant", "use", "like", "unlike", "seen", "clicked"]
@@ -445,10 +515,14 @@ class CatalogEvent(StrictModel):
     kind: CatalogEventKind
     action: MemberAction | DefinitionAction
     tenant_id: TenantId
-    target: Literal["offer", "collection"] = Field(
-        "offer", description="What ``offer_id`` names: a collection's only for its definitions."
+    target: DefinitionTarget = Field(
+        "offer",
+        description="What ``offer_id`` names: a collection's or an integration's only for"
+        " their definitions.",
     )
-    offer_id: int = Field(description="The catalog offer's (or the collection's) id.")
+    offer_id: int = Field(
+        description="The catalog offer's (or the collection's, the integration's) id."
+    )
     external_customer_id: str | None = Field(None, description="None for definitions.")
     version: int | None = Field(None, description="The definition's version, once defined.")
     at: UtcDatetime
@@ -474,6 +548,20 @@ def collection_key(tenant_id: str, collection_id: int) -> bytes:
     return f"{tenant_id}\x00collection\x00{collection_id}".encode()
 
 
+def integration_key(tenant_id: str, integration_id: int) -> bytes:
+    """Kafka key of an integration's commands and definitions."""
+    return f"{tenant_id}\x00integration\x00{integration_id}".encode()
+
+
+def definition_key(tenant_id: str, target: DefinitionTarget, item_id: int) -> bytes:
+    """Kafka key of a definition's commands and versions, by its target."""
+    if target == "offer":
+        return catalog_key(tenant_id, item_id)
+    if target == "collection":
+        return collection_key(tenant_id, item_id)
+    return integration_key(tenant_id, item_id)
+
+
 def localized(text: dict[str, str], languages: list[str], default: str) -> str | None:
     """``text`` in the first of ``languages`` it has (a region falls back to its
     language: ``pt-BR`` to ``pt``), else in ``default``, else in any language."""
@@ -491,10 +579,13 @@ def within(now: datetime, since: datetime | None, until: datetime | None) -> boo
     return (since is None or since <= now) and (until is None or now < until)
 
 
-class CatalogRecord(RootModel[CatalogDefinition | CollectionDefinition]):
-    """A record of ``proffer.catalog``: an offer's or a collection's definition at a
-    version (which one, the record's key says: :func:`catalog_key`,
-    :func:`collection_key`)."""
+Definition = CatalogDefinition | CollectionDefinition | IntegrationDefinition
+"""What ``proffer.catalog`` carries: a catalog offer, a collection or an integration."""
+
+
+class CatalogRecord(RootModel[Definition]):
+    """A record of ``proffer.catalog``: an offer's, a collection's or an integration's
+    definition at a version (which one, the record's key says: :func:`definition_key`)."""
 
 
 class CatalogCommandRecord(RootModel[DefinitionCommand | MemberCommand]):

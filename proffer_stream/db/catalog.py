@@ -10,14 +10,17 @@ higher per-offer ``seq``, and a decision is recorded once per (tenant, event id)
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import TypeAlias, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
-from proffer_stream.catalog.models import CatalogDefinition, CatalogEvent, CollectionDefinition
-
-Definition: TypeAlias = CatalogDefinition | CollectionDefinition
-"""What ``proffer.catalog`` carries: a catalog offer or a collection at one version."""
+from proffer_stream.catalog.models import (
+    CatalogDefinition,
+    CatalogEvent,
+    CollectionDefinition,
+    Definition,
+    IntegrationDefinition,
+)
 
 T = TypeVar("T")
 
@@ -37,11 +40,14 @@ def newest(items: Iterable[T], key: Callable[[T], Hashable], order: Callable[[T]
 async def apply_catalog_definitions(
     conn: asyncpg.Connection, definitions: Sequence[Definition]
 ) -> int:
-    """Keep each offer and collection at its highest version; return the definitions read."""
+    """Keep each offer, collection and integration at its highest version; return the
+    definitions read."""
     offers = [d for d in definitions if isinstance(d, CatalogDefinition)]
     collections = [d for d in definitions if isinstance(d, CollectionDefinition)]
+    integrations = [d for d in definitions if isinstance(d, IntegrationDefinition)]
     await _upsert_offers(conn, newest(offers, _id, _version))
     await _upsert_collections(conn, newest(collections, _id, _version))
+    await _upsert_integrations(conn, newest(integrations, _id, _version))
     return len(definitions)
 
 
@@ -105,6 +111,33 @@ async def _upsert_collections(
         [c.created_at for c in collections],
         [c.updated_at for c in collections],
         [c.archived_at for c in collections],
+    )
+
+
+async def _upsert_integrations(
+    conn: asyncpg.Connection, integrations: Sequence[IntegrationDefinition]
+) -> None:
+    if not integrations:
+        return
+    await conn.execute(
+        """
+        INSERT INTO catalog_integrations AS i (tenant_id, id, version, definition, created_at,
+                                               updated_at, archived_at)
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::jsonb[],
+                             $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
+        ON CONFLICT (tenant_id, id) DO UPDATE SET
+            version = EXCLUDED.version, definition = EXCLUDED.definition,
+            created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+            archived_at = EXCLUDED.archived_at
+        WHERE i.version < EXCLUDED.version
+        """,
+        [i.tenant_id for i in integrations],
+        [i.id for i in integrations],
+        [i.version for i in integrations],
+        [i.model_dump_json() for i in integrations],
+        [i.created_at for i in integrations],
+        [i.updated_at for i in integrations],
+        [i.archived_at for i in integrations],
     )
 
 
@@ -222,13 +255,17 @@ async def _upsert_members(conn: asyncpg.Connection, events: Sequence[CatalogEven
 
 
 async def all_definitions(pool: asyncpg.Pool) -> list[Definition]:
-    """Every offer and collection of every tenant at the version PostgreSQL holds (to
-    publish again on a catalog topic that lost them), archived ones included."""
+    """Every offer, collection and integration of every tenant at the version PostgreSQL
+    holds (to publish again on a catalog topic that lost them), archived ones included."""
     offers = await pool.fetch("SELECT definition FROM catalog_offers ORDER BY tenant_id, id")
     collections = await pool.fetch(
         "SELECT definition FROM catalog_collections ORDER BY tenant_id, id"
     )
+    integrations = await pool.fetch(
+        "SELECT definition FROM catalog_integrations ORDER BY tenant_id, id"
+    )
     return [
         *(CatalogDefinition.model_validate_json(r["definition"]) for r in offers),
         *(CollectionDefinition.model_validate_json(r["definition"]) for r in collections),
+        *(IntegrationDefinition.model_validate_json(r["definition"]) for r in integrations),
     ]

@@ -18,6 +18,7 @@ from proffer_stream.catalog.models import (
     CatalogDefinition,
     CatalogEvent,
     CollectionDefinition,
+    IntegrationDefinition,
     MemberCounts,
     OfferCounts,
 )
@@ -33,6 +34,16 @@ async def load_offer_state(
 
     Its ``seq`` is the projection's, so the events decided next number on from it.
     """
+    if target == "integration":
+        row = await conn.fetchrow(
+            "SELECT definition, version FROM catalog_integrations WHERE tenant_id = $1 AND id = $2",
+            tenant_id,
+            item_id,
+        )
+        if row is None:
+            return None
+        integration = IntegrationDefinition.model_validate_json(row["definition"])
+        return OfferState(integration=integration, seq=row["version"])
     if target == "collection":
         row = await conn.fetchrow(
             "SELECT definition, version FROM catalog_collections WHERE tenant_id = $1 AND id = $2",

@@ -36,6 +36,10 @@ SELECT
     (SELECT coalesce(json_agg(json_build_array(offer_id, uses_count, reserved_count)), '[]')
      FROM catalog_counts WHERE tenant_id = $1 AND offer_id = ANY($4::bigint[])) AS counts
 """
+_FLOW_INPUTS = f"""{_INPUTS},
+    (SELECT coalesce(array_agg(chosen), '{{}}') FROM decisions_made
+     WHERE tenant_id = $1 AND flow_id = $5 AND chosen IS NOT NULL) AS flow_chosen
+"""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class CustomerInputs:
 
     member: MemberContext
     open_offers: list[Offer]
+    flow_chosen: frozenset[str] = frozenset()
+    """At a placement: what the flow's earlier decisions chose (candidate refs)."""
 
 
 async def decision_inputs(
@@ -53,11 +59,16 @@ async def decision_inputs(
     external_id: str,
     customer_id: int,
     counted_offer_ids: Sequence[int],
+    flow_id: str | None = None,
 ) -> CustomerInputs:
     """In one query: the customer's profile, their open offers (approved or sent, not
-    expired), their standing with catalog offers, and the counts of ``counted_offer_ids``
-    (the offers whose stock matters)."""
-    row = await pool.fetchrow(_INPUTS, tenant_id, external_id, customer_id, list(counted_offer_ids))
+    expired), their standing with catalog offers, the counts of ``counted_offer_ids``
+    (the offers whose stock matters) and, given a flow, what its decisions chose."""
+    args = (tenant_id, external_id, customer_id, list(counted_offer_ids))
+    if flow_id is None:
+        row = await pool.fetchrow(_INPUTS, *args)
+    else:
+        row = await pool.fetchrow(_FLOW_INPUTS, *args, flow_id)
     assert row is not None
     profile = (
         None if row["profile"] is None else CustomerProfile.model_validate_json(row["profile"])
@@ -71,7 +82,8 @@ async def decision_inputs(
         },
     )
     offers = [Offer.model_validate(o) for o in json.loads(row["open_offers"])]
-    return CustomerInputs(member, offers)
+    chosen = frozenset(row["flow_chosen"]) if flow_id is not None else frozenset()
+    return CustomerInputs(member, offers, chosen)
 
 
 async def apply_decision_records(
@@ -94,9 +106,9 @@ async def _insert_decisions(conn: asyncpg.Connection, made: Sequence[DecisionMad
     await conn.execute(
         """
         INSERT INTO decisions_made (tenant_id, decision_id, external_customer_id, surface,
-                                    chosen, decided_at, decision)
+                                    chosen, decided_at, decision, flow_id)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::timestamptz[], $7::jsonb[])
+                             $6::timestamptz[], $7::jsonb[], $8::text[])
         ON CONFLICT DO NOTHING
         """,
         [d.tenant_id for d in made],
@@ -106,6 +118,7 @@ async def _insert_decisions(conn: asyncpg.Connection, made: Sequence[DecisionMad
         [d.choice.ref if d.choice else None for d in made],
         [d.decided_at for d in made],
         [d.model_dump_json() for d in made],
+        [d.context.flow_id for d in made],
     )
 
 

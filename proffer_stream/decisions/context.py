@@ -61,6 +61,10 @@ class DecisionContext(StrictModel):
     ip: Short | None = None
     roles: list[Short] = Field(default_factory=list)
     custom: dict[str, Any] = Field(default_factory=dict)
+    integration_id: int | None = Field(None, description="At a placement: the integration.")
+    flow_id: Short | None = Field(None, description="At a placement: the visit (flow).")
+    placement: Short | None = Field(None, description="At a placement: its name.")
+    site: Short | None = Field(None, description="At a placement: the site's host.")
 
 
 def context_misses(conditions: ContextConditions | None, context: DecisionContext) -> list[str]:

@@ -37,6 +37,7 @@ MOST_TRACED = 10
 """Ineligible candidates, and candidates ranked below the choice, that the trace names
 one by one (each); the rest are counted by reason."""
 RANKED_BELOW = "ranked below the choice"
+SHOWN = "shown already in this flow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +157,10 @@ def decide(
     member: MemberContext,
     context: DecisionContext,
     now: datetime,
+    shown: frozenset[str] = frozenset(),
 ) -> Decided:
     """The best eligible candidate for the customer in ``context`` at ``now``, and why
-    the others lost."""
+    the others lost; none of ``shown`` (candidate refs: what the flow showed already)."""
     order = average_order(member.profile)
     total = len(open_offers) + sum(len(items) for _, items in catalog)
     ranks = in_rank_order(open_offers, catalog, order)
@@ -168,14 +170,14 @@ def decide(
     ineligible = seen = 0
     for rank in ranks:
         seen += 1
-        miss = _miss(rank[4], member, context, now)
+        miss = SHOWN if shown and _ref(rank[4]) in shown else _miss(rank[4], member, context, now)
         if miss is None:
             chosen = candidate(rank, order)
             traced.append(_traced(chosen, True, []))
             break
         if ineligible < MOST_TRACED:
             ineligible += 1
-            misses = _misses(rank[4], member, context, now)
+            misses = [miss] if miss == SHOWN else _misses(rank[4], member, context, now)
             traced.append(_traced(candidate(rank, order), False, misses))
         else:
             excluded[miss] += 1
@@ -188,6 +190,10 @@ def decide(
             excluded[RANKED_BELOW] = total - seen
     none_because = None if chosen else _none_because(total)
     return Decided(chosen, traced, dict(excluded), none_because)
+
+
+def _ref(item: Offer | CatalogDefinition) -> str:
+    return candidate_ref("offer" if isinstance(item, Offer) else "catalog", item.id)
 
 
 def _miss(

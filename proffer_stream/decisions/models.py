@@ -16,10 +16,13 @@ from proffer_stream.decisions.context import DecisionContext
 
 CandidateKind = Literal["offer", "catalog"]
 """An open offer made for the customer (approved or sent), or a catalog offer."""
-Surface = Literal["personalized_offers"]
+Surface = Literal["personalized_offers", "placements"]
 ReactionKind = Literal[
     "viewed",
     "dismissed",
+    "shown",
+    "accepted",
+    "declined",
     "fulfillment_started",
     "fulfillment_completed",
     "fulfillment_failed",

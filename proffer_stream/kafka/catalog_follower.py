@@ -16,7 +16,12 @@ import time
 
 from pydantic import ValidationError
 
-from proffer_stream.catalog.models import CatalogDefinition, CollectionDefinition
+from proffer_stream.catalog.models import (
+    CatalogDefinition,
+    CollectionDefinition,
+    DefinitionTarget,
+    IntegrationDefinition,
+)
 from proffer_stream.catalog.store import CatalogStore, Definition
 from proffer_stream.core.settings import Settings
 from proffer_stream.kafka.follower import TopicFollower
@@ -25,12 +30,16 @@ from proffer_stream.kafka.topics import topics_for
 log = logging.getLogger(__name__)
 
 _COLLECTION = b"\x00collection\x00"
+_INTEGRATION = b"\x00integration\x00"
 
 
 def parse_definition(key: bytes | None, value: bytes) -> Definition:
-    """A record of ``proffer.catalog``: a collection if its key says so, else an offer."""
+    """A record of ``proffer.catalog``: a collection or an integration if its key says
+    so, else an offer."""
     if key is not None and _COLLECTION in key:
         return CollectionDefinition.model_validate_json(value)
+    if key is not None and _INTEGRATION in key:
+        return IntegrationDefinition.model_validate_json(value)
     return CatalogDefinition.model_validate_json(value)
 
 
@@ -42,7 +51,7 @@ class CatalogFollower(TopicFollower):
         self.store = store
 
     async def wait_for(
-        self, tenant_id: str, target: str, item_id: int, version: int, deadline: float
+        self, tenant_id: str, target: DefinitionTarget, item_id: int, version: int, deadline: float
     ) -> bool:
         """Whether the store holds ``version`` (or a later one) of the item by
         ``deadline`` (monotonic)."""

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from proffer_stream.catalog.models import CatalogDefinition, catalog_key, collection_key
+from proffer_stream.catalog.models import definition_key
+from proffer_stream.catalog.store import target_of
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.catalog import all_definitions
 from proffer_stream.db.pool import connect_pool
@@ -49,16 +50,14 @@ async def restore_tenant_config(settings: Settings) -> int:
 
 
 async def restore_catalog(settings: Settings) -> int:
-    """Publish PostgreSQL's catalog offers and collections (their latest versions) on an
-    empty ``proffer.catalog``; return how many definitions."""
+    """Publish PostgreSQL's catalog offers, collections and integrations (their latest
+    versions) on an empty ``proffer.catalog``; return how many definitions."""
     topic = topics_for(settings).catalog.name
 
     async def records(pool: asyncpg.Pool) -> list[tuple[bytes, bytes]]:
         return [
             (
-                catalog_key(d.tenant_id, d.id)
-                if isinstance(d, CatalogDefinition)
-                else collection_key(d.tenant_id, d.id),
+                definition_key(d.tenant_id, target_of(d), d.id),
                 d.model_dump_json().encode(),
             )
             for d in await all_definitions(pool)
@@ -67,7 +66,7 @@ async def restore_catalog(settings: Settings) -> int:
     restored = await _restore(settings, topic, records)
     if restored:
         log.warning(
-            "%s was empty: restored %d catalog offers and collections from PostgreSQL",
+            "%s was empty: restored %d catalog definitions from PostgreSQL",
             topic,
             restored,
         )

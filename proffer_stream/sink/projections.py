@@ -12,10 +12,17 @@ import asyncpg
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from proffer_stream.catalog.models import CatalogDefinition, CatalogEvent, CollectionDefinition
+from proffer_stream.catalog.models import (
+    CatalogDefinition,
+    CatalogEvent,
+    CollectionDefinition,
+    Definition,
+    IntegrationDefinition,
+)
+from proffer_stream.catalog.store import target_of
 from proffer_stream.core.errors import BadRecord
 from proffer_stream.core.identity import customer_id
-from proffer_stream.db.catalog import Definition, apply_catalog_definitions, apply_catalog_events
+from proffer_stream.db.catalog import apply_catalog_definitions, apply_catalog_events
 from proffer_stream.db.customers import upsert_customers
 from proffer_stream.db.decisions import apply_decision_records
 from proffer_stream.db.events import StagedEvent, insert_events, staged_event
@@ -285,9 +292,9 @@ class ConfigOutcomesProjection:
 
 
 class CatalogDefinitionsProjection:
-    """``proffer.catalog`` -> ``catalog_offers``, ``catalog_collections``: each offer and
-    collection at its highest version. Tombstones are skipped (an archived offer stays,
-    archived)."""
+    """``proffer.catalog`` -> ``catalog_offers``, ``catalog_collections``,
+    ``catalog_integrations``: each definition at its highest version. Tombstones are
+    skipped (an archived offer stays, archived)."""
 
     table = "catalog_offers"
     latest_per_key = False  # the write keeps the highest version, not the last record
@@ -302,29 +309,27 @@ class CatalogDefinitionsProjection:
         return await apply_catalog_definitions(conn, items)
 
     def replies(self, items: Sequence[Definition]) -> Iterable[str]:
-        return [catalog_definition_key(d.tenant_id, _target(d), d.id) for d in items]
+        return [catalog_definition_key(d.tenant_id, target_of(d), d.id) for d in items]
 
 
-_DEFINITIONS: dict[bytes, type[CatalogDefinition] | type[CollectionDefinition]] = {
+_DEFINITIONS: dict[bytes, type[Definition]] = {
     b"catalog": CatalogDefinition,
     b"collection": CollectionDefinition,
+    b"integration": IntegrationDefinition,
 }
 """The definition each kind of key of ``proffer.catalog`` carries (see
-:func:`~proffer_stream.catalog.models.catalog_key` and ``collection_key``)."""
+:func:`~proffer_stream.catalog.models.definition_key`)."""
 
 
 def read_definition(key: bytes | None, value: bytes | None) -> Definition:
-    """A ``proffer.catalog`` record's definition: an offer's or a collection's, as its key
-    says; :class:`BadRecord` when the key names neither or the value does not validate."""
+    """A ``proffer.catalog`` record's definition: an offer's, a collection's or an
+    integration's, as its key says; :class:`BadRecord` when the key names none or the
+    value does not validate."""
     parts = (key or b"").split(b"\x00")
     model = _DEFINITIONS.get(parts[1]) if len(parts) == 3 else None
     if model is None:
-        raise BadRecord("wrong_key", f"not a catalog offer's or collection's key: {key!r}")
+        raise BadRecord("wrong_key", f"not a catalog definition's key: {key!r}")
     return read_message(model, value)
-
-
-def _target(definition: Definition) -> str:
-    return "offer" if isinstance(definition, CatalogDefinition) else "collection"
 
 
 class CatalogEventsProjection:

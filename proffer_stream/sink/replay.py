@@ -93,6 +93,7 @@ OFFER_TABLES: dict[str, tuple[str, ...]] = {
 CATALOG_TABLES: dict[str, tuple[str, ...]] = {
     "catalog_offers": ("tenant_id", "id"),
     "catalog_collections": ("tenant_id", "id"),
+    "catalog_integrations": ("tenant_id", "id"),
     "catalog_activity": ("tenant_id", "event_id"),
     "catalog_counts": ("tenant_id", "offer_id"),
     "catalog_members": ("tenant_id", "offer_id", "external_customer_id"),
@@ -152,6 +153,7 @@ def catalog_tables(settings: Settings) -> Rebuild:
         {
             "catalog_offers": "version",
             "catalog_collections": "version",
+            "catalog_integrations": "version",
             "catalog_counts": "seq",
             "catalog_members": "seq",
         },
@@ -192,6 +194,7 @@ def _noun(table: str) -> str:
         "decisions": "decisions",
         "catalog_offers": "catalog offers (or their latest versions)",
         "catalog_collections": "collections (or their latest versions)",
+        "catalog_integrations": "integrations (or their latest versions)",
         "catalog_activity": "catalog events",
         "catalog_counts": "catalog offers' counts (or their latest)",
         "catalog_members": "members' standings (or their latest)",

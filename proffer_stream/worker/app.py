@@ -16,9 +16,8 @@ from aiokafka import TopicPartition
 from faust.types import EventT, TableT
 
 from proffer_stream.catalog.models import (
-    CatalogDefinition,
     CatalogEvent,
-    CollectionDefinition,
+    Definition,
     MemberCommand,
     catalog_key,
 )
@@ -376,9 +375,7 @@ class CatalogTopicsOutbox:
         self.events = events
         self.answers = answers
 
-    async def definition(
-        self, key: bytes, definition: CatalogDefinition | CollectionDefinition
-    ) -> None:
+    async def definition(self, key: bytes, definition: Definition) -> None:
         value = definition.model_dump_json().encode()
         await self.app.producer.send(self.definitions, key, value, None, None, None)
 

@@ -53,13 +53,11 @@ from proffer_stream.catalog.limits import (
     decide_member,
 )
 from proffer_stream.catalog.models import (
-    CatalogDefinition,
     CatalogEvent,
-    CollectionDefinition,
+    Definition,
     DefinitionCommand,
     MemberCommand,
     catalog_key,
-    collection_key,
 )
 from proffer_stream.catalog.periods import UnknownTimeZone, zone
 from proffer_stream.core import metrics
@@ -228,9 +226,7 @@ class CatalogStore:
 class CatalogOutbox(Protocol):
     """Where the owner's decisions go, keyed like the command."""
 
-    async def definition(
-        self, key: bytes, definition: CatalogDefinition | CollectionDefinition
-    ) -> None:
+    async def definition(self, key: bytes, definition: Definition) -> None:
         """A new version, to ``proffer.catalog``."""
 
     async def event(self, key: bytes, event: CatalogEvent) -> None:
@@ -305,9 +301,7 @@ class CatalogOwner:
         await self._answer(command, event)
 
     async def _definition(self, partition: int, offset: int, command: DefinitionCommand) -> None:
-        key = (catalog_key if command.target == "offer" else collection_key)(
-            command.tenant_id, command.id
-        )
+        key = command.key
         if command.action == "create":
             record = self.store.offer(partition, offer_key(key)) or OfferRecord()
         else:
@@ -316,7 +310,7 @@ class CatalogOwner:
             )
         seen = _find(record.decided, command.command_id)
         if seen is not None:
-            current = _definition_of(record.state)
+            current = record.state.definition(command.target)
             if current is not None and current.command_id == command.command_id:
                 await self.outbox.definition(key, current)  # never an older version
             await self.outbox.event(key, seen.event)
@@ -333,7 +327,7 @@ class CatalogOwner:
             offer_key(key),
             record.model_copy(update={"state": state, "offset": offset, "decided": decided}),
         )
-        definition = _definition_of(state)
+        definition = state.definition(command.target)
         if event.kind == "defined" and definition is not None:
             await self.outbox.definition(key, definition)
         await self._publish(key, event)
@@ -374,14 +368,13 @@ def read_command(key: bytes | None, value: bytes | None) -> DefinitionCommand | 
             zone(command.timezone)
         except UnknownTimeZone as exc:
             raise BadRecord("invalid_message", f"timezone: {exc}") from None
-    elif command.target == "offer":
-        expected = catalog_key(command.tenant_id, command.id)
     else:
-        expected = collection_key(command.tenant_id, command.id)
+        expected = command.key
     if key != expected:
         raise BadRecord(
             "wrong_key",
-            f"key is {key!r}; it must be {expected!r} (<tenant_id>\\0<catalog|collection>\\0<id>)"
+            f"key is {key!r}; it must be {expected!r}"
+            " (<tenant_id>\\0<catalog|collection|integration>\\0<id>)"
             " so that each catalog offer has one owner",
         )
     return command
@@ -430,7 +423,3 @@ def _kept(decided: list[Decided]) -> list[Decided]:
     :data:`KEPT_DECIDED`."""
     since = decided[-1].event.at - DECIDED_FOR
     return [d for d in decided[-KEPT_DECIDED:] if d.event.at >= since]
-
-
-def _definition_of(state: OfferState) -> CatalogDefinition | CollectionDefinition | None:
-    return state.offer if state.offer is not None else state.collection

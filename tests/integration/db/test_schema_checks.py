@@ -75,6 +75,7 @@ async def test_pending_reads_without_writing(empty_database):
             "009_catalog_commands_issued.sql",
             "010_decisions.sql",
             "011_dashboard.sql",
+            "012_placements.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)

@@ -1,0 +1,2 @@
+"""Placements: integrations' sites and placements, flows (one visit), and the offer a
+placement shows, as segments."""
