@@ -25,12 +25,14 @@ from proffer_stream.api.routes import (
     customers,
     decisions,
     ingest,
+    integrations,
     keys,
     members,
     offer_requests,
     offers,
     operations,
     personalized_offers,
+    placements,
     stats,
 )
 from proffer_stream.api.services import Services
@@ -83,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     # member's actions, ingest, offer changes.
     for module in (
         personalized_offers,
+        placements,
         members,
         ingest,
         offer_requests,
@@ -95,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
         keys,
         operations,
         decisions,
+        integrations,
     ):
         app.include_router(module.router)
     install_dashboard(app)

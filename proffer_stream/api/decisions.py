@@ -31,7 +31,7 @@ from proffer_stream.db.decisions import (
 )
 from proffer_stream.db.replies import ReplyListener, decision_made_key, fulfillment_key
 from proffer_stream.decisions.context import DecisionContext
-from proffer_stream.decisions.engine import Candidate, Decided, decide
+from proffer_stream.decisions.engine import ByPriority, Candidate, Decided, decide
 from proffer_stream.decisions.live import LiveCatalog
 from proffer_stream.decisions.models import (
     DecisionMade,
@@ -39,7 +39,12 @@ from proffer_stream.decisions.models import (
     ReactionKind,
     Surface,
 )
-from proffer_stream.decisions.present import choice_of, languages_of, personalized_offer
+from proffer_stream.decisions.present import (
+    addressed,
+    choice_of,
+    languages_of,
+    personalized_offer,
+)
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.offers.models import Offer
 
@@ -76,12 +81,17 @@ def answer_expires(decided: Decided, now: datetime, seconds: int) -> datetime:
 
 @dataclass(frozen=True)
 class Ask:
-    """One decision to make: whose, where, and in what context."""
+    """One decision to make: whose, where, and in what context; at a placement, of its
+    candidates only (``catalog``, and the open offers if it takes them), the headline
+    addressed by ``first_name``."""
 
     tenant_id: str
     external_id: str
     surface: Surface
     context: DecisionContext
+    catalog: ByPriority | None = None
+    open_offers: bool = True
+    first_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,14 +123,27 @@ class Decider:
             ask.external_id,
             customer_id(ask.tenant_id, ask.external_id),
             live.stocked_ids,
+            ask.context.flow_id,
         )
         known = inputs.member.profile is not None
         if known:
-            decided = decide(inputs.open_offers, live.by_priority, inputs.member, ask.context, now)
+            decided = decide(
+                inputs.open_offers if ask.open_offers else [],
+                live.by_priority if ask.catalog is None else ask.catalog,
+                inputs.member,
+                ask.context,
+                now,
+                inputs.flow_chosen,
+            )
         else:
             decided = Decided(None, [], {}, "unknown customer")
         languages = languages_of(ask.context.locale)
         default = self.settings.default_language
+        choice = None
+        if decided.chosen is not None:
+            choice = choice_of(decided.chosen, languages, default)
+            if ask.first_name:
+                choice.title = addressed(choice.title, ask.first_name)
         event = DecisionMade(
             decision_id=new_id("dec", now),
             tenant_id=ask.tenant_id,
@@ -130,7 +153,7 @@ class Decider:
             expires_at=answer_expires(decided, now, self.settings.decision_seconds),
             customer_known=known,
             context=ask.context,
-            choice=choice_of(decided.chosen, languages, default) if decided.chosen else None,
+            choice=choice,
             none_because=decided.none_because,
             candidates=decided.candidates,
             excluded=decided.excluded,
@@ -220,7 +243,8 @@ class Decider:
         return await self.replies.wait_for(key, find, deadline)
 
 
-async def _decider(request: Request) -> Decider:
+async def decider_of(request: Request) -> Decider:
+    """The request's gateway's decision engine."""
     services: Services = request.app.state.services
     return Decider(
         services.pool,
@@ -231,4 +255,4 @@ async def _decider(request: Request) -> Decider:
     )
 
 
-Decisions = Annotated[Decider, Depends(_decider)]
+Decisions = Annotated[Decider, Depends(decider_of)]

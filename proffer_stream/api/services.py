@@ -31,6 +31,7 @@ from proffer_stream.kafka.catalog_follower import CatalogFollower
 from proffer_stream.kafka.progress import GroupWatch, ProgressWatch
 from proffer_stream.kafka.topics import topics_for, worker_app_id
 from proffer_stream.offers.rules import rules_file_or_default
+from proffer_stream.placements.candidates import LivePlacements
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,7 @@ class Services:
         self.catalog = CatalogStore()
         self.catalog_follower = CatalogFollower(self.catalog, settings)
         self.live_catalog = LiveCatalog(self.catalog)
+        self.live_placements = LivePlacements(self.live_catalog)
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None
         self._following: asyncio.Task[None] | None = None

@@ -58,6 +58,11 @@ def option_view(option: OfferOption, languages: list[str], default: str) -> dict
     }
 
 
+def addressed(title: str | None, first_name: str) -> str | None:
+    """The title addressed to the customer by their first name (``Ann, Spring sale``)."""
+    return f"{first_name}, {title}" if title else title
+
+
 def choice_of(candidate: Candidate, languages: list[str], default: str) -> Choice:
     """What the decision event records of the chosen candidate."""
     title, description = content(candidate, languages, default)

@@ -17,12 +17,6 @@ API_VERSION = "2026-12-01"
 DECLINE_LABELS = {"en": "No, thanks"}
 
 
-def headline(title: str | None, first_name: str | None) -> str:
-    """The headline, addressed to the customer when their first name is given."""
-    text = title or ""
-    return f"{first_name}, {text}" if first_name and text else text
-
-
 def segment(
     kind: str, children: list[dict[str, Any]] | None = None, **fields: Any
 ) -> dict[str, Any]:
@@ -36,7 +30,11 @@ def offer_links(offers_url: str, decision_id: str, placement: str) -> list[dict[
     return [
         {"rel": "accept", "method": "POST", "href": f"{own}/accept"},
         {"rel": "decline", "method": "POST", "href": f"{own}/decline"},
-        {"rel": "next", "method": "POST", "href": f"{offers_url}?placement={placement}"},
+        {
+            "rel": "next",
+            "method": "POST",
+            "href": f"{offers_url}?placement={placement}&after={decision_id}",
+        },
         {"rel": "shown", "method": "POST", "href": f"{own}/shown"},
     ]
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "proffer_stream"
-DOMAIN = ("core", "ingest", "signals", "offers", "catalog", "decisions")
+DOMAIN = ("core", "ingest", "signals", "offers", "catalog", "decisions", "placements")
 IO = ("kafka", "worker", "sink", "db", "api", "local", "llm", "cli")
 IO_LIBRARIES = (
     "aiokafka",

@@ -40,6 +40,8 @@ from proffer_stream.catalog.models import (
     CollectionFields,
     DefinitionAction,
     DefinitionCommand,
+    DefinitionTarget,
+    IntegrationFields,
 )
 from proffer_stream.catalog.views import pagination_info
 from proffer_stream.core.identity import catalog_item_id, new_request_id
@@ -64,13 +66,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _command(
+def definition_command(
     tenant_id: str,
     key_name: str,
-    target: Literal["offer", "collection"],
+    target: DefinitionTarget,
     action: DefinitionAction,
     item: tuple[int, int],
-    body: CatalogOfferFields | CollectionFields | None = None,
+    body: CatalogOfferFields | CollectionFields | IntegrationFields | None = None,
 ) -> DefinitionCommand:
     """A definition command; ``item`` is (id, base version), id 0 for a new one."""
     command_id = new_request_id()
@@ -84,6 +86,7 @@ def _command(
         base_version=base_version,
         offer=body if isinstance(body, CatalogOfferFields) else None,
         collection=body if isinstance(body, CollectionFields) else None,
+        integration=body if isinstance(body, IntegrationFields) else None,
         issued_at=datetime.now(UTC),
         source=f"api key {key_name!r}",
     )
@@ -92,7 +95,7 @@ def _command(
 Fields = TypeVar("Fields", bound=StrictModel)
 
 
-def _merged(kind: type[Fields], current: StrictModel, patch: dict[str, Any]) -> Fields:
+def merged(kind: type[Fields], current: StrictModel, patch: dict[str, Any]) -> Fields:
     """``current`` with the fields of ``patch``, validated whole (422 naming the field)."""
     fields = current.model_dump(include=set(kind.model_fields)) | patch
     try:
@@ -140,7 +143,7 @@ async def create_catalog_offer(
 ) -> Any:
     """Only the reference's fields are needed; ``terms``, ``channels`` and ``audience``
     are the engine's additions. Answers the offer at version 1."""
-    command = _command(tenant_id, key_name, "offer", "create", (0, 0), body)
+    command = definition_command(tenant_id, key_name, "offer", "create", (0, 0), body)
     answer = await define(io, command, _offer_reader(io, tenant_id, command.id))
     if isinstance(answer, CatalogOfferResponse):
         return JSONResponse(answer.model_dump(mode="json"), status_code=201)
@@ -227,9 +230,9 @@ async def update_catalog_offer(
     """The fields given replace the current ones (``null`` clears one); the whole offer
     is validated again."""
     row = await _current_offer(io, tenant_id, offer_id)
-    fields = _merged(CatalogOfferFields, row.offer, body)
+    fields = merged(CatalogOfferFields, row.offer, body)
     item = (offer_id, row.offer.version)
-    command = _command(tenant_id, key_name, "offer", "update", item, fields)
+    command = definition_command(tenant_id, key_name, "offer", "update", item, fields)
     return await define(io, command, _offer_reader(io, tenant_id, offer_id))
 
 
@@ -245,7 +248,7 @@ async def archive_catalog_offer(
     """Members no longer see or use it; it stays readable with ``archived_at`` set."""
     row = await _current_offer(io, tenant_id, offer_id)
     item = (offer_id, row.offer.version)
-    command = _command(tenant_id, key_name, "offer", "archive", item)
+    command = definition_command(tenant_id, key_name, "offer", "archive", item)
     return await define(io, command, _offer_reader(io, tenant_id, offer_id))
 
 
@@ -320,7 +323,7 @@ async def _current_collection(
 async def create_catalog_collection(
     body: CollectionFields, tenant_id: Tenant, key_name: KeyName, io: Catalog
 ) -> Any:
-    command = _command(tenant_id, key_name, "collection", "create", (0, 0), body)
+    command = definition_command(tenant_id, key_name, "collection", "create", (0, 0), body)
     answer = await define(io, command, _collection_reader(io, tenant_id, command.id))
     if isinstance(answer, CollectionResponse):
         return JSONResponse(answer.model_dump(mode="json"), status_code=201)
@@ -382,9 +385,9 @@ async def update_catalog_collection(
 ) -> Any:
     """The fields given replace the current ones; ``offers_order`` orders its offers."""
     current = await _current_collection(io, tenant_id, collection_id)
-    fields = _merged(CollectionFields, current, body)
+    fields = merged(CollectionFields, current, body)
     item = (collection_id, current.version)
-    command = _command(tenant_id, key_name, "collection", "update", item, fields)
+    command = definition_command(tenant_id, key_name, "collection", "update", item, fields)
     return await define(io, command, _collection_reader(io, tenant_id, collection_id))
 
 
@@ -399,7 +402,7 @@ async def archive_catalog_collection(
 ) -> Any:
     current = await _current_collection(io, tenant_id, collection_id)
     item = (collection_id, current.version)
-    command = _command(tenant_id, key_name, "collection", "archive", item)
+    command = definition_command(tenant_id, key_name, "collection", "archive", item)
     return await define(io, command, _collection_reader(io, tenant_id, collection_id))
 
 

@@ -71,7 +71,8 @@ def body_of(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-async def _body(request: Request, model: type[M]) -> M:
+async def read_model(request: Request, model: type[M]) -> M:
+    """The body (JSON or a form with bracket keys) as ``model``; 422 naming the field."""
     most = request.app.state.services.settings.max_body_bytes
     data = await read_body(request, most)
     try:
@@ -110,7 +111,7 @@ async def personalized_offers(
     """At most one offer (an empty list when none fits, or the customer is unknown),
     with its text in ``request_context.locale``; the decision is logged before the
     answer goes out (503 if it cannot be)."""
-    body = await _body(request, PersonalizedOffersBody)
+    body = await read_model(request, PersonalizedOffersBody)
     made = await decider.decide(
         Ask(tenant_id, body.customer_id, "personalized_offers", context_of(body, request))
     )
@@ -121,7 +122,7 @@ async def personalized_offers(
     "/offer_events", summary="The customer viewed or dismissed an offer", responses=ANSWERS
 )
 async def offer_events(request: Request, tenant_id: AnyTenant, decider: Decisions) -> Response:
-    body = await _body(request, OfferEventBody)
+    body = await read_model(request, OfferEventBody)
     decision = await decider.decision(tenant_id, body.personalized_offer_id)
     await decider.react(decision, body.type, _source(request))
     return json_answer({})
@@ -137,7 +138,7 @@ async def create_fulfillment(
     request: Request, tenant_id: AnyTenant, decider: Decisions
 ) -> Response:
     """Starts a fulfilment (``in_progress``) of one of the decision's options."""
-    body = await _body(request, FulfillmentBody)
+    body = await read_model(request, FulfillmentBody)
     decision = await decider.decision(tenant_id, body.personalized_offer_id)
     option = _option(decision, body.option_id)
     reaction = await decider.react(
@@ -179,7 +180,7 @@ async def get_fulfillment(
 async def update_fulfillment(
     fulfillment_id: FulfillmentId, request: Request, tenant_id: AnyTenant, decider: Decisions
 ) -> Response:
-    body = await _body(request, FulfillmentUpdate)
+    body = await read_model(request, FulfillmentUpdate)
     found = await decider.fulfillment(tenant_id, fulfillment_id)
     if found.status != "in_progress":
         raise ApiError(409, "fulfillment_ended", f"The fulfilment is {found.status} already.")
