@@ -39,7 +39,7 @@ class IntegrationView(IntegrationFields):
 
     @classmethod
     def of(cls, integration: IntegrationDefinition) -> IntegrationView:
-        return cls.model_construct(**integration.model_dump(exclude={"tenant_id", "command_id"}))
+        return cls.model_validate(integration.model_dump(exclude={"tenant_id", "command_id"}))
 
 
 class IntegrationResponse(BaseModel):
