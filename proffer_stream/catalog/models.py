@@ -340,6 +340,7 @@ class IntegrationFields(StrictModel):
         default_factory=dict,
         max_length=50,
         description="By name (``order_confirmation``, ``order_status``): what may show there.",
+        json_schema_extra={"propertyNames": {"pattern": PLACEMENT_PATTERN}},
     )
 
     @field_validator("allowed_sites", "blocked_sites", mode="before")

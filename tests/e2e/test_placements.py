@@ -198,6 +198,7 @@ async def test_placements(settings, processes, db):
         assert elsewhere.status_code == 404
         none_id = none.json()["decision_id"]
         assert (await api.post(f"{offers_of(flow)}/{none_id}/shown")).status_code == 404
+
         async def reactions_to(some_id):
             return (await api.get(f"/api/decisions/{some_id}")).json()
 

@@ -31,7 +31,7 @@ from proffer_stream.api.placements import (
     reaction_event,
     site_of,
 )
-from proffer_stream.api.routes.personalized_offers import read_model
+from proffer_stream.api.routes.personalized_offers import body_of, read_model
 from proffer_stream.api.wire import invalid
 from proffer_stream.catalog.models import PLACEMENT_PATTERN, OfferOption
 from proffer_stream.core.types import ExternalId, StrictModel
@@ -63,7 +63,13 @@ class FlowBody(StrictModel):
     site: Annotated[str, Field(max_length=300)] | None = None
 
 
-@router.post("/{integration_id}/flows", status_code=201, summary="Start a flow", responses=ANSWERS)
+@router.post(
+    "/{integration_id}/flows",
+    status_code=201,
+    summary="Start a flow",
+    responses=ANSWERS,
+    openapi_extra=body_of(FlowBody),
+)
 async def start_flow(
     integration_id: IntegrationId, request: Request, tenant_id: AnyTenant, placer: Placements
 ) -> Response:

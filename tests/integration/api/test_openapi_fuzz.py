@@ -91,6 +91,17 @@ OPERATIONS = [
     ("GET", "/api/v2/offer_fulfillments/{fulfillment_id}"),
     ("POST", "/api/v2/offer_fulfillments/{fulfillment_id}"),
     ("GET", "/api/decisions/{decision_id}"),
+    ("POST", "/api/v2/integrations/{integration_id}/flows"),
+    ("POST", "/api/v2/integrations/{integration_id}/flows/{flow_id}/offers"),
+    (
+        "POST",
+        "/api/v2/integrations/{integration_id}/flows/{flow_id}/offers/{decision_id}/{reaction}",
+    ),
+    ("POST", "/api/integrations"),
+    ("GET", "/api/integrations"),
+    ("GET", "/api/integrations/{integration_id}"),
+    ("PATCH", "/api/integrations/{integration_id}"),
+    ("DELETE", "/api/integrations/{integration_id}"),
 ]
 # No invalid input exists for these (no parameters, no body), or schemathesis cannot make
 # one (an external id is any non-empty string without NUL, and a path segment is a string).
