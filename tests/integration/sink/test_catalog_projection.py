@@ -23,14 +23,16 @@ from proffer_stream.catalog.models import (
     CatalogOfferFields,
     CollectionDefinition,
     CollectionFields,
+    Definition,
     DefinitionCommand,
+    IntegrationDefinition,
     MemberAction,
     MemberCommand,
     catalog_key,
-    collection_key,
+    definition_key,
 )
 from proffer_stream.core.settings import Settings
-from proffer_stream.db.catalog import Definition, apply_catalog_definitions, apply_catalog_events
+from proffer_stream.db.catalog import apply_catalog_definitions, apply_catalog_events
 from proffer_stream.db.replies import CHANNEL, catalog_definition_key, command_key
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.local.restore import restore_catalog
@@ -44,6 +46,7 @@ NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
 KEYS = {
     "catalog_offers": "tenant_id, id",
     "catalog_collections": "tenant_id, id",
+    "catalog_integrations": "tenant_id, id",
     "catalog_activity": "tenant_id, event_id",
     "catalog_counts": "tenant_id, offer_id",
     "catalog_members": "tenant_id, offer_id, external_customer_id",
@@ -60,11 +63,11 @@ class Owner:
         self.members: dict[str, MemberState] = {}
         self.definitions: list[Definition] = []
         self.events: list[CatalogEvent] = []
-        self.key = (catalog_key if target == "offer" else collection_key)(tenant, id_)
+        self.key = definition_key(tenant, target, id_)
         self.clock = NOW
 
     def define(self, action: str, **body: Any) -> None:
-        current = self.state.offer or self.state.collection
+        current = self.state.definition(self.target)
         command = DefinitionCommand.model_validate(
             {
                 "command_id": f"{self.tenant}-{self.target}{self.id}-{len(self.events) + 1}",
@@ -79,7 +82,7 @@ class Owner:
         )
         self.state, event = decide_definition(self.state, command)
         self.events.append(event)
-        defined = self.state.offer or self.state.collection
+        defined = self.state.definition(self.target)
         assert defined is not None
         self.definitions.append(defined)
 
@@ -122,7 +125,10 @@ def owners() -> list[Owner]:
     collection.define("update", **CollectionFields(offers_order=[1]).model_dump(mode="json"))
     elsewhere = Owner("globex", "offer", 1)
     elsewhere.define("create", **CatalogOfferFields(name={"en": "Other"}).model_dump(mode="json"))
-    return [offer, collection, elsewhere]
+    integration = Owner("acme", "integration", 1)
+    integration.define("create", name="Checkout")
+    integration.define("update", name="Checkout", placements={"thanks": {"offer_ids": [1]}})
+    return [offer, collection, elsewhere, integration]
 
 
 OWNERS = owners()
@@ -181,7 +187,16 @@ def check_rows(rows: dict[str, list[dict[str, Any]]]) -> None:
     assert CollectionDefinition.model_validate_json(collection["definition"]).offers_order == [1]
     assert len(rows["catalog_activity"]) == len(EVENTS)
     targets = {(r["tenant_id"], r["target"], r["offer_id"]) for r in rows["catalog_activity"]}
-    assert targets == {("acme", "offer", 1), ("acme", "collection", 1), ("globex", "offer", 1)}
+    assert targets == {
+        ("acme", "offer", 1),
+        ("acme", "collection", 1),
+        ("globex", "offer", 1),
+        ("acme", "integration", 1),
+    }
+    [integration] = rows["catalog_integrations"]
+    assert integration["version"] == 2
+    defined = IntegrationDefinition.model_validate_json(integration["definition"])
+    assert defined.placements["thanks"].offer_ids == [1]
     counts = {(r["tenant_id"], r["offer_id"]): r for r in rows["catalog_counts"]}
     assert set(counts) == {("acme", 1), ("globex", 1)}  # a collection counts nothing
     acme_counts = counts[("acme", 1)]
@@ -340,6 +355,7 @@ async def test_a_replay_of_topics_that_lost_records_refuses_unless_forced(
     assert refused.value.missing == {
         "catalog_offers": 1,
         "catalog_collections": 1,
+        "catalog_integrations": 1,
         "catalog_activity": len(EVENTS) - 1,
         "catalog_counts": 1,
         "catalog_members": 3,
@@ -350,6 +366,7 @@ async def test_a_replay_of_topics_that_lost_records_refuses_unless_forced(
     assert forced.after == {
         "catalog_offers": 1,
         "catalog_collections": 0,
+        "catalog_integrations": 0,
         "catalog_activity": 1,
         "catalog_counts": 1,
         "catalog_members": 0,
@@ -379,7 +396,7 @@ async def test_restore_publishes_the_latest_definitions_on_an_empty_catalog_topi
     assert await restore_catalog(settings) == 0  # nothing in PostgreSQL
     await write(db, DEFINITIONS, EVENTS)
 
-    assert await restore_catalog(settings) == 3
+    assert await restore_catalog(settings) == len(OWNERS)
     records = await catalog_records(settings)
     restored = CatalogDefinitionsProjection(topics_for(settings).catalog.name).read(records)
     latest = [o.definitions[-1] for o in OWNERS]
@@ -387,5 +404,5 @@ async def test_restore_publishes_the_latest_definitions_on_an_empty_catalog_topi
     assert {r.key for r in records} == {o.key for o in OWNERS}
 
     assert await restore_catalog(settings) == 0  # the topic holds them: left as it is
-    assert len(await catalog_records(settings)) == 3
+    assert len(await catalog_records(settings)) == len(OWNERS)
     assert all(json.loads(r.value)["version"] >= 1 for r in records)
