@@ -1,10 +1,15 @@
-"""Decisions benchmark: `POST /api/v2/personalized_offers` over a realistic catalog.
+"""Decisions benchmark: `POST /api/v2/personalized_offers` and the placement offers of
+`POST /api/v2/integrations/{id}/flows/{flow}/offers` over a realistic catalog.
 
 Starts its own broker and PostgreSQL (as bench/ingest.py does), the sink, one worker and
 one gateway; puts --customers customers straight into PostgreSQL (their profiles: page
 views, purchases) and creates --offers catalog offers through the API (priorities 0-6,
 discounts, a third with an audience over signals, a third with context conditions), then
-measures decisions for random customers in random contexts (locale, device, url, roles):
+measures decisions for random customers in random contexts (locale, device, url, roles);
+for placements, an integration whose placement shows every catalog offer and the
+customer's open offers, and --flows flows of random customers, each asked for offers
+in turn (so a flow's offers already shown are read and skipped, as in a visit).
+Each endpoint (--endpoints) is measured in turn:
 
   a) paced: --rate decisions per second for --seconds: p50/p99 (target p50 <= 3 ms and
      p99 <= 15 ms at 1,000/s), and how many the client sent late.
@@ -28,6 +33,8 @@ import random
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -127,25 +134,78 @@ def ask(rng: random.Random, customers: int) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint measured: its requests (URL and JSON body, or None) and its answers
+    (which statuses are answers, and which answers show an offer)."""
+
+    name: str
+    request: Callable[[random.Random], tuple[str, dict | None]]
+    answered: frozenset[int]
+    offered: Callable[[int, bytes], bool]
+
+
+def personalized(stack: Stack, customers: int) -> Endpoint:
+    url = f"{stack.api}/api/v2/personalized_offers"
+    return Endpoint(
+        "personalized_offers",
+        lambda rng: (url, ask(rng, customers)),
+        frozenset({200}),
+        lambda status, answer: status == 200 and bool(json.loads(answer)["personalized_offers"]),
+    )
+
+
+async def placement(
+    stack: Stack, session: aiohttp.ClientSession, customers: int, flows: int
+) -> Endpoint:
+    """An integration showing every catalog offer and open offers at ``order_confirmation``,
+    and ``flows`` flows of random customers, taken in turn."""
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    body = {
+        "name": "Checkout",
+        "allowed_sites": ["*.shop.example"],
+        "placements": {
+            "order_confirmation": {"all_catalog_offers": True, "open_offers": True},
+        },
+    }
+    async with session.post(f"{stack.api}/api/integrations", json=body, headers=headers) as made:
+        if made.status != 201:
+            raise RuntimeError(f"creating the integration: {made.status} {await made.text()}")
+        integration = (await made.json())["integration"]["id"]
+    base = f"{stack.api}/api/v2/integrations/{integration}/flows"
+    rng = random.Random(7)
+    urls = []
+    for _ in range(flows):
+        who = {"external_customer_id": f"c{rng.randrange(customers)}", "site": "shop.example"}
+        async with session.post(base, json=who, headers=headers) as started:
+            flow = (await started.json())["data"]["id"]
+        urls.append(f"{base}/{flow}/offers?placement=order_confirmation&first_name=Ann")
+    return Endpoint(
+        "placement_offers",
+        lambda rng: (rng.choice(urls), None),
+        frozenset({201, 202}),
+        lambda status, _: status == 201,
+    )
+
+
 async def paced(
-    stack: Stack, session: aiohttp.ClientSession, rate: float, seconds: float, customers: int
+    stack: Stack, session: aiohttp.ClientSession, rate: float, seconds: float, endpoint: Endpoint
 ) -> Figures:
     """Decisions at ``rate`` per second for ``seconds``: latency percentiles and answers."""
     rng = random.Random(int(rate))
     headers = {"Authorization": f"Bearer {stack.api_key}"}
-    url = f"{stack.api}/api/v2/personalized_offers"
     latencies: list[float] = []
     statuses: Counter[int | str] = Counter()
     offered = late = 0
 
-    async def one(body: dict) -> None:
+    async def one(url: str, body: dict | None) -> None:
         nonlocal offered
         sent = time.monotonic()
         try:
             async with session.post(url, json=body, headers=headers) as response:
                 answer = await response.read()
                 statuses[response.status] += 1
-                if response.status == 200 and json.loads(answer)["personalized_offers"]:
+                if endpoint.offered(response.status, answer):
                     offered += 1
         except aiohttp.ClientError as error:
             statuses[type(error).__name__] += 1
@@ -161,19 +221,20 @@ async def paced(
             await asyncio.sleep(wait)
         elif wait < -0.05:
             late += 1
-        tasks.append(asyncio.create_task(one(ask(rng, customers))))
+        tasks.append(asyncio.create_task(one(*endpoint.request(rng))))
     await asyncio.gather(*tasks)
     cpu = {role: used - cpu_before.get(role, 0.0) for role, used in cpu_by_role(stack).items()}
-    answered = max(statuses[200], 1)
+    ok = sum(statuses[status] for status in endpoint.answered)
+    answered = max(ok, 1)
     return {
         "rate": rate,
         "p50_ms": statistics.median(latencies),
         "p99_ms": percentile(latencies, 0.99),
-        "ok": statuses[200],
-        "failed": sum(statuses.values()) - statuses[200],
+        "ok": ok,
+        "failed": sum(statuses.values()) - ok,
         "with_offer": offered,
         "late": late,
-        "per_s": statuses[200] / (time.monotonic() - start),
+        "per_s": ok / (time.monotonic() - start),
         "gateway_cpu_ms": 1000 * cpu.get("gateway", 0.0) / answered,
         "stack_cpu_ms": 1000 * sum(v for k, v in cpu.items() if k != "bench") / answered,
         "cpu_ms_by_role": {role: round(1000 * used / answered, 2) for role, used in cpu.items()},
@@ -183,35 +244,51 @@ async def paced(
 async def measure(stack: Stack, args: argparse.Namespace) -> dict:
     db = await asyncpg.create_pool(stack.settings.database_url, min_size=1, max_size=4)
     connector = aiohttp.TCPConnector(limit=512)
+    figures: dict = {}
     async with aiohttp.ClientSession(connector=connector) as session:
         await warm_up(stack, db, session)
         log(f"seeding {args.customers:,} customers into PostgreSQL")
         await seed_customers(db, args.customers)
         log(f"creating {args.offers:,} catalog offers through the API")
-        created_in = await create_offers(stack, session, args.offers)
-        log(f"   in {created_in:.1f} s; warming up")
-        await paced(stack, session, 200, 2, args.customers)
-        log(f"a) paced: {args.rate}/s for {args.seconds} s")
-        at_rate = await paced(stack, session, args.rate, args.seconds, args.customers)
-        log(f"   {at_rate}")
-        steps = []
-        rate = args.start_rate
-        while rate <= args.max_rate:
-            log(f"b) step at {rate}/s for {args.step_seconds} s")
-            step = await paced(stack, session, rate, args.step_seconds, args.customers)
-            log(f"   {step}")
-            steps.append(step)
-            if step["failed"] or (step["p99_ms"] or 0) >= 50 or step["late"] > rate * 0.05:
-                break
-            rate += args.step
+        figures["created_in"] = await create_offers(stack, session, args.offers)
+        log(f"   in {figures['created_in']:.1f} s")
+        endpoints = []
+        if "personalized" in args.endpoints:
+            endpoints.append(personalized(stack, args.customers))
+        if "placement" in args.endpoints:
+            log(f"starting {args.flows:,} flows")
+            endpoints.append(await placement(stack, session, args.customers, args.flows))
+        for endpoint in endpoints:
+            figures[endpoint.name] = await measure_endpoint(stack, session, endpoint, args)
     await db.close()
+    return figures
+
+
+async def measure_endpoint(
+    stack: Stack, session: aiohttp.ClientSession, endpoint: Endpoint, args: argparse.Namespace
+) -> dict:
+    """a) and b) for one endpoint."""
+    log(f"{endpoint.name}: warming up")
+    await paced(stack, session, 200, 2, endpoint)
+    log(f"a) {endpoint.name} paced: {args.rate}/s for {args.seconds} s")
+    at_rate = await paced(stack, session, args.rate, args.seconds, endpoint)
+    log(f"   {at_rate}")
+    steps = []
+    rate = args.start_rate
+    while rate <= args.max_rate:
+        log(f"b) {endpoint.name} step at {rate}/s for {args.step_seconds} s")
+        step = await paced(stack, session, rate, args.step_seconds, endpoint)
+        log(f"   {step}")
+        steps.append(step)
+        if step["failed"] or (step["p99_ms"] or 0) >= 50 or step["late"] > rate * 0.05:
+            break
+        rate += args.step
     passing = [
         s
         for s in steps
         if not s["failed"] and (s["p99_ms"] or 0) < 50 and s["late"] <= s["rate"] * 0.05
     ]
     return {
-        "created_in": created_in,
         "paced": at_rate,
         "steps": steps,
         "most": max((s["per_s"] for s in passing), default=None),
@@ -219,12 +296,19 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict:
 
 
 def report(figures: dict, args: argparse.Namespace) -> None:
-    paced_figures = figures["paced"]
     print("\nResults (2-core machine: broker, PostgreSQL, worker, sink, gateway and this client")
-    print(f"share it; {args.customers:,} customers, {args.offers:,} catalog offers).\n")
+    print(f"share it; {args.customers:,} customers, {args.offers:,} catalog offers).")
+    for name in ("personalized_offers", "placement_offers"):
+        if name in figures:
+            print(f"\n{name}:")
+            report_endpoint(figures[name], args)
+
+
+def report_endpoint(figures: dict, args: argparse.Namespace) -> None:
+    paced_figures = figures["paced"]
     print(
         f"a) paced at {args.rate:,}/s for {args.seconds} s: p50 {paced_figures['p50_ms']:.1f} ms,"
-        f" p99 {paced_figures['p99_ms']:.1f} ms; {paced_figures['ok']:,} x 200"
+        f" p99 {paced_figures['p99_ms']:.1f} ms; {paced_figures['ok']:,} answered"
         f" ({paced_figures['with_offer']:,} with an offer), {paced_figures['failed']} failed,"
         f" {paced_figures['late']} sent late"
     )
@@ -255,6 +339,13 @@ def main() -> int:
     parser.add_argument("--step", type=float, default=250, help="increase per step of b)")
     parser.add_argument("--step-seconds", type=float, default=5.0)
     parser.add_argument("--max-rate", type=float, default=5_000, help="last step of b)")
+    parser.add_argument("--flows", type=int, default=2_000, help="placement flows asked in turn")
+    parser.add_argument(
+        "--endpoints",
+        nargs="+",
+        choices=["personalized", "placement"],
+        default=["personalized", "placement"],
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     figures = on_stack(args, measure)
