@@ -235,6 +235,7 @@ async def paced(
         "with_offer": offered,
         "late": late,
         "per_s": ok / (time.monotonic() - start),
+        "statuses": {str(status): count for status, count in statuses.items()},
         "gateway_cpu_ms": 1000 * cpu.get("gateway", 0.0) / answered,
         "stack_cpu_ms": 1000 * sum(v for k, v in cpu.items() if k != "bench") / answered,
         "cpu_ms_by_role": {role: round(1000 * used / answered, 2) for role, used in cpu.items()},

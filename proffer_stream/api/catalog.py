@@ -294,6 +294,6 @@ def answer_action(event: CatalogEvent) -> Response:
     return Response(to_json(answer), media_type="application/json")
 
 
-def json_answer(body: dict[str, Any]) -> Response:
+def json_answer(body: dict[str, Any], status_code: int = 200) -> Response:
     """A body built as plain data, serialised as it is (the member views' hot path)."""
-    return Response(to_json(body), media_type="application/json")
+    return Response(to_json(body), status_code=status_code, media_type="application/json")

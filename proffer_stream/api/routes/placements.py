@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import Field
 
 from proffer_stream.api.catalog import json_answer
@@ -92,7 +92,7 @@ async def start_flow(
         "placements": sorted(integration.placements),
     }
     links = [{"rel": "offers", "method": "POST", "href": offers_url(integration_id, made)}]
-    return JSONResponse({"api_version": API_VERSION, "data": data, "links": links}, 201)
+    return json_answer({"api_version": API_VERSION, "data": data, "links": links}, 201)
 
 
 @router.post(
@@ -134,10 +134,10 @@ async def next_placement_offer(
     )
     made = await placer.decide(tenant_id, integration, asked)
     if made.event.choice is None:
-        return JSONResponse(none_answer(made.event), 202)
+        return json_answer(none_answer(made.event), 202)
     default = placer.decider.settings.default_language
     answer = offer_answer(made.event, default, made_event(made.event))
-    return JSONResponse(answer, 201)
+    return json_answer(answer, 201)
 
 
 @router.post(
