@@ -37,13 +37,15 @@ def offers_url(integration_id: int, flow_id: str) -> str:
     return f"{PREFIX}/{integration_id}/flows/{flow_id}/offers"
 
 
-def site_of(given: str | None, request: Request, flow: Flow | None = None) -> str | None:
-    """The request's site: the ``site`` given (422 if it is not a host or URL), else its
-    Origin, else its Referer, else the flow's."""
+def site_of(
+    given: str | None, where: str, request: Request, flow: Flow | None = None
+) -> str | None:
+    """The request's site: the ``site`` given (422 naming ``where`` if it is not a host or
+    URL), else its Origin, else its Referer, else the flow's."""
     if given is not None:
         site = host_of(given)
         if site is None:
-            raise invalid("query.site", f"{given!r} is not a host or a URL")
+            raise invalid(where, f"{given!r} is not a host or a URL")
         return site
     headers = request.headers
     found = host_of(headers.get("origin")) or host_of(headers.get("referer"))

@@ -32,7 +32,7 @@ class Flow:
     nonce: str
 
 
-def flow_id(key: bytes, tenant_id: str, flow: Flow) -> str:
+def new_flow_id(key: bytes, tenant_id: str, flow: Flow) -> str:
     """The flow's id: ``flw_<its fields, base64url>.<MAC>``."""
     fields = [
         flow.integration_id,

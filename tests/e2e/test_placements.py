@@ -108,6 +108,9 @@ async def test_placements(settings, processes, db):
             assert refused.json()["error"]["code"] == "site_blocked"
         allowed = await start_flow(api, iid, "ann", headers={"Origin": "https://shop.example"})
         assert allowed.status_code == 201
+        not_a_site = await start_flow(api, iid, "ann", site="http://")
+        assert not_a_site.status_code == 422
+        assert not_a_site.json()["error"]["details"][0]["loc"] == "body.site"
 
         def offers_of(flow_id, integration_id=iid):
             return f"{V2}/{integration_id}/flows/{flow_id}/offers"

@@ -37,7 +37,7 @@ from proffer_stream.catalog.models import PLACEMENT_PATTERN, OfferOption
 from proffer_stream.core.types import ExternalId, StrictModel
 from proffer_stream.decisions.models import ReactionKind
 from proffer_stream.placements.answer import API_VERSION
-from proffer_stream.placements.flows import Flow, flow_id
+from proffer_stream.placements.flows import Flow, new_flow_id
 
 router = APIRouter(prefix=PREFIX, tags=["placements"])
 ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -77,12 +77,12 @@ async def start_flow(
     offers asked for (403 if the site is blocked)."""
     body = await read_model(request, FlowBody)
     integration = placer.integration(tenant_id, integration_id)
-    site = site_of(body.site, request)
+    site = site_of(body.site, "body.site", request)
     placer.allow(integration, site)
     flow = Flow(
         integration_id, body.external_customer_id, site, datetime.now(UTC), uuid.uuid4().hex[:12]
     )
-    made = flow_id(placer.signing_key, tenant_id, flow)
+    made = new_flow_id(placer.signing_key, tenant_id, flow)
     data = {
         "type": "flow",
         "id": made,
@@ -119,7 +119,7 @@ async def next_placement_offer(
     there is none; logged before it is answered."""
     integration = placer.integration(tenant_id, integration_id)
     flow = placer.flow(tenant_id, integration_id, flow_id)
-    where = site_of(site, request, flow)
+    where = site_of(site, "query.site", request, flow)
     placer.allow(integration, where)
     if after is not None:  # read our own write: that decision is projected first
         await placer.decision_in_flow(tenant_id, flow_id, after)

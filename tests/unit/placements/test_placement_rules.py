@@ -25,7 +25,7 @@ from proffer_stream.decisions.live import LiveCatalog
 from proffer_stream.decisions.models import Choice
 from proffer_stream.placements.answer import event_data, offer_data, offer_links
 from proffer_stream.placements.candidates import LivePlacements, placement_catalog
-from proffer_stream.placements.flows import Flow, flow_id, read_flow
+from proffer_stream.placements.flows import Flow, new_flow_id, read_flow
 from proffer_stream.placements.sites import blocked_because, host_of, site_matches
 
 pytestmark = pytest.mark.unit
@@ -107,7 +107,7 @@ def test_integration_fields_are_checked_and_sites_lower_cased():
 
 def test_a_flow_id_is_read_back_only_by_its_tenant_and_integration():
     flow = Flow(7, "ann", "shop.example", NOW, "abc")
-    made = flow_id(KEY, "acme", flow)
+    made = new_flow_id(KEY, "acme", flow)
     assert made.startswith("flw_")
     assert read_flow(KEY, "acme", 7, made) == flow
     assert read_flow(KEY, "other", 7, made) is None
