@@ -104,6 +104,7 @@ def context_of(body: PersonalizedOffersBody, request: Request) -> DecisionContex
     "/personalized_offers",
     summary="The one best offer for a customer, in context",
     responses=ANSWERS,
+    openapi_extra=body_of(PersonalizedOffersBody),
 )
 async def personalized_offers(
     request: Request, tenant_id: AnyTenant, decider: Decisions
@@ -119,7 +120,10 @@ async def personalized_offers(
 
 
 @router.post(
-    "/offer_events", summary="The customer viewed or dismissed an offer", responses=ANSWERS
+    "/offer_events",
+    summary="The customer viewed or dismissed an offer",
+    responses=ANSWERS,
+    openapi_extra=body_of(OfferEventBody),
 )
 async def offer_events(request: Request, tenant_id: AnyTenant, decider: Decisions) -> Response:
     body = await read_model(request, OfferEventBody)
