@@ -12,16 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from support import Processes, new_database, wait_for
+from support import Processes, isolated_settings, wait_for
 
 from proffer_stream.core.settings import Settings
-from proffer_stream.db.migrations import migrate
 from proffer_stream.db.pool import connect_pool
-from proffer_stream.kafka.topics import ensure_topics, wait_for_broker
 from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 
 
@@ -78,30 +75,7 @@ async def settings(
     kafka_bootstrap: str, postgres_url: str, tmp_path: Path
 ) -> AsyncIterator[Settings]:
     """Settings for one test: its own topics (by prefix), database and ports; migrated."""
-    dsn = await new_database(postgres_url)
-    name = urlsplit(dsn).path.lstrip("/")
-    test_settings = Settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=dsn,
-        data_dir=tmp_path / "data",
-        topic_prefix=f"{name}.",
-        # A group of its own: a sink killed by an earlier test leaves a member behind
-        # in a shared group, and the next sink's join waits for it to time out.
-        sink_group=f"{name}.proffer-sink",
-        partitions=4,
-        gateway_port=free_port(),
-        worker_web_port=free_port(),
-        produce_timeout_seconds=3.0,
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=1.0,
-        log_level="INFO",
-    )
-    await wait_for_broker(kafka_bootstrap)
-    await ensure_topics(test_settings)
-    pool = await connect_pool(test_settings.database_url, max_size=2)
-    await migrate(pool)
-    await pool.close()
-    yield test_settings
+    yield await isolated_settings(kafka_bootstrap, postgres_url, tmp_path)
 
 
 @pytest.fixture

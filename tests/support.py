@@ -19,6 +19,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from proffer_stream.core.settings import Settings
+from proffer_stream.db.migrations import migrate
+from proffer_stream.db.pool import connect_pool
+from proffer_stream.kafka.topics import ensure_topics, wait_for_broker
 from proffer_stream.local.embedded import free_port, port_is_open
 from proffer_stream.local.supervisor import Supervisor
 
@@ -40,6 +43,34 @@ async def new_database(server_dsn: str) -> str:
     finally:
         await admin.close()
     return database_dsn(server_dsn, name)
+
+
+async def isolated_settings(kafka_bootstrap: str, postgres_url: str, tmp_path: Path) -> Settings:
+    """Settings of their own: topics (by prefix), a new database (migrated) and ports."""
+    dsn = await new_database(postgres_url)
+    name = urlsplit(dsn).path.lstrip("/")
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=dsn,
+        data_dir=tmp_path / "data",
+        topic_prefix=f"{name}.",
+        # A group of its own: a sink killed by an earlier test leaves a member behind
+        # in a shared group, and the next sink's join waits for it to time out.
+        sink_group=f"{name}.proffer-sink",
+        partitions=4,
+        gateway_port=free_port(),
+        worker_web_port=free_port(),
+        produce_timeout_seconds=3.0,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        log_level="INFO",
+    )
+    await wait_for_broker(kafka_bootstrap)
+    await ensure_topics(settings)
+    pool = await connect_pool(settings.database_url, max_size=2)
+    await migrate(pool)
+    await pool.close()
+    return settings
 
 
 async def produce_paced(

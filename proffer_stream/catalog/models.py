@@ -34,7 +34,7 @@ from proffer_stream.core.limits import check_json, no_nul
 from proffer_stream.core.types import (
     WHOLE,
     ExternalId,
-    SaneDatetime,
+    IsoDatetime,
     StrictModel,
     TenantId,
     Text,
@@ -212,10 +212,10 @@ class CatalogOfferFields(StrictModel):
     description: LocalizedText = Field(default_factory=dict)
     internal_name: ShortText | None = None
     notes: Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)] | None = None
-    visible_since: SaneDatetime | None = None
-    visible_until: SaneDatetime | None = None
-    usable_since: SaneDatetime | None = None
-    usable_until: SaneDatetime | None = None
+    visible_since: IsoDatetime | None = None
+    visible_until: IsoDatetime | None = None
+    usable_since: IsoDatetime | None = None
+    usable_until: IsoDatetime | None = None
     collection_ids: list[CatalogId] = Field(default_factory=list, max_length=100)
     audience: RuleConditions | None = Field(
         None,

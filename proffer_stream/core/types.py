@@ -54,6 +54,17 @@ def _sane_utc(value: datetime) -> datetime:
 
 SaneDatetime = Annotated[datetime, AfterValidator(_sane_utc)]
 """A timestamp we accept from clients: in UTC, between 1970 and 2100."""
+
+
+def _written_as_text(value: Any) -> Any:
+    if isinstance(value, int | float):  # pydantic would read 189675893447 as milliseconds
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2027-06-01T00:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[SaneDatetime, BeforeValidator(_written_as_text)]
+"""A :data:`SaneDatetime` given as ISO 8601 text only, as the spec says (a number is no
+date-time there)."""
 Text = Annotated[str, NO_NUL, AfterValidator(no_nul)]
 """A string PostgreSQL can store."""
 # The length limits come before the number-to-text step, so that they are checked in

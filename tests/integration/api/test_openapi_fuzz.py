@@ -24,9 +24,11 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.checks import load_all_checks, not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from support import isolated_settings
 
 from proffer_stream.api.app import create_app
 from proffer_stream.db import keys
+from proffer_stream.db.pool import connect_pool
 
 pytestmark = pytest.mark.integration
 
@@ -246,13 +248,18 @@ def test_every_operation_is_fuzzed_with_every_check(settings):
     assert len(CHECKS) >= 14
 
 
-@pytest.mark.parametrize(("method", "path", "mode"), _params())
-async def test_the_gateway_answers_as_its_spec_says(settings, db, method, path, mode):
-    key = (await keys.create_key(db, "acme", "fuzz")).key
+@pytest.fixture(scope="module")
+async def gateway(kafka_bootstrap, postgres_url, tmp_path_factory):
+    """One gateway for every case of the module (starting one per case was most of its
+    time): its API key, and a function that sends a case and waits for the answer."""
+    own = await isolated_settings(kafka_bootstrap, postgres_url, tmp_path_factory.mktemp("fuzz"))
+    pool = await connect_pool(own.database_url, max_size=1)
+    try:
+        key = (await keys.create_key(pool, "acme", "fuzz")).key
+    finally:
+        await pool.close()
     # No worker runs here: a command the API waits for answers 202 at once.
-    app = create_app(settings.model_copy(update={"offer_wait_seconds": 0.0}))
-    schema = schemathesis.openapi.from_dict(app.openapi(), config=fuzz_config(method, path))
-    operation = schema[path][method]
+    app = create_app(own.model_copy(update={"offer_wait_seconds": 0.0}))
     loop = asyncio.get_running_loop()
     async with app.router.lifespan_context(app):
         # A crash must come back as the 500 a client would see, not as an exception.
@@ -263,4 +270,12 @@ async def test_the_gateway_answers_as_its_spec_says(settings, db, method, path, 
                 request = client.request(**_request_kwargs(case, key))
                 return asyncio.run_coroutine_threadsafe(request, loop).result(timeout=30)
 
-            await asyncio.to_thread(_fuzz, operation, mode, send)
+            yield app, send
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), _params())
+async def test_the_gateway_answers_as_its_spec_says(gateway, method, path, mode):
+    app, send = gateway
+    schema = schemathesis.openapi.from_dict(app.openapi(), config=fuzz_config(method, path))
+    operation = schema[path][method]
+    await asyncio.to_thread(_fuzz, operation, mode, send)
