@@ -34,20 +34,42 @@ def database_dsn(server_dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-async def new_database(server_dsn: str) -> str:
-    """Create an empty database with a unique name on the server; return its DSN."""
+async def new_database(server_dsn: str, template: str | None = None) -> str:
+    """Create a database with a unique name on the server (empty, or a copy of
+    ``template``); return its DSN."""
     name = "t" + uuid.uuid4().hex[:12]
     admin = await asyncpg.connect(server_dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
     return database_dsn(server_dsn, name)
 
 
+_migrated_templates: dict[str, str] = {}
+_template_lock = asyncio.Lock()
+
+
+async def migrated_database(server_dsn: str) -> str:
+    """A new database with every migration applied: a copy of one migrated once per
+    server and run (running the migrations for each test was a good part of its setup)."""
+    async with _template_lock:
+        template = _migrated_templates.get(server_dsn)
+        if template is None:
+            dsn = await new_database(server_dsn)
+            pool = await connect_pool(dsn, max_size=1)
+            try:
+                await migrate(pool)
+            finally:
+                await pool.close()
+            template = _migrated_templates[server_dsn] = urlsplit(dsn).path.lstrip("/")
+    return await new_database(server_dsn, template)
+
+
 async def isolated_settings(kafka_bootstrap: str, postgres_url: str, tmp_path: Path) -> Settings:
     """Settings of their own: topics (by prefix), a new database (migrated) and ports."""
-    dsn = await new_database(postgres_url)
+    dsn = await migrated_database(postgres_url)
     name = urlsplit(dsn).path.lstrip("/")
     settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
@@ -67,9 +89,6 @@ async def isolated_settings(kafka_bootstrap: str, postgres_url: str, tmp_path: P
     )
     await wait_for_broker(kafka_bootstrap)
     await ensure_topics(settings)
-    pool = await connect_pool(settings.database_url, max_size=2)
-    await migrate(pool)
-    await pool.close()
     return settings
 
 
