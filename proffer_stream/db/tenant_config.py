@@ -1,5 +1,6 @@
-"""Each tenant's rule set and policy, as projected from ``proffer.tenant-config``, and
-what became of the changes asked for (``proffer.tenant-config-outcomes``)."""
+"""Each tenant's rule set and policy, as projected from ``proffer.tenant-config`` (the
+ones in force, and every version), and what became of the changes asked for
+(``proffer.tenant-config-outcomes``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ async def apply_config_changes(conn: asyncpg.Connection, changes: Sequence[Confi
         known = latest.get((change.tenant_id, change.kind))
         if known is None or known.version <= change.version:
             latest[(change.tenant_id, change.kind)] = change
+    await apply_config_versions(conn, changes)
     changes = list(latest.values())
     if not changes:
         return 0
@@ -39,6 +41,55 @@ async def apply_config_changes(conn: asyncpg.Connection, changes: Sequence[Confi
         [c.changed_at for c in changes],
     )
     return int(result.split()[-1])
+
+
+async def apply_config_versions(conn: asyncpg.Connection, changes: Sequence[ConfigChange]) -> int:
+    """Keep every version of each tenant's rules and policy (``tenant_config_versions``).
+
+    Keyed by tenant, kind and version: a replay writes the same rows. Of two records of
+    one version, the later wins, as in ``tenant_config`` (and as compaction keeps it).
+    """
+    versions: dict[tuple[str, str, int], ConfigChange] = {}
+    for change in changes:  # the later of a batch's records of one version
+        versions[(change.tenant_id, change.kind, change.version)] = change
+    if not versions:
+        return 0
+    result = await conn.execute(
+        """
+        INSERT INTO tenant_config_versions (tenant_id, kind, version, change, changed_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::jsonb[], $5::timestamptz[])
+        ON CONFLICT (tenant_id, kind, version) DO UPDATE
+            SET change = excluded.change, changed_at = excluded.changed_at
+            WHERE tenant_config_versions.change IS DISTINCT FROM excluded.change
+        """,
+        [c.tenant_id for c in versions.values()],
+        [c.kind for c in versions.values()],
+        [c.version for c in versions.values()],
+        [c.model_dump_json() for c in versions.values()],
+        [c.changed_at for c in versions.values()],
+    )
+    return int(result.split()[-1])
+
+
+async def config_versions(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    kind: ConfigKind,
+    *,
+    before: int | None = None,
+    limit: int = 20,
+) -> list[ConfigChange]:
+    """The tenant's versions of this kind, newest first, older than ``before`` if given,
+    at most ``limit`` (read backwards down the table's key)."""
+    rows = await pool.fetch(
+        "SELECT change FROM tenant_config_versions WHERE tenant_id = $1 AND kind = $2"
+        " AND version < $3 ORDER BY version DESC LIMIT $4",
+        tenant_id,
+        kind,
+        before if before is not None else 2**31 - 1,
+        limit,
+    )
+    return [ConfigChange.model_validate_json(row["change"]) for row in rows]
 
 
 async def latest_change(

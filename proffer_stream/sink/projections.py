@@ -254,7 +254,8 @@ class CommandOutcomesProjection:
 
 
 class TenantConfigProjection:
-    """``proffer.tenant-config`` -> ``tenant_config``: each tenant's latest rules and policy."""
+    """``proffer.tenant-config`` -> ``tenant_config`` (each tenant's latest rules and
+    policy) and ``tenant_config_versions`` (every version of them)."""
 
     table = "tenant_config"
     latest_per_key = False

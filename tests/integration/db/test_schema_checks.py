@@ -76,6 +76,7 @@ async def test_pending_reads_without_writing(empty_database):
             "010_decisions.sql",
             "011_dashboard.sql",
             "012_placements.sql",
+            "013_tenant_config_versions.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
