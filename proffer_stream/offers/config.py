@@ -206,3 +206,49 @@ class TenantConfigs:
     def rule(self, tenant_id: str, rule_id: str) -> TriggerRule | None:
         """The tenant's rule of this id in force, if it has one."""
         return next((r for r in self.rules(tenant_id).rules if r.id == rule_id), None)
+
+
+def what_changed(
+    change: ConfigChange, previous: ConfigChange | None, default_rules: RuleSet
+) -> list[str]:
+    """What ``change`` changed of the version before it, in short lines: rules added,
+    removed and changed (with their new versions), or policy fields with their old and
+    new values. Version 1 is compared with the defaults (``default_rules``, the default
+    policy); ``previous`` None for a later version means the one before is not known."""
+    if previous is None and change.version > 1:
+        return [f"version {change.version - 1} is not kept: the whole {change.kind} below"]
+    if change.rules is not None:
+        old_rules = previous.rules if previous is not None else None
+        return _rules_changed(old_rules or default_rules, change.rules)
+    if change.policy is not None:
+        old_policy = previous.policy if previous is not None else None
+        old = (old_policy or Policy()).model_dump(mode="json")
+        new = change.policy.model_dump(mode="json")
+        lines = [
+            f"{name}: {_shown(old[name])} → {_shown(v)}"
+            for name, v in new.items()
+            if old[name] != v
+        ]
+        return lines or ["no field changed"]
+    return []
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _rules_changed(old: RuleSet, new: RuleSet) -> list[str]:
+    before = {rule.id: rule for rule in old.rules}
+    after = {rule.id: rule for rule in new.rules}
+    lines = [f"added {rule_id}" for rule_id in after if rule_id not in before]
+    lines += [f"removed {rule_id}" for rule_id in before if rule_id not in after]
+    lines += [
+        f"changed {rule_id} (now v{rule.version})"
+        for rule_id, rule in after.items()
+        if rule_id in before and not _same(rule, before[rule_id])
+    ]
+    if not lines and [r.id for r in old.rules] != [r.id for r in new.rules]:
+        lines.append("reordered the rules")
+    return lines or ["no rule changed"]

@@ -44,6 +44,15 @@ def offer_ids(values: Sequence[str]) -> list[int]:
     return ids[:MAX_IDS]
 
 
+def version_number(text: str) -> int | None:
+    """A version named in a query (a page of versions before it): None unless a whole
+    number from 1 to 2**31 - 1."""
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) < 2**31:
+        return int(text)
+    return None
+
+
 @dataclass(frozen=True)
 class FieldError:
     """An error of an edited document: where (``rules[1].priority``) and what."""

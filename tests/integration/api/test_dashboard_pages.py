@@ -8,7 +8,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,11 @@ from proffer_stream.api.app import create_app
 from proffer_stream.api.dashboard.routes import queue
 from proffer_stream.db import dashboard, keys
 from proffer_stream.db.replies import feed_key
+from proffer_stream.db.tenant_config import apply_config_changes
 from proffer_stream.local.stack import sign_in_link
+from proffer_stream.offers.config import ConfigChange
+from proffer_stream.offers.policy import Policy
+from proffer_stream.offers.rules import RuleSet, TriggerRule
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +42,7 @@ QUERIES = {
     "/dashboard": ["period"],
     "/dashboard/queue": ["status", "channel", "rule", "customer"],
     "/dashboard/customers": ["q"],
+    "/dashboard/rules": ["rules_before", "policy_before"],
     "/dashboard/catalog": ["edit"],
     "/dashboard/sign-in": ["token"],
 }
@@ -222,3 +227,61 @@ async def test_the_live_feed_streams_a_tenants_offer_events_and_resumes(settings
             pulse.on_keys([feed_key("acme", "offer.approved", 8, "approved", "ann", "k")])
             resumed = await client.get("/dashboard/queue/feed", headers={"Last-Event-ID": "2"})
             assert "id: 3" in resumed.text and "id: 2" not in resumed.text
+
+
+async def test_the_rules_page_lists_the_versions_newest_first_a_page_at_a_time(gateway, db):
+    key = await keys.create_key(db, "acme", "ops")
+    await signed_in(gateway, key.key)
+    base = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
+    rules = [
+        TriggerRule(id=f"r{n}", name=f"Rule {n}", conditions={"min_counts": {"click": n}})
+        for n in range(1, 13)
+    ]
+    changes = [
+        ConfigChange(
+            tenant_id="acme",
+            kind="rules",
+            version=v,
+            rules=RuleSet(version=v, rules=rules[:v]),
+            changed_at=base + timedelta(minutes=v),
+            changed_by="ops",
+        )
+        for v in range(1, 13)
+    ]
+    changes += [
+        ConfigChange(
+            tenant_id="acme",
+            kind="policy",
+            version=v,
+            policy=Policy(max_discount_percent=30 - 5 * v),
+            changed_at=base + timedelta(minutes=v),
+        )
+        for v in (1, 2)
+    ]
+    changes.append(changes[0].model_copy(update={"tenant_id": "globex"}))
+    async with db.acquire() as conn:  # as the sink projects them
+        await apply_config_changes(conn, changes)
+
+    started = time.perf_counter()
+    page = await gateway.get("/dashboard/rules")
+    print(f"rules page with versions: {(time.perf_counter() - started) * 1000:.0f} ms")
+    assert page.status_code == 200
+    shown = re.findall(r'id="rules-version-(\d+)"', page.text)
+    assert shown == [str(v) for v in range(12, 2, -1)]  # newest first, ten of them
+    assert re.findall(r'id="policy-version-(\d+)"', page.text) == ["2", "1"]
+    assert "added r12" in page.text and "max_discount_percent: 25 → 20" in page.text
+    assert "max_discount_percent: 30 → 25" in page.text  # version 1 against the default
+    assert "2026-03-17 12:12:00" in page.text and "&#34;r12&#34;" in page.text  # the JSON
+    older = re.search(r'href="(/dashboard/rules\?rules_before=3)"', page.text)
+    assert older, "no link to the older versions"
+    second = await gateway.get(older.group(1))
+    assert re.findall(r'id="rules-version-(\d+)"', second.text) == ["2", "1"]
+    assert "added r2" in second.text and 'id="rules-older"' not in second.text
+    assert "Newest versions" in second.text
+
+    # Another tenant's versions are its own.
+    gateway.cookies.clear()
+    await signed_in(gateway, (await keys.create_key(db, "globex", "ops")).key)
+    theirs = await gateway.get("/dashboard/rules")
+    assert re.findall(r'id="rules-version-(\d+)"', theirs.text) == ["1"]
+    assert 'id="policy-no-versions"' in theirs.text

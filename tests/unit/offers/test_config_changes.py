@@ -10,6 +10,7 @@ from proffer_stream.offers.config import (
     ConfigCommand,
     TenantConfigs,
     decide_change,
+    what_changed,
 )
 from proffer_stream.offers.policy import Policy
 from proffer_stream.offers.rules import RuleSet, TriggerRule
@@ -73,3 +74,38 @@ def test_old_changes_without_a_command_id_still_parse():
     old = '{"schema_version":1,"tenant_id":"acme","kind":"policy","version":3,'
     old += '"policy":{},"changed_at":"2026-01-01T00:00:00Z"}'
     assert ConfigChange.model_validate_json(old).command_id is None
+
+
+def _change(version: int, **body) -> ConfigChange:
+    kind = "rules" if "rules" in body else "policy"
+    return ConfigChange(tenant_id="acme", kind=kind, version=version, changed_at=NOW, **body)
+
+
+def test_what_changed_names_the_rules_added_removed_and_changed():
+    other = TriggerRule(id="r2", name="Two", conditions={"min_counts": {"view": 1}})
+    first = _change(1, rules=RuleSet(version=1, rules=[RULE, other]))
+    assert what_changed(first, None, DEFAULTS) == ["added r2"]
+    changed = RULE.model_copy(update={"priority": 9, "version": 2})
+    third = TriggerRule(id="r3", name="Three", conditions={"min_counts": {"buy": 1}})
+    second = _change(2, rules=RuleSet(version=2, rules=[changed, third]))
+    assert what_changed(second, first, DEFAULTS) == [
+        "added r3",
+        "removed r2",
+        "changed r1 (now v2)",
+    ]
+    same = _change(3, rules=RuleSet(version=3, rules=[third, changed]))
+    assert what_changed(same, second, DEFAULTS) == ["reordered the rules"]
+    assert what_changed(same, None, DEFAULTS) == ["version 2 is not kept: the whole rules below"]
+
+
+def test_what_changed_names_the_policy_fields_with_old_and_new_values():
+    first = _change(1, policy=Policy(max_discount_percent=10, channels=["email"]))
+    assert what_changed(first, None, DEFAULTS) == [
+        "max_discount_percent: 30 → 10",
+        "channels: email, sms, push, in_app → email",
+    ]
+    second = _change(
+        2, policy=Policy(max_discount_percent=10, channels=["email"], auto_approve=True)
+    )
+    assert what_changed(second, first, DEFAULTS) == ["auto_approve: false → true"]
+    assert what_changed(second, second, DEFAULTS) == ["no field changed"]

@@ -1,9 +1,11 @@
 """Rules and policy: each in a JSON editor, saved through the API's own handlers, with
-every 422 message shown beside the field it names; the versions in force."""
+every 422 message shown beside the field it names; the versions in force, and every
+earlier version of each (newest first, a page at a time) with what it changed."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -14,15 +16,44 @@ from proffer_stream.api.dashboard.web import Form, SignedIn, Viewer, render, ser
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import RulesUpdate
 from proffer_stream.api.routes import config
-from proffer_stream.db.tenant_config import latest_change
+from proffer_stream.api.services import Services
+from proffer_stream.db.tenant_config import config_versions, latest_change
+from proffer_stream.offers.config import ConfigChange, ConfigKind, what_changed
 from proffer_stream.offers.policy import Policy
 
 router = APIRouter(include_in_schema=False)
 
+VERSIONS_SHOWN = 10
+"""Versions of each kind a page lists; older ones are a link away."""
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One version as the history lists it: the change, what it changed of the version
+    before, and the whole of it as JSON."""
+
+    change: ConfigChange
+    changed: list[str]
+    document: str
+
+
+@dataclass(frozen=True)
+class History:
+    """A page of a kind's versions, newest first; ``older``: the ``before`` of the next
+    page, when there is one."""
+
+    rows: list[VersionRow]
+    before: int | None
+    older: int | None
+
 
 @router.get("/dashboard/rules")
-async def rules_page(request: Request, viewer: SignedIn) -> HTMLResponse:
-    return await _page(request, viewer)
+async def rules_page(
+    request: Request, viewer: SignedIn, rules_before: str = "", policy_before: str = ""
+) -> HTMLResponse:
+    before = {"rules": forms.version_number(rules_before)}
+    before["policy"] = forms.version_number(policy_before)
+    return await _page(request, viewer, before=before)
 
 
 @router.post("/dashboard/rules")
@@ -83,8 +114,14 @@ async def _page(
     errors: list[forms.FieldError] | None = None,
     notice: str | None = None,
     status: int = 200,
+    before: dict[str, int | None] | None = None,
 ) -> HTMLResponse:
     services = services_of(request)
+    before = before or {}
+    history = {
+        kind: await _history(services, viewer.tenant_id, kind, before.get(kind))
+        for kind in ("rules", "policy")
+    }
     rules = await config.get_rules(viewer.tenant_id, services.pool, services)
     policy = await config.get_policy(viewer.tenant_id, services.pool)
     by = {
@@ -108,4 +145,28 @@ async def _page(
         editing=kind,
         errors=forms.errors_by_field(errors or []),
         notice=notice,
+        history=history,
     )
+
+
+async def _history(
+    services: Services, tenant_id: str, kind: ConfigKind, before: int | None
+) -> History:
+    """A page of the kind's versions; one more is read, to say what the page's oldest
+    changed and whether there are older ones."""
+    found = await config_versions(
+        services.pool, tenant_id, kind, before=before, limit=VERSIONS_SHOWN + 1
+    )
+    rows = []
+    for index, change in enumerate(found[:VERSIONS_SHOWN]):
+        previous = found[index + 1] if index + 1 < len(found) else None
+        if previous is not None and previous.version != change.version - 1:
+            previous = None  # a version between them is not kept
+        body = change.rules if change.rules is not None else change.policy
+        assert body is not None  # a change carries its kind's body
+        document = body.model_dump_json(indent=2)
+        rows.append(
+            VersionRow(change, what_changed(change, previous, services.default_rules), document)
+        )
+    older = rows[-1].change.version if len(found) > VERSIONS_SHOWN else None
+    return History(rows, before, older)
