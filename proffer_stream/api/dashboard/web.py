@@ -43,6 +43,7 @@ NAV = (
     ("customers", "/dashboard/customers", "Customers"),
     ("rules", "/dashboard/rules", "Rules and policy"),
     ("catalog", "/dashboard/catalog", "Catalog"),
+    ("integrations", "/dashboard/integrations", "Integrations"),
     ("setup", "/dashboard/setup", "Setup"),
 )
 

@@ -5,6 +5,7 @@ second, tenants kept apart, page times, and no server error whatever the query o
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 
 from proffer_stream.api.app import create_app
 from proffer_stream.api.dashboard.routes import queue
+from proffer_stream.catalog.models import IntegrationDefinition
 from proffer_stream.db import dashboard, keys
+from proffer_stream.db.catalog import apply_catalog_definitions
 from proffer_stream.db.replies import feed_key
 from proffer_stream.db.tenant_config import apply_config_changes
 from proffer_stream.local.stack import sign_in_link
@@ -35,6 +38,7 @@ PAGES = [
     "/dashboard/customers",
     "/dashboard/rules",
     "/dashboard/catalog",
+    "/dashboard/integrations",
     "/dashboard/setup",
 ]
 # Pages with query parameters, and the forms that change things.
@@ -44,6 +48,7 @@ QUERIES = {
     "/dashboard/customers": ["q"],
     "/dashboard/rules": ["rules_before", "policy_before"],
     "/dashboard/catalog": ["edit"],
+    "/dashboard/integrations": ["edit"],
     "/dashboard/sign-in": ["token"],
 }
 FORMS = {
@@ -54,6 +59,8 @@ FORMS = {
     "/dashboard/catalog/offers/1": ["act"],
     "/dashboard/catalog/collections": ["collection"],
     "/dashboard/catalog/collections/1": [],
+    "/dashboard/integrations": ["id", "document"],
+    "/dashboard/integrations/1": [],
     "/dashboard/setup/keys": ["name"],
     "/dashboard/setup/keys/999999/revoke": [],
 }
@@ -285,3 +292,63 @@ async def test_the_rules_page_lists_the_versions_newest_first_a_page_at_a_time(g
     theirs = await gateway.get("/dashboard/rules")
     assert re.findall(r'id="rules-version-(\d+)"', theirs.text) == ["1"]
     assert 'id="policy-no-versions"' in theirs.text
+
+
+async def test_integrations_are_the_tenants_own_and_a_mistake_is_shown_beside_its_field(
+    gateway, db
+):
+    now = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
+    ours, theirs = (
+        IntegrationDefinition(
+            id=id_,
+            tenant_id=tenant,
+            version=1,
+            name=name,
+            allowed_sites=["shop.example"],
+            blocked_sites=["bad.example"],
+            placements={"order_confirmation": {"offer_ids": [3, 4], "open_offers": True}},
+            created_at=now,
+            updated_at=now,
+            command_id=f"c{id_}",
+        )
+        for id_, tenant, name in ((5, "acme", "Acme shop"), (6, "globex", "Globex shop"))
+    )
+    async with db.acquire() as conn:  # as the sink projects them
+        await apply_catalog_definitions(conn, [ours, theirs])
+    csrf = await signed_in(gateway, (await keys.create_key(db, "acme", "ops")).key)
+
+    page = await gateway.get("/dashboard/integrations")
+    assert page.status_code == 200 and 'href="/dashboard/integrations"' in page.text
+    assert 'id="integration-5"' in page.text and "Globex" not in page.text
+    assert "offers 3, 4; the customer&#39;s open offers" in page.text
+    assert "<code>bad.example</code>" in page.text
+    editing = await gateway.get("/dashboard/integrations", params={"edit": "5"})
+    assert "Edit integration #5" in editing.text and "&#34;Acme shop&#34;" in editing.text
+    assert (
+        "Edit integration #6"
+        not in (await gateway.get("/dashboard/integrations", params={"edit": "6"})).text
+    )
+
+    # A mistake is named beside the field, as the API's 422 names it; nothing is sent.
+    bad = json.dumps({"name": "Acme shop", "allowed_sites": ["not a host!"]})
+    answer = await gateway.post(
+        "/dashboard/integrations", data={"id": "5", "document": bad, "csrf": csrf}
+    )
+    assert answer.status_code == 422
+    errors = re.search(
+        r'<ul class="field-errors" id="integration-document-errors".*?</ul>', answer.text, re.S
+    )
+    assert errors and 'data-loc="body.allowed_sites[0]"' in errors.group(0)
+    assert "not a host!" in answer.text  # the text is kept to correct it
+
+    # Another tenant's integration cannot be changed nor archived from here.
+    good = json.dumps({"name": "Taken over"})
+    answer = await gateway.post(
+        "/dashboard/integrations", data={"id": "6", "document": good, "csrf": csrf}
+    )
+    assert answer.status_code == 404 and "No integration 6" in answer.text
+    answer = await gateway.post("/dashboard/integrations/6", data={"csrf": csrf})
+    assert answer.status_code == 404 and "No integration 6" in answer.text
+    assert (
+        await db.fetchval("SELECT definition->>'name' FROM catalog_integrations WHERE id = 6")
+    ) == "Globex shop"
