@@ -1,8 +1,10 @@
 """The dashboard in a real browser: Debian's headless chromium driven by Selenium, against
 the real worker, sink and gateway. Sign in, the overview from real events, approving an
 offer from the queue (and a refused move shown as a message), a rule with a mistake
-shown beside the field, creating and revoking a key, and a second tenant that sees none
-of the first's data. Screenshots of each page go to test-artifacts/dashboard/."""
+shown beside the field and the rules' versions, a catalog offer, an integration created
+and edited (its mistake shown beside the field), creating and revoking a key, and a
+second tenant that sees none of the first's data. Screenshots of each page go to
+test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
@@ -204,6 +206,12 @@ async def test_the_dashboard_in_a_browser(settings, processes, browser):
         wait(browser, shows("#notice", "Saved: rules version 1"), "the saved rules")
         assert "by key “Ops”" in text_of(browser, "main")
         assert [r["id"] for r in (await api.get("/api/rules")).json()["rules"]] == ["vip"]
+        # The rules' versions: the new one, by this key, with what it changed.
+        version = text_of(browser, "#rules-version-1")
+        assert "Ops" in version and "added vip" in version and "removed pricing-interest" in version
+        click(browser, "#rules-version-1 summary")
+        assert '"min_purchase_count": 3' in text_of(browser, "#rules-version-1 pre")
+        screenshot(browser, "rules-versions")
 
         # Catalog: create an offer from the editor's template; it is listed with its stock.
         go(browser, base, "/dashboard/catalog", "#offer-document")
@@ -216,6 +224,44 @@ async def test_the_dashboard_in_a_browser(settings, processes, browser):
         listed = (await api.get("/api/catalog/offers")).json()["offers"]
         assert [o["status"] for o in listed] == ["published"]
         screenshot(browser, "catalog")
+
+        # Integrations: create one from the editor's template; it is listed with its sites
+        # and placements, and the API has it.
+        go(browser, base, "/dashboard/integrations", "#integration-document")
+        click(browser, "#integration-form button[type='submit']")
+        wait(browser, shows("#notice", "Created the integration"), "the new integration")
+        [integration] = (await api.get("/api/integrations")).json()["integrations"]
+        row = f"#integration-{integration['id']}"
+        assert "Web shop" in text_of(browser, row) and "shop.example" in text_of(browser, row)
+        assert "order_confirmation: every catalog offer" in text_of(browser, row)
+        # Edited with a mistake: the error is shown beside the field it names.
+        click(browser, f"{row} a")
+        wait(browser, shows("main h2", f"Edit integration #{integration['id']}"), "the editor")
+        editor = browser.find_element(By.ID, "integration-document")
+        editor.clear()
+        editor.send_keys('{"name": "Web shop", "blocked_sites": ["not a host!"]}')
+        click(browser, "#integration-form button[type='submit']")
+        errors = wait(
+            browser, shows("#integration-document-errors", "blocked_sites"), "the site's error"
+        )
+        assert "body.blocked_sites[0]" in errors.text
+        beside = browser.execute_script(
+            "const a = document.getElementById('integration-document').getBoundingClientRect();"
+            "const b = document.getElementById('integration-document-errors')"
+            ".getBoundingClientRect(); return b.left >= a.right && b.top < a.bottom;"
+        )
+        assert beside, "the errors are not beside the editor"
+        screenshot(browser, "integrations-error")
+        # Corrected, it is saved: version 2, the site blocked.
+        editor = browser.find_element(By.ID, "integration-document")
+        editor.clear()
+        editor.send_keys('{"name": "Web shop", "blocked_sites": ["bad.example"]}')
+        click(browser, "#integration-form button[type='submit']")
+        wait(browser, shows("#notice", f"Saved integration {integration['id']}"), "the edit")
+        assert "bad.example" in text_of(browser, f"{row} [data-role='blocked']")
+        read = (await api.get(f"/api/integrations/{integration['id']}")).json()["integration"]
+        assert (read["version"], read["blocked_sites"]) == (2, ["bad.example"])
+        screenshot(browser, "integrations")
 
         # Setup: create a key (shown once), then revoke it; the API refuses it within a
         # second (the gateway caches a key's owner that long).
@@ -259,6 +305,15 @@ async def test_the_dashboard_in_a_browser(settings, processes, browser):
         assert not browser.find_elements(By.ID, "customer")
         go(browser, base, "/dashboard/catalog", "#offer-document")
         assert not browser.find_elements(By.ID, "catalog-offers")
+        go(browser, base, "/dashboard/integrations", "#integration-document")
+        assert not browser.find_elements(By.ID, "integrations")
+        assert browser.find_elements(By.ID, "no-integrations")
+        go(browser, base, f"/dashboard/integrations?edit={integration['id']}", "main h1")
+        assert "Edit integration" not in text_of(browser, "main")  # not theirs to edit
+        assert not browser.find_elements(By.ID, f"integration-{integration['id']}")
+        go(browser, base, "/dashboard/rules", "#rules-document")
+        assert browser.find_elements(By.ID, "rules-no-versions")
+        assert not browser.find_elements(By.ID, "rules-version-1")
         go(browser, base, "/dashboard/setup", "#keys")
         assert "Ops" not in text_of(browser, "#keys")
         screenshot(browser, "second-tenant")
