@@ -37,6 +37,7 @@ PAGES = [
     "/dashboard/customers?q=c77",
     "/dashboard/rules",
     "/dashboard/catalog",
+    "/dashboard/integrations",
     "/dashboard/setup",
 ]
 LOADS = 30
