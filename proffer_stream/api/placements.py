@@ -98,6 +98,7 @@ class PlacementDecider:
             url=asked.page,
             user_agent=asked.user_agent,
             device=device_of(asked.user_agent),
+            locale=asked.locale,
             integration_id=integration.id,
             flow_id=asked.flow_id,
             placement=asked.placement,
@@ -136,6 +137,7 @@ class PlacementAsk:
     page: str | None
     user_agent: str | None
     first_name: str | None
+    locale: str | None
 
 
 def offer_answer(

@@ -40,7 +40,7 @@ async def test_placements(settings, processes, db):
         ]["id"]
         offers = {}
         for name, fields in {
-            "top": {"priority": 5, "name": {"en": "Free shipping"}},
+            "top": {"priority": 5, "name": {"en": "Free shipping", "pl": "Darmowa dostawa"}},
             "second": {"priority": 3, "collection_ids": [collection]},
             "third": {"priority": 1, "collection_ids": [collection]},
             "elsewhere": {"priority": 9},
@@ -189,9 +189,20 @@ async def test_placements(settings, processes, db):
             seen.append(chosen["offer_id"])
         assert sorted(offers[s] for s in seen) == ["second", "third", "top"]
         assert len(set(seen)) == len(seen)
-        # Another flow of the same customer starts again from the best.
-        fresh = await api.post(offers_of(other_flow), params={"placement": "order_confirmation"})
+        # Another flow of the same customer starts again from the best, in the language
+        # of Accept-Language (or of a locale parameter: 422 when it is not a language).
+        fresh = await api.post(
+            offers_of(other_flow),
+            params={"placement": "order_confirmation"},
+            headers={"Accept-Language": "pl-PL,pl;q=0.9,en;q=0.5"},
+        )
         assert offers[fresh.json()["data"][0]["offer_id"]] == "top"
+        assert fresh.json()["data"][0]["children"][0]["text"] == "Darmowa dostawa"
+        bad_locale = await api.post(
+            offers_of(other_flow), params={"placement": "order_confirmation", "locale": "xx@"}
+        )
+        assert bad_locale.status_code == 422
+        assert bad_locale.json()["error"]["details"][0]["loc"] == "query.locale"
 
         # Accept, recorded against the decision; another flow's offer is not this one's.
         accepted = await api.post(f"{offers_of(flow)}/{decision_id}/accept")

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from proffer_stream.api.catalog import json_answer
 from proffer_stream.api.deps import AnyTenant
+from proffer_stream.api.member_views import Languages
 from proffer_stream.api.models import NOT_JSON, ErrorResponse
 from proffer_stream.api.placements import (
     PREFIX,
@@ -108,6 +109,7 @@ async def next_placement_offer(
     tenant_id: AnyTenant,
     placer: Placements,
     placement: Annotated[str, Query(max_length=64, pattern=PLACEMENT_PATTERN)],
+    languages: Languages,
     first_name: Annotated[str | None, Query(max_length=200, pattern=NoNul)] = None,
     site: Site = None,
     after: Annotated[
@@ -131,6 +133,7 @@ async def next_placement_offer(
         request.headers.get("referer"),
         request.headers.get("user-agent"),
         first_name,
+        languages[0] if languages else None,
     )
     made = await placer.decide(tenant_id, integration, asked)
     if made.event.choice is None:
