@@ -1,6 +1,6 @@
-"""Chaos for decisions: kill -9 of the gateway under decision load. Every decision a
-client was answered with is on the decisions topic (it is logged, acked, before the
-answer goes out)."""
+"""Chaos for decisions: kill -9 of the gateway under decision load, personalised offers
+and placement offers at once. Every decision a client was answered with is on the
+decisions topic (it is logged, acked, before the answer goes out)."""
 
 import asyncio
 
@@ -46,6 +46,17 @@ async def test_kill_9_of_the_gateway_loses_no_answered_decision(settings, proces
             return answer.json()["personalized_offers"]
 
         await wait_for(last_known, bool, what="the customers' profiles")
+        integration = await api.post(
+            "/api/integrations",
+            json={"name": "Shop", "placements": {"checkout": {"all_catalog_offers": True}}},
+        )
+        assert integration.status_code == 201, integration.text
+        flows_url = f"/api/v2/integrations/{integration.json()['integration']['id']}/flows"
+        flows = []
+        for who in customers:
+            started = await api.post(flows_url, json={"external_customer_id": who})
+            assert started.status_code == 201, started.text
+            flows.append(f"{flows_url}/{started.json()['data']['id']}/offers")
 
     answered: list[str] = []
     stop = asyncio.Event()
@@ -55,15 +66,24 @@ async def test_kill_9_of_the_gateway_loses_no_answered_decision(settings, proces
             i = n
             while not stop.is_set():
                 try:
-                    answer = await own.post(
-                        "/api/v2/personalized_offers",
-                        json={"customer_id": customers[i % CUSTOMERS]},
-                    )
+                    if n % 2:  # a placement: the first offer of a flow, then none (202)
+                        answer = await own.post(
+                            flows[i % CUSTOMERS], params={"placement": "checkout"}
+                        )
+                    else:
+                        answer = await own.post(
+                            "/api/v2/personalized_offers",
+                            json={"customer_id": customers[i % CUSTOMERS]},
+                        )
                 except httpx.TransportError:
                     return  # the gateway is gone
                 i += CLIENTS
-                if answer.status_code == 200:
-                    answered.extend(o["id"] for o in answer.json()["personalized_offers"])
+                got = answer.json() if answer.status_code in (200, 201, 202) else {}
+                answered.extend(o["id"] for o in got.get("personalized_offers", []))
+                if answer.status_code == 201:
+                    answered.append(got["data"][0]["id"])
+                elif answer.status_code == 202:
+                    answered.append(got["decision_id"])
 
     loaders = [asyncio.create_task(load(n)) for n in range(CLIENTS)]
     await wait_for(lambda: asyncio.sleep(0, len(answered)), lambda n: n >= 300, what="load")
@@ -75,3 +95,5 @@ async def test_kill_9_of_the_gateway_loses_no_answered_decision(settings, proces
     logged = {m["decision_id"] for m in on_topic if m["kind"] == "decision.made"}
     missing = set(answered) - logged
     assert answered and not missing, f"{len(missing)} of {len(answered)} answered not logged"
+    placed = [m for m in on_topic if m["kind"] == "decision.made" and m["context"]["flow_id"]]
+    assert placed, "no placement decision was made under the load"
