@@ -41,6 +41,7 @@ from proffer_stream.catalog.models import (
     MemberCommand,
     catalog_key,
 )
+from proffer_stream.catalog.name_order import NameOrders
 from proffer_stream.catalog.periods import UnknownTimeZone, zone
 from proffer_stream.catalog.store import CatalogStore
 from proffer_stream.catalog.views import in_audience
@@ -67,6 +68,7 @@ class CatalogIO:
     catalog: CatalogStore
     follower: CatalogFollower
     signing_key_of: Callable[[], bytes]
+    name_orders: NameOrders
 
     def deadline(self) -> float:
         return time.monotonic() + self.settings.offer_wait_seconds
@@ -104,6 +106,7 @@ async def catalog_io(request: Request) -> CatalogIO:
         services.catalog,
         services.catalog_follower,
         lambda: services.signing_key,
+        services.name_orders,
     )
 
 

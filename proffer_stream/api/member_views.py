@@ -161,7 +161,10 @@ async def list_answer(
     context = await member_context(io.db, tenant_id, member, [o.id for o in candidates])
     chosen = select(candidates, context, query, now)
     default = io.settings.default_language
-    chosen = ordered(chosen, query.order_by, order_key(context, languages, default, now))
+    if query.order_by == [("name", False)]:  # the default: the same for every member
+        chosen = io.name_orders.sort(tenant_id, chosen, languages, default)
+    else:
+        chosen = ordered(chosen, query.order_by, order_key(context, languages, default, now))
     start = (query.page_no - 1) * query.per_page
     page = chosen[start : start + query.per_page]
     body: dict[str, Any] = {

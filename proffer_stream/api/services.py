@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import ErrorDetail
 from proffer_stream.api.signing import signing_key
+from proffer_stream.catalog.name_order import NameOrders
 from proffer_stream.catalog.store import CatalogStore
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import keys
@@ -182,6 +183,7 @@ class Services:
         self.catalog = CatalogStore()
         self.catalog_follower = CatalogFollower(self.catalog, settings)
         self.live_catalog = LiveCatalog(self.catalog)
+        self.name_orders = NameOrders(self.catalog)
         self.live_placements = LivePlacements(self.live_catalog)
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None

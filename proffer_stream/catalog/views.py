@@ -296,6 +296,12 @@ def _sortable(value: Any) -> tuple[bool, Any]:
     return (value is None, value if value is not None else 0)
 
 
+def name_key(offer: CatalogDefinition, languages: list[str], default_language: str) -> str | None:
+    """What a member list sorts an offer's name by: the name in their language, casefolded."""
+    text = localized(offer.name, languages, default_language)
+    return text.casefold() if text is not None else None
+
+
 def order_key(
     context: MemberContext, languages: list[str], default_language: str, now: datetime
 ) -> Callable[[CatalogDefinition, str], Any]:
@@ -303,8 +309,7 @@ def order_key(
 
     def key(offer: CatalogDefinition, name: str) -> Any:
         if name == "name":
-            text = localized(offer.name, languages, default_language)
-            return text.casefold() if text is not None else None
+            return name_key(offer, languages, default_language)
         if name == "usable":
             return usable(offer, context.standing(offer.id), context.counts_of(offer.id), now)
         return getattr(offer, name)

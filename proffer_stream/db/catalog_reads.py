@@ -4,7 +4,7 @@ command's outcome, and a member's context (profile, standings, counts) in one qu
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -240,13 +240,28 @@ async def member_context(
     return MemberContext(
         profile=profile,
         standings={m[0]: standing_of(m) for m in json.loads(row["members"])},
-        counts={
-            c[0]: OfferCounts(
-                uses_count=c[1], grants_count=c[2], reserved_count=c[3], likes_count=c[4]
-            )
-            for c in json.loads(row["counts"])
-        },
+        counts=_CountsRead(json.loads(row["counts"])),
     )
+
+
+class _CountsRead(Mapping[int, OfferCounts]):
+    """The counts a member read returned, made into :class:`OfferCounts` only when
+    asked for: a list reads the counts of every offer it may show, and shows a page."""
+
+    def __init__(self, rows: list[list[int]]) -> None:
+        self._rows = {row[0]: row for row in rows}
+
+    def __getitem__(self, offer_id: int) -> OfferCounts:
+        row = self._rows[offer_id]
+        return OfferCounts.model_construct(  # PostgreSQL's integers: nothing to validate
+            uses_count=row[1], grants_count=row[2], reserved_count=row[3], likes_count=row[4]
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def standing_of(member: list[Any]) -> MemberCounts:
