@@ -14,11 +14,13 @@ customer (profile, open offers, standings and counts) and now.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from heapq import merge
 from itertools import islice
 
 from proffer_stream.catalog.models import CatalogDefinition
@@ -113,23 +115,54 @@ ByPriority = Sequence[tuple[int, Sequence[CatalogDefinition]]]
 
 
 def by_priority(catalog: Iterable[CatalogDefinition]) -> ByPriority:
-    """The offers grouped by priority, highest first."""
+    """The offers grouped by priority, highest first; within a group, in rank order for
+    every customer those whose rank does not depend on the customer (no discount amount:
+    a percentage scales every margin alike), then the others (see :func:`in_rank_order`)."""
     groups: dict[int, list[CatalogDefinition]] = {}
     for item in catalog:
         groups.setdefault(item.priority, []).append(item)
-    return sorted(groups.items(), key=lambda group: group[0], reverse=True)
+    return sorted(
+        ((priority, sorted(items, key=_standing_order)) for priority, items in groups.items()),
+        key=lambda group: group[0],
+        reverse=True,
+    )
+
+
+def _has_amount(item: CatalogDefinition) -> bool:
+    return item.terms is not None and item.terms.discount_amount is not None
+
+
+def _standing_order(item: CatalogDefinition) -> tuple[bool, float, int]:
+    """Offers without an amount first, by the share of an order they leave (highest
+    first), then by id; the others after them."""
+    if _has_amount(item):
+        return (True, 0.0, item.id)
+    percent = item.terms.discount_percent if item.terms is not None else None
+    return (False, -(1 - (percent or 0) / 100), item.id)
 
 
 def in_rank_order(
     open_offers: Sequence[Offer], catalog: ByPriority, order: float
 ) -> Iterator[Ranked]:
     """Every candidate's rank, best first, one priority at a time: a decision that
-    chooses within the highest priorities never scores the rest."""
-    groups: dict[int, Sequence[Offer | CatalogDefinition]] = dict(catalog)
+    chooses within the highest priorities never scores the rest, and within a priority
+    the offers without an amount are ranked lazily, in the order :func:`by_priority`
+    put them in (for an order above 0 it is their rank order), merged with the others."""
+    groups: dict[int, Sequence[CatalogDefinition]] = dict(catalog)
     if open_offers:
-        groups[0] = [*groups.get(0, ()), *open_offers]
+        groups.setdefault(0, ())
     for priority in sorted(groups, reverse=True):
-        yield from sorted((_rank(item, priority, order) for item in groups[priority]), reverse=True)
+        items = groups[priority]
+        extra: Sequence[Offer] = open_offers if priority == 0 else ()
+        if order <= 0:  # every margin is 0: the order is by kind and id alone
+            everything: list[Offer | CatalogDefinition] = [*items, *extra]
+            yield from sorted((_rank(i, priority, order) for i in everything), reverse=True)
+            continue
+        split = bisect_left(items, True, key=_has_amount)
+        fixed = (_rank(item, priority, order) for item in islice(items, split))
+        rest: list[Offer | CatalogDefinition] = [*islice(items, split, None), *extra]
+        others = sorted((_rank(item, priority, order) for item in rest), reverse=True)
+        yield from merge(fixed, others, reverse=True)
 
 
 def _rank(item: Offer | CatalogDefinition, priority: int, order: float) -> Ranked:
