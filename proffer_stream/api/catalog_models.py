@@ -58,7 +58,9 @@ class CatalogOfferView(CatalogOfferFields):
     @classmethod
     def of(cls, offer: CatalogDefinition, counts: OfferCounts) -> CatalogOfferView:
         fields = offer.model_dump(exclude={"tenant_id", "command_id"})
-        return cls.model_construct(**fields, **counts.model_dump(exclude={"reserved_count"}))
+        return cls.model_construct(
+            **fields, **counts.model_dump(exclude={"reserved_count", "released_count"})
+        )
 
 
 class CatalogOfferResponse(BaseModel):

@@ -130,7 +130,8 @@ def brief_of(offer: CatalogDefinition, language: str) -> CatalogBrief:
 
 def grant_command(offer: Offer) -> MemberCommand:
     """The grant that issues ``offer`` (written for a catalog offer), decided at its
-    generation; its id follows from the offer's."""
+    generation; its id follows from the offer's. It is valid until the offer expires:
+    an offer that expired unredeemed no longer holds the catalog offer's stock."""
     assert offer.catalog_offer_id is not None
     return MemberCommand(
         command_id=f"offer-{offer.id}:grant",
@@ -140,6 +141,7 @@ def grant_command(offer: Offer) -> MemberCommand:
         action="grant",
         issued_at=offer.generated_at,
         for_offer_id=offer.id,
+        valid_until=offer.expires_at,
         source=f"offer {offer.id}",
     )
 

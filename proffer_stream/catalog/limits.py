@@ -4,13 +4,23 @@ One owner per tenant + catalog offer applies these in the order its commands arr
 so stock, per-member uses and grants and periodic usage are never decided by a check
 and a write that another request can race. Time is the command's ``issued_at``: a
 command decided again after a crash (at-least-once) is decided the same way.
+
+Grants hold stock until they are used or can no longer be: a grant that can end (the
+offer's ``usable_in_seconds_after_granting``, the expiry of the generated offer it
+issues) carries its deadline, and its unit of stock sits in a bucket of reservations
+that end together (:func:`holds_until`). Before deciding any command, the owner
+releases every bucket whose whole span has passed at the command's ``issued_at``
+(:func:`release`), and settles the member's own grants that ended (:func:`_settle`):
+lazily, with no timer, and the same way when decided again. A bucket ends after each
+of its grants' deadlines, so a unit is never released while its grant may still be
+used (that would oversell); it may be released a little late, which is safe.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -27,6 +37,7 @@ from proffer_stream.catalog.models import (
     CollectionFields,
     DefinitionCommand,
     DefinitionTarget,
+    HeldGrant,
     IntegrationDefinition,
     IntegrationFields,
     MemberCommand,
@@ -34,6 +45,7 @@ from proffer_stream.catalog.models import (
     OfferCounts,
     RefusalReason,
     Use,
+    held_grants,
     within,
 )
 from proffer_stream.catalog.periods import period
@@ -44,6 +56,21 @@ KEPT_USE_TIMES = 400
 KEPT_TOKENS = 100
 """Most used encoded-token ids a member's state keeps."""
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+KEPT_HELD = 100
+"""Most unused grants a member's state keeps when ``maximum_grants_per_user`` does not
+bound them; an older one is released as a newer one is made."""
+RELEASE_SLACK = 32
+"""A reservation's bucket is at most 1/RELEASE_SLACK of its grant's time wide (at least
+a second): a unit is released at most ~3% of that time after its grant ended."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Reservation(StrictModel):
+    """Units of stock held by grants that all end by ``holds_until`` (a bucket)."""
+
+    holds_until: UtcDatetime
+    count: int = Field(ge=1)
 
 
 class OfferState(StrictModel):
@@ -55,6 +82,15 @@ class OfferState(StrictModel):
     integration: IntegrationDefinition | None = None
     counts: OfferCounts = Field(default_factory=OfferCounts)
     seq: int = 0
+    reservations: list[Reservation] = Field(
+        default_factory=list,
+        description="The units of counts.reserved_count whose grants can end, by the end"
+        " of their bucket, earliest first; the rest are held until used.",
+    )
+    released_through: UtcDatetime | None = Field(
+        None,
+        description="The latest issued_at decided: every bucket ending by then was released.",
+    )
 
     def definition(
         self, target: DefinitionTarget
@@ -90,6 +126,7 @@ def decide_definition(
     state: OfferState, command: DefinitionCommand
 ) -> tuple[OfferState, CatalogEvent]:
     """Apply a create, update or archive if ``command.base_version`` is in force."""
+    state = release(state, command.issued_at)
     current = state.definition(command.target)
     version = current.version if current is not None else 0
     seq = state.seq + 1
@@ -141,17 +178,21 @@ def _fields(
 def decide_member(
     state: OfferState, member: MemberState, command: MemberCommand
 ) -> tuple[OfferState, MemberState, CatalogEvent]:
-    """Decide a member's grant, use, like, unlike, seen or click of the catalog offer."""
+    """Decide a member's grant, use, like, unlike, seen or click of the catalog offer,
+    after releasing the reservations that ended by its ``issued_at`` (refused or not)."""
     seq = state.seq + 1
+    state = release(state, command.issued_at)
+    state, member = _settle(state, member, command.issued_at)
     try:
         offer = _live(state.offer, command)
         use: Use | None = None
         if command.action == "grant":
-            counts, mine = _grant(offer, state.counts, member, command)
+            decided, mine = _grant(offer, state, member, command)
         elif command.action == "use":
-            counts, mine, use = _use(offer, state.counts, member, command)
+            decided, mine, use = _use(offer, state, member, command)
         else:
             counts, mine = _react(state.counts, member, command)
+            decided = state.model_copy(update={"counts": counts})
     except Refused as refusal:
         counts = state.counts.model_copy(update={"refusals_count": state.counts.refusals_count + 1})
         new = state.model_copy(update={"counts": counts, "seq": seq})
@@ -163,7 +204,7 @@ def decide_member(
             }
         )
         return new, member, event
-    new = state.model_copy(update={"counts": counts, "seq": seq})
+    new = decided.model_copy(update={"seq": seq})
     return new, mine, _member_event(command, new, mine, _KINDS[command.action], use)
 
 
@@ -175,6 +216,110 @@ _KINDS: dict[str, CatalogEventKind] = {
     "seen": "seen",
     "clicked": "clicked",
 }
+
+
+def holds_until(granted_at: datetime, usable_until: datetime) -> datetime:
+    """The end of the bucket whose reservation a grant usable until ``usable_until``
+    holds: ``usable_until`` rounded up to a multiple (since the epoch) of the largest
+    power of two seconds no wider than 1/:data:`RELEASE_SLACK` of the grant's time (at
+    least a second). Grants that end close together share a bucket, so an offer keeps
+    about 65 buckets per such width at most, whatever its stock; and a bucket ends after
+    each of its grants did. Held grants name its results: changing it needs a migration
+    of the buckets."""
+    span = max(usable_until - granted_at, timedelta(0))
+    width = timedelta(seconds=1)
+    while width * 2 * RELEASE_SLACK <= span:
+        width *= 2
+    ticks = (usable_until - _EPOCH) // _MICROSECOND
+    step = width // _MICROSECOND
+    return _EPOCH + _MICROSECOND * (-(-ticks // step) * step)
+
+
+def release(state: OfferState, now: datetime) -> OfferState:
+    """``state`` with every bucket of reservations that ended by ``now`` released (or by
+    an earlier command's time: once released, always released, whatever the order of
+    the commands' times)."""
+    through = now if state.released_through is None else max(state.released_through, now)
+    if through == state.released_through:
+        return state  # the buckets that end by then went when it was reached
+    due = sum(r.count for r in state.reservations if r.holds_until <= through)
+    counts = state.counts.model_copy(
+        update={
+            "reserved_count": state.counts.reserved_count - due,
+            "released_count": state.counts.released_count + due,
+        }
+    )
+    kept = [r for r in state.reservations if r.holds_until > through]
+    return state.model_copy(
+        update={"reservations": kept, "released_through": through, "counts": counts}
+    )
+
+
+def _settle(
+    state: OfferState, member: MemberState, now: datetime
+) -> tuple[OfferState, MemberState]:
+    """The member's grants that still hold a unit: those released with their bucket are
+    forgotten, and those that ended by ``now`` release their unit now (their bucket
+    loses it, so it is never released twice)."""
+    through = state.released_through
+    kept: list[HeldGrant] = []
+    seconds = state.offer.usable_in_seconds_after_granting if state.offer else None
+    for grant in held_grants(member.counts, seconds):  # (the unit of one kept before
+        # held grants were is not in a bucket)
+        if grant.holds_until is not None and through is not None and grant.holds_until <= through:
+            continue  # released with its bucket
+        if grant.usable_until is not None and grant.usable_until <= now:
+            state, freed = _unreserve(state, grant)
+            if freed:
+                state = _released(state, 1)
+            continue
+        kept.append(grant)
+    if kept == member.counts.held:
+        return state, member
+    counts = member.counts.model_copy(update={"held": kept})
+    return state, member.model_copy(update={"counts": counts})
+
+
+def _reserve(state: OfferState, until: datetime | None) -> OfferState:
+    """``state`` holding one more unit, in the bucket ending ``until`` (None: unbucketed)."""
+    counts = state.counts.model_copy(update={"reserved_count": state.counts.reserved_count + 1})
+    reservations = list(state.reservations)
+    if until is not None:
+        at = next((i for i, r in enumerate(reservations) if r.holds_until >= until), None)
+        if at is None:
+            reservations.append(Reservation(holds_until=until, count=1))
+        elif reservations[at].holds_until == until:
+            reservations[at] = Reservation(holds_until=until, count=reservations[at].count + 1)
+        else:
+            reservations.insert(at, Reservation(holds_until=until, count=1))
+    return state.model_copy(update={"counts": counts, "reservations": reservations})
+
+
+def _unreserve(state: OfferState, grant: HeldGrant) -> tuple[OfferState, bool]:
+    """``state`` without the unit ``grant`` holds, and whether it still held one."""
+    reservations = list(state.reservations)
+    if grant.holds_until is None:
+        unbucketed = state.counts.reserved_count - sum(r.count for r in reservations)
+        if unbucketed <= 0:
+            return state, False
+    else:
+        at = next(
+            (i for i, r in enumerate(reservations) if r.holds_until == grant.holds_until), None
+        )
+        if at is None:
+            return state, False
+        bucket = reservations[at]
+        if bucket.count == 1:
+            del reservations[at]
+        else:
+            reservations[at] = bucket.model_copy(update={"count": bucket.count - 1})
+    counts = state.counts.model_copy(update={"reserved_count": state.counts.reserved_count - 1})
+    return state.model_copy(update={"counts": counts, "reservations": reservations}), True
+
+
+def _released(state: OfferState, units: int) -> OfferState:
+    counts = state.counts.model_copy(update={"released_count": state.counts.released_count + units})
+    return state.model_copy(update={"counts": counts})
 
 
 def _live(offer: CatalogDefinition | None, command: MemberCommand) -> CatalogDefinition:
@@ -190,10 +335,22 @@ def _live(offer: CatalogDefinition | None, command: MemberCommand) -> CatalogDef
     return offer
 
 
+def grant_ends(offer: CatalogDefinition, command: MemberCommand) -> datetime | None:
+    """Until when a grant decided now may be used: the earlier of the offer's
+    ``usable_in_seconds_after_granting`` and the command's ``valid_until``."""
+    seconds = offer.usable_in_seconds_after_granting
+    ends = [
+        *([command.issued_at + timedelta(seconds=seconds)] if seconds is not None else []),
+        *([command.valid_until] if command.valid_until is not None else []),
+    ]
+    return min(ends, default=None)
+
+
 def _grant(
-    offer: CatalogDefinition, counts: OfferCounts, member: MemberState, command: MemberCommand
-) -> tuple[OfferCounts, MemberState]:
+    offer: CatalogDefinition, state: OfferState, member: MemberState, command: MemberCommand
+) -> tuple[OfferState, MemberState]:
     now = command.issued_at
+    counts = state.counts
     if offer.usable_until is not None and now >= offer.usable_until:
         raise Refused("usable_window_closed", f"the offer was usable until {offer.usable_until}")
     most = offer.maximum_grants_per_user
@@ -201,38 +358,58 @@ def _grant(
         raise Refused("per_user_limit", f"the member was granted the offer {most} time(s) already")
     if offer.stock is not None and counts.uses_count + counts.reserved_count >= offer.stock:
         raise Refused("out_of_stock", f"all {offer.stock} of the offer's stock is used or granted")
+    usable_until = grant_ends(offer, command)
+    until = None if usable_until is None else holds_until(now, usable_until)
+    held = list(member.counts.held or [])
+    through = state.released_through
+    ended = usable_until is not None and (
+        usable_until <= now or (through is not None and until is not None and until <= through)
+    )
+    if not ended:  # (ended: a later command's time passed its bucket; it holds nothing)
+        state = _reserve(state, until)
+        held.append(
+            HeldGrant(
+                granted_at=now,
+                usable_until=usable_until,
+                holds_until=until,
+                for_offer_id=command.for_offer_id,
+            )
+        )
+    while len(held) > KEPT_HELD:  # the oldest gives its unit back
+        state, freed = _unreserve(state, held.pop(0))
+        if freed:
+            state = _released(state, 1)
+    last = member.counts.last_granted_at
     mine = member.model_copy(
         update={
             "counts": member.counts.model_copy(
-                update={"grants": member.counts.grants + 1, "last_granted_at": now}
+                update={
+                    "grants": member.counts.grants + 1,
+                    "last_granted_at": now if last is None else max(last, now),
+                    "held": held,
+                }
             )
         }
     )
-    return (
-        counts.model_copy(
-            update={
-                "grants_count": counts.grants_count + 1,
-                "reserved_count": counts.reserved_count + 1,
-            }
-        ),
-        mine,
-    )
+    granted = state.counts.model_copy(update={"grants_count": state.counts.grants_count + 1})
+    return state.model_copy(update={"counts": granted}), mine
 
 
 def _use(
-    offer: CatalogDefinition, counts: OfferCounts, member: MemberState, command: MemberCommand
-) -> tuple[OfferCounts, MemberState, Use]:
+    offer: CatalogDefinition, state: OfferState, member: MemberState, command: MemberCommand
+) -> tuple[OfferState, MemberState, Use]:
     now = command.issued_at
+    counts = state.counts
     if offer.type in UNUSABLE_TYPES:
         raise Refused("not_usable_type", f"{offer.type} offers are shown, not used")
     if offer.usable_since is not None and now < offer.usable_since:
         raise Refused("not_usable_yet", f"the offer is usable from {offer.usable_since}")
     if offer.usable_until is not None and now >= offer.usable_until:
         raise Refused("usable_window_closed", f"the offer was usable until {offer.usable_until}")
-    held = member.counts.grants - member.counts.uses  # grants not used yet
     if offer.type in GRANTED_TYPES and member.counts.grants == 0:
         raise Refused("not_granted", f"{offer.type} offers must be granted before use")
-    _within_grant(offer, member, now)
+    held = list(member.counts.held or [])  # settled: each may be used now
+    _within_grant(offer, member, held, now)
     _authorized(offer, command)
     if command.encoded_token_id is not None and command.encoded_token_id in member.used_tokens:
         raise Refused("token_used", "this encoded offer was used already")
@@ -240,7 +417,8 @@ def _use(
     if most is not None and member.counts.uses >= most:
         raise Refused("per_user_limit", f"the member used the offer {most} time(s) already")
     recent = _periodic_check(offer, member, command)
-    holds_reserved = held > 0 and counts.reserved_count > 0
+    grant = _grant_used(held, command.for_offer_id)
+    taken, holds_reserved = (state, False) if grant is None else _unreserve(state, grant)
     if (
         not holds_reserved
         and offer.stock is not None
@@ -252,21 +430,37 @@ def _use(
         tokens = [*tokens, command.encoded_token_id][-KEPT_TOKENS:]
     mine = MemberState(
         counts=member.counts.model_copy(
-            update={"uses": member.counts.uses + 1, "last_used_at": now}
+            update={
+                "uses": member.counts.uses + 1,
+                "last_used_at": now,
+                "held": [g for g in held if g is not grant],
+            }
         ),
         use_times=[*recent, now][-KEPT_USE_TIMES:],
         used_tokens=tokens,
     )
-    new_counts = counts.model_copy(
-        update={
-            "uses_count": counts.uses_count + 1,
-            "reserved_count": counts.reserved_count - (1 if holds_reserved else 0),
-        }
+    used = taken.counts.model_copy(update={"uses_count": taken.counts.uses_count + 1})
+    return taken.model_copy(update={"counts": used}), mine, _the_use(offer.terms, command)
+
+
+def _grant_used(held: list[HeldGrant], for_offer_id: int | None) -> HeldGrant | None:
+    """The held grant a use takes: the one that issued the generated offer it redeems,
+    else the one that ends first (one held until used last)."""
+    mine = next(
+        (g for g in held if for_offer_id is not None and g.for_offer_id == for_offer_id), None
     )
-    return new_counts, mine, _the_use(offer.terms, command)
+    if mine is not None:
+        return mine
+    return min(held, key=lambda g: (g.usable_until is None, g.usable_until or _EPOCH), default=None)
 
 
-def _within_grant(offer: CatalogDefinition, member: MemberState, now: datetime) -> None:
+def _within_grant(
+    offer: CatalogDefinition, member: MemberState, held: list[HeldGrant], now: datetime
+) -> None:
+    """:class:`Refused` when the member was granted the offer, holds no grant that may
+    still be used, and the last grant's time is over."""
+    if held:
+        return
     seconds = offer.usable_in_seconds_after_granting
     granted = member.counts.last_granted_at
     if seconds is not None and granted is not None and now >= granted + timedelta(seconds=seconds):

@@ -17,7 +17,7 @@ offers-catalog-api.txt); what the engine adds (``terms``, ``channels``, a struct
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
@@ -444,6 +444,12 @@ class MemberCommand(StrictModel):
         description="The generated offer this grant issues (the owner answers it on"
         " proffer.offer-requests), or whose redemption this use is.",
     )
+    valid_until: UtcDatetime | None = Field(
+        None,
+        description="A grant's latest end besides usable_in_seconds_after_granting: the"
+        " expiry of the generated offer it issues. The grant holds its unit of stock no"
+        " longer, and cannot be used after it.",
+    )
 
 
 RefusalReason = Literal[
@@ -478,6 +484,32 @@ class OfferCounts(StrictModel):
     seen_count: int = 0
     clicked_count: int = 0
     refusals_count: int = 0
+    released_count: int = Field(
+        0,
+        description="Grants whose time to be used ran out unused: the units of stock they"
+        " held were released (by the owner, at its first command for the offer after).",
+    )
+
+
+class HeldGrant(StrictModel):
+    """A grant of the member's not used yet: it holds a unit of stock for them."""
+
+    granted_at: UtcDatetime
+    usable_until: UtcDatetime | None = Field(
+        None,
+        description="The earlier of granted_at + usable_in_seconds_after_granting and the"
+        " generated offer's expiry (the grant's valid_until); from then on a use of it is"
+        " refused (grant_expired). None: held until used.",
+    )
+    holds_until: UtcDatetime | None = Field(
+        None,
+        description="When its unit of stock is released if still unused: usable_until"
+        " rounded up to the end of the owner's release bucket (a few % of the grant's"
+        " time later at most). None: held until used.",
+    )
+    for_offer_id: int | None = Field(
+        None, description="The generated offer the grant issued, if it did."
+    )
 
 
 class MemberCounts(StrictModel):
@@ -488,6 +520,25 @@ class MemberCounts(StrictModel):
     liked: bool = False
     last_granted_at: UtcDatetime | None = None
     last_used_at: UtcDatetime | None = None
+    held: list[HeldGrant] | None = Field(
+        None,
+        description="The member's grants not used yet that still hold a unit of stock;"
+        " None: a standing recorded before held grants were kept (then grants > uses"
+        " holds one unit).",
+    )
+
+
+def held_grants(standing: MemberCounts, seconds: int | None) -> list[HeldGrant]:
+    """The member's held grants; for a standing kept before they were (``held`` None),
+    as the owner counted then: one, held until used, if grants outnumber uses, usable
+    for ``seconds`` (the offer's usable_in_seconds_after_granting) after the last."""
+    if standing.held is not None:
+        return standing.held
+    if standing.grants <= standing.uses:
+        return []
+    granted = standing.last_granted_at or datetime(1970, 1, 1, tzinfo=UTC)
+    until = None if seconds is None else granted + timedelta(seconds=seconds)
+    return [HeldGrant(granted_at=granted, usable_until=until)]
 
 
 class Use(StrictModel):

@@ -24,6 +24,7 @@ from proffer_stream.catalog.models import (
     CatalogDefinition,
     MemberCounts,
     OfferCounts,
+    held_grants,
     is_language,
     localized,
     within,
@@ -167,6 +168,13 @@ def grant_usable_until(offer: CatalogDefinition, standing: MemberCounts) -> date
     return standing.last_granted_at + timedelta(seconds=seconds)
 
 
+def holds_grant(offer: CatalogDefinition, standing: MemberCounts, now: datetime) -> bool:
+    """Whether the member holds a grant that may still be used (and holds a unit of
+    stock for them, as far as the projection can tell)."""
+    held = held_grants(standing, offer.usable_in_seconds_after_granting)
+    return any(g.usable_until is None or now < g.usable_until for g in held)
+
+
 def usable(
     offer: CatalogDefinition, standing: MemberCounts, counts: OfferCounts, now: datetime
 ) -> bool:
@@ -177,12 +185,12 @@ def usable(
     if offer.type in GRANTED_TYPES and standing.grants == 0:
         return False
     until = grant_usable_until(offer, standing)
-    if until is not None and now >= until:
+    if until is not None and now >= until and not holds_grant(offer, standing, now):
         return False
     most = offer.maximum_uses_per_user
     if most is not None and standing.uses >= most:
         return False
-    held = standing.grants > standing.uses
+    held = holds_grant(offer, standing, now)
     return offer.stock is None or held or counts.uses_count + counts.reserved_count < offer.stock
 
 

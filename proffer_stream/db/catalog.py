@@ -13,16 +13,19 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
 import asyncpg
+from pydantic import TypeAdapter
 
 from proffer_stream.catalog.models import (
     CatalogDefinition,
     CatalogEvent,
     CollectionDefinition,
     Definition,
+    HeldGrant,
     IntegrationDefinition,
 )
 
 T = TypeVar("T")
+_HELD: TypeAdapter[list[HeldGrant]] = TypeAdapter(list[HeldGrant])
 
 
 def newest(items: Iterable[T], key: Callable[[T], Hashable], order: Callable[[T], int]) -> list[T]:
@@ -203,14 +206,16 @@ async def _upsert_counts(conn: asyncpg.Connection, events: Sequence[CatalogEvent
         """
         INSERT INTO catalog_counts AS c (tenant_id, offer_id, seq, uses_count, grants_count,
                                          reserved_count, likes_count, seen_count,
-                                         clicked_count, refusals_count)
+                                         clicked_count, refusals_count, released_count)
         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[], $5::int[],
-                             $6::int[], $7::int[], $8::int[], $9::int[], $10::int[])
+                             $6::int[], $7::int[], $8::int[], $9::int[], $10::int[],
+                             $11::int[])
         ON CONFLICT (tenant_id, offer_id) DO UPDATE SET
             seq = EXCLUDED.seq, uses_count = EXCLUDED.uses_count,
             grants_count = EXCLUDED.grants_count, reserved_count = EXCLUDED.reserved_count,
             likes_count = EXCLUDED.likes_count, seen_count = EXCLUDED.seen_count,
-            clicked_count = EXCLUDED.clicked_count, refusals_count = EXCLUDED.refusals_count
+            clicked_count = EXCLUDED.clicked_count, refusals_count = EXCLUDED.refusals_count,
+            released_count = EXCLUDED.released_count
         WHERE c.seq < EXCLUDED.seq
         """,
         [e.tenant_id for e in events],
@@ -223,6 +228,7 @@ async def _upsert_counts(conn: asyncpg.Connection, events: Sequence[CatalogEvent
         [c.seen_count for c in counts],
         [c.clicked_count for c in counts],
         [c.refusals_count for c in counts],
+        [c.released_count for c in counts],
     )
 
 
@@ -233,13 +239,15 @@ async def _upsert_members(conn: asyncpg.Connection, events: Sequence[CatalogEven
     await conn.execute(
         """
         INSERT INTO catalog_members AS m (tenant_id, offer_id, external_customer_id, seq, uses,
-                                          grants, liked, last_granted_at, last_used_at)
+                                          grants, liked, last_granted_at, last_used_at,
+                                          held)
         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::int[],
-                             $6::int[], $7::bool[], $8::timestamptz[], $9::timestamptz[])
+                             $6::int[], $7::bool[], $8::timestamptz[], $9::timestamptz[],
+                             $10::jsonb[])
         ON CONFLICT (tenant_id, offer_id, external_customer_id) DO UPDATE SET
             seq = EXCLUDED.seq, uses = EXCLUDED.uses, grants = EXCLUDED.grants,
             liked = EXCLUDED.liked, last_granted_at = EXCLUDED.last_granted_at,
-            last_used_at = EXCLUDED.last_used_at
+            last_used_at = EXCLUDED.last_used_at, held = EXCLUDED.held
         WHERE m.seq < EXCLUDED.seq
         """,
         [e.tenant_id for e in events],
@@ -251,6 +259,7 @@ async def _upsert_members(conn: asyncpg.Connection, events: Sequence[CatalogEven
         [m.liked for m in members],
         [m.last_granted_at for m in members],
         [m.last_used_at for m in members],
+        [None if m.held is None else _HELD.dump_json(m.held).decode() for m in members],
     )
 
 

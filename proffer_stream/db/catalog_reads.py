@@ -207,7 +207,7 @@ _MEMBER_CONTEXT = """
 SELECT
     (SELECT signals FROM customers WHERE tenant_id = $1 AND external_id = $2) AS profile,
     (SELECT coalesce(json_agg(json_build_array(offer_id, uses, grants, liked,
-                                               last_granted_at, last_used_at)), '[]')
+                                               last_granted_at, last_used_at, held)), '[]')
      FROM catalog_members WHERE tenant_id = $1 AND external_customer_id = $2) AS members,
     (SELECT coalesce(json_agg(json_build_array(offer_id, uses_count, grants_count,
                                                reserved_count, likes_count)), '[]')
@@ -271,4 +271,5 @@ def standing_of(member: list[Any]) -> MemberCounts:
         liked=member[3],
         last_granted_at=member[4],
         last_used_at=member[5],
+        held=member[6] if len(member) > 6 else None,
     )

@@ -8,12 +8,13 @@ owner then restores an offer (:func:`load_offer_state`) and its members
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
 
-from proffer_stream.catalog.limits import KEPT_USE_TIMES, MemberState, OfferState
+from proffer_stream.catalog.limits import KEPT_USE_TIMES, MemberState, OfferState, Reservation
 from proffer_stream.catalog.models import (
     CatalogDefinition,
     CatalogEvent,
@@ -59,10 +60,12 @@ async def load_offer_state(
         """
         SELECT o.definition, c.seq, c.uses_count, c.grants_count, c.reserved_count,
                c.likes_count, c.seen_count, c.clicked_count, c.refusals_count,
-               (SELECT max(a.seq) FROM catalog_activity a
-                 WHERE a.tenant_id = o.tenant_id AND a.offer_id = o.id
-                   AND a.target = 'offer') AS activity_seq
+               c.released_count, a.activity_seq, a.activity_at
           FROM catalog_offers o
+          LEFT JOIN LATERAL (
+               SELECT max(seq) AS activity_seq, max(at) AS activity_at FROM catalog_activity
+                WHERE tenant_id = o.tenant_id AND offer_id = o.id AND target = 'offer'
+          ) a ON true
           LEFT JOIN catalog_counts c ON c.tenant_id = o.tenant_id AND c.offer_id = o.id
          WHERE o.tenant_id = $1 AND o.id = $2
         """,
@@ -76,7 +79,29 @@ async def load_offer_state(
         {name: row[name] for name in OfferCounts.model_fields if row[name] is not None}
     )
     seq = max(row["seq"] or 0, row["activity_seq"] or 0)
-    return OfferState(offer=offer, counts=counts, seq=seq)
+    # Every command decided left an event at its issued_at, so the latest is the time
+    # through which the owner released; the buckets still held are its members' grants
+    # that end after it (those before it were released, whatever a member's row says).
+    through: datetime | None = row["activity_at"]
+    buckets = await conn.fetch(
+        """
+        SELECT (h ->> 'holds_until')::timestamptz AS holds_until, count(*) AS count
+          FROM catalog_members m, jsonb_array_elements(m.held) h
+         WHERE m.tenant_id = $1 AND m.offer_id = $2 AND m.held IS NOT NULL
+           AND h ->> 'holds_until' IS NOT NULL
+         GROUP BY 1 ORDER BY 1
+        """,
+        tenant_id,
+        item_id,
+    )
+    reservations = [
+        Reservation(holds_until=b["holds_until"], count=b["count"])
+        for b in buckets
+        if through is None or b["holds_until"] > through
+    ]
+    return OfferState(
+        offer=offer, counts=counts, seq=seq, reservations=reservations, released_through=through
+    )
 
 
 @dataclass
@@ -100,7 +125,7 @@ async def load_member_state(
     them since ``now - decided_for``, if PostgreSQL knows the member."""
     row = await conn.fetchrow(
         """
-        SELECT uses, grants, liked, last_granted_at, last_used_at FROM catalog_members
+        SELECT uses, grants, liked, last_granted_at, last_used_at, held FROM catalog_members
          WHERE tenant_id = $1 AND offer_id = $2 AND external_customer_id = $3
         """,
         tenant_id,
@@ -134,7 +159,9 @@ async def load_member_state(
         now - decided_for,
     )
     state = MemberState(
-        counts=MemberCounts.model_validate(dict(row)),
+        counts=MemberCounts.model_validate(
+            {**dict(row), "held": None if row["held"] is None else json.loads(row["held"])}
+        ),
         use_times=sorted(r["at"] for r in used),
     )
     return RestoredMember(state, [CatalogEvent.model_validate_json(r["event"]) for r in decided])

@@ -31,7 +31,7 @@ SELECT
      WHERE tenant_id = $1 AND customer_id = $3 AND status IN ('approved', 'sent')
        AND expires_at > now()) AS open_offers,
     (SELECT coalesce(json_agg(json_build_array(offer_id, uses, grants, liked,
-                                               last_granted_at, last_used_at)), '[]')
+                                               last_granted_at, last_used_at, held)), '[]')
      FROM catalog_members WHERE tenant_id = $1 AND external_customer_id = $2) AS members,
     (SELECT coalesce(json_agg(json_build_array(offer_id, uses_count, reserved_count)), '[]')
      FROM catalog_counts WHERE tenant_id = $1 AND offer_id = ANY($4::bigint[])) AS counts

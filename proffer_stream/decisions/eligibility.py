@@ -19,6 +19,7 @@ from proffer_stream.catalog.models import (
 from proffer_stream.catalog.views import (
     grant_usable_until,
     hidden_because,
+    holds_grant,
     in_audience,
     sees,
     usable,
@@ -46,12 +47,12 @@ def unusable_because(
     if offer.type in GRANTED_TYPES and standing.grants == 0:
         reasons.append(f"{offer.type} offers are used once granted")
     until = grant_usable_until(offer, standing)
-    if until is not None and now >= until:
+    if until is not None and now >= until and not holds_grant(offer, standing, now):
         reasons.append(f"the grant was usable until {until.isoformat()}")
     most = offer.maximum_uses_per_user
     if most is not None and standing.uses >= most:
         reasons.append(f"used {standing.uses} of at most {most} times")
-    held = standing.grants > standing.uses
+    held = holds_grant(offer, standing, now)
     if (
         offer.stock is not None
         and not held

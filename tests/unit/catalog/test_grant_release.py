@@ -1,0 +1,236 @@
+"""Grants that end give their stock back: a grant past usable_in_seconds_after_granting,
+or made for a generated offer that expired, is released by the owner at its first
+command after (lazily, from the command's issued_at), never before its grant ended,
+never twice; and a member with several grants uses the right one."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from proffer_stream.catalog.limits import (
+    RELEASE_SLACK,
+    MemberState,
+    OfferState,
+    decide_definition,
+    decide_member,
+    holds_until,
+)
+from proffer_stream.catalog.models import (
+    CatalogOfferFields,
+    DefinitionCommand,
+    HeldGrant,
+    MemberCommand,
+    MemberCounts,
+    OfferCounts,
+)
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+
+
+def offer(**fields):
+    command = DefinitionCommand(
+        command_id="create",
+        tenant_id="acme",
+        target="offer",
+        id=1,
+        action="create",
+        offer=CatalogOfferFields(status="published", **fields),
+        issued_at=T0,
+    )
+    return decide_definition(OfferState(), command)[0]
+
+
+class Owner:
+    """The owner's state of one offer and its members, deciding commands in order."""
+
+    def __init__(self, state):
+        self.state = state
+        self.members: dict[str, MemberState] = {}
+        self.n = 0
+
+    def do(self, who, action, at, **fields):
+        self.n += 1
+        command = MemberCommand(
+            command_id=f"c{self.n}",
+            tenant_id="acme",
+            offer_id=1,
+            external_customer_id=who,
+            action=action,
+            issued_at=at,
+            **fields,
+        )
+        self.state, self.members[who], event = decide_member(
+            self.state, self.members.get(who, MemberState()), command
+        )
+        return event
+
+    def kind(self, who, action, at, **fields):
+        event = self.do(who, action, at, **fields)
+        return event.kind, event.reason
+
+
+def test_two_expired_grants_free_the_stock_for_a_third_member():
+    owner = Owner(offer(type="exclusive", stock=2, usable_in_seconds_after_granting=1))
+    assert owner.kind("ann", "grant", T0) == ("granted", None)
+    assert owner.kind("bob", "grant", T0) == ("granted", None)
+    assert owner.kind("cid", "grant", T0 + timedelta(milliseconds=500)) == (
+        "refused",
+        "out_of_stock",
+    )
+    assert owner.state.counts.reserved_count == 2
+    later = T0 + timedelta(seconds=2)
+    granted = owner.do("cid", "grant", later)
+    assert granted.kind == "granted"
+    assert (granted.counts.reserved_count, granted.counts.released_count) == (1, 2)
+    assert owner.kind("ann", "use", later) == ("refused", "grant_expired")
+    assert owner.kind("bob", "use", later) == ("refused", "grant_expired")
+    assert owner.kind("cid", "use", later + timedelta(milliseconds=100)) == ("used", None)
+    counts = owner.state.counts
+    assert (counts.uses_count, counts.reserved_count, counts.released_count) == (1, 0, 2)
+    assert owner.kind("dan", "grant", later) == ("granted", None)  # ann's and bob's unit
+
+
+def test_a_unit_is_never_released_before_its_grant_ended():
+    owner = Owner(offer(stock=1, usable_in_seconds_after_granting=3600))
+    owner.do("ann", "grant", T0)
+    held = owner.members["ann"].counts.held
+    assert held is not None and held[0].usable_until == T0 + timedelta(hours=1)
+    assert held[0].holds_until is not None
+    assert T0 + timedelta(hours=1) <= held[0].holds_until
+    assert held[0].holds_until <= T0 + timedelta(hours=1) + timedelta(seconds=3600 / 32)
+    # Up to the bucket's end the unit stays held: another member is refused.
+    just_before = held[0].holds_until - timedelta(microseconds=1)
+    assert owner.kind("bob", "use", just_before) == ("refused", "out_of_stock")
+    assert owner.state.counts.reserved_count == 1
+    assert owner.kind("bob", "use", held[0].holds_until) == ("used", None)
+    assert owner.state.counts.released_count == 1
+
+
+def test_the_grantee_gives_back_an_expired_grant_at_once():
+    owner = Owner(offer(type="exclusive", stock=1, usable_in_seconds_after_granting=3600))
+    owner.do("ann", "grant", T0)
+    expired = T0 + timedelta(hours=1)  # its bucket ends later
+    assert owner.kind("ann", "use", expired) == ("refused", "grant_expired")
+    counts = owner.state.counts
+    assert (counts.reserved_count, counts.released_count) == (0, 1)
+    assert owner.state.reservations == []
+    assert owner.members["ann"].counts.held == []
+    # The bucket's end passes: nothing more is released (not twice).
+    owner.do("bob", "seen", expired + timedelta(days=1))
+    assert (owner.state.counts.reserved_count, owner.state.counts.released_count) == (0, 1)
+    assert owner.kind("bob", "grant", expired + timedelta(days=1)) == ("granted", None)
+
+
+def test_a_generated_offers_grant_ends_when_the_offer_expires():
+    owner = Owner(offer(stock=1))
+    expires = T0 + timedelta(days=7)
+    owner.do("ann", "grant", T0, for_offer_id=77, valid_until=expires)
+    assert owner.kind("bob", "grant", expires - timedelta(seconds=1)) == ("refused", "out_of_stock")
+    bucket = owner.members["ann"].counts.held[0].holds_until
+    assert expires <= bucket <= expires + timedelta(days=7) / RELEASE_SLACK
+    assert owner.kind("bob", "grant", bucket) == ("granted", None)
+    # ann's redemption after the offer expired takes no unit of hers: none is left.
+    assert owner.kind("ann", "use", bucket, for_offer_id=77) == ("refused", "out_of_stock")
+
+
+def test_the_earlier_of_the_seconds_and_the_offers_expiry_ends_a_grant():
+    owner = Owner(offer(stock=3, usable_in_seconds_after_granting=60))
+    owner.do("ann", "grant", T0, valid_until=T0 + timedelta(days=1))
+    owner.do("bob", "grant", T0, valid_until=T0 + timedelta(seconds=10))
+    ann, bob = owner.members["ann"].counts.held[0], owner.members["bob"].counts.held[0]
+    assert (ann.usable_until, bob.usable_until) == (
+        T0 + timedelta(seconds=60),
+        T0 + timedelta(seconds=10),
+    )
+
+
+def test_a_member_with_several_grants_uses_the_live_one_and_releases_the_ended():
+    owner = Owner(
+        offer(
+            type="exclusive",
+            stock=3,
+            maximum_grants_per_user=3,
+            usable_in_seconds_after_granting=60,
+        )
+    )
+    owner.do("ann", "grant", T0)
+    owner.do("ann", "grant", T0 + timedelta(seconds=30))
+    assert owner.state.counts.reserved_count == 2
+    # At 70 s the first ended (released now), the second is used.
+    event = owner.do("ann", "use", T0 + timedelta(seconds=70))
+    assert event.kind == "used"
+    assert (event.counts.uses_count, event.counts.reserved_count) == (1, 0)
+    assert event.counts.released_count == 1
+    assert event.member is not None and event.member.held == []
+    # The two others of the stock are free: two more members get them.
+    assert owner.kind("bob", "grant", T0 + timedelta(seconds=71)) == ("granted", None)
+    assert owner.kind("cid", "grant", T0 + timedelta(seconds=71)) == ("granted", None)
+    assert owner.kind("dan", "grant", T0 + timedelta(seconds=71)) == ("refused", "out_of_stock")
+
+
+def test_a_redemption_uses_the_grant_of_its_own_offer():
+    owner = Owner(offer(stock=5))
+    owner.do("ann", "grant", T0, for_offer_id=1, valid_until=T0 + timedelta(days=1))
+    owner.do("ann", "grant", T0, for_offer_id=2, valid_until=T0 + timedelta(days=9))
+    owner.do("ann", "use", T0 + timedelta(hours=1), for_offer_id=2)
+    held = owner.members["ann"].counts.held
+    assert held is not None and [g.for_offer_id for g in held] == [1]
+    # Without an offer named, the grant that ends first is used.
+    owner.do("ann", "grant", T0, for_offer_id=3, valid_until=T0 + timedelta(hours=3))
+    owner.do("ann", "use", T0 + timedelta(hours=2))
+    assert [g.for_offer_id for g in owner.members["ann"].counts.held] == [1]
+
+
+def test_a_command_with_an_earlier_time_after_a_release_oversells_nothing():
+    owner = Owner(offer(type="exclusive", stock=1, usable_in_seconds_after_granting=60))
+    owner.do("ann", "grant", T0)
+    assert owner.kind("bob", "grant", T0 + timedelta(minutes=10)) == ("granted", None)
+    # ann's use, issued before her grant ended but decided after its release: her unit
+    # is bob's now, so she may use only free stock, and there is none.
+    assert owner.kind("ann", "use", T0 + timedelta(seconds=30)) == ("refused", "out_of_stock")
+    # A grant issued earlier than the release ended before it: it holds nothing.
+    assert owner.kind("cid", "grant", T0) == ("refused", "out_of_stock")
+    counts = owner.state.counts
+    assert counts.uses_count + counts.reserved_count <= 1
+
+
+def test_grants_without_an_end_are_held_until_used():
+    owner = Owner(offer(stock=1))
+    owner.do("ann", "grant", T0)
+    assert owner.kind("bob", "use", T0 + timedelta(days=3650)) == ("refused", "out_of_stock")
+    assert owner.kind("ann", "use", T0 + timedelta(days=3650)) == ("used", None)
+
+
+def test_a_standing_kept_before_held_grants_were_holds_one_unit_as_before():
+    state = offer(type="exclusive", stock=2, usable_in_seconds_after_granting=60)
+    state = state.model_copy(update={"counts": OfferCounts(grants_count=2, reserved_count=2)})
+    owner = Owner(state)
+    owner.members["ann"] = MemberState(counts=MemberCounts(grants=1, last_granted_at=T0))
+    owner.members["bob"] = MemberState(counts=MemberCounts(grants=1, last_granted_at=T0))
+    assert owner.kind("ann", "use", T0 + timedelta(seconds=10)) == ("used", None)
+    assert (owner.state.counts.uses_count, owner.state.counts.reserved_count) == (1, 1)
+    assert owner.kind("bob", "use", T0 + timedelta(seconds=60)) == ("refused", "grant_expired")
+    assert (owner.state.counts.reserved_count, owner.state.counts.released_count) == (0, 1)
+    assert owner.kind("cid", "grant", T0 + timedelta(seconds=61)) == ("granted", None)
+
+
+def test_many_grants_without_a_limit_keep_a_bounded_state():
+    owner = Owner(offer(stock=None, usable_in_seconds_after_granting=3600))
+    for n in range(3000):
+        owner.do(f"m{n % 7}", "grant", T0 + timedelta(seconds=7 * n))
+    assert len(owner.state.reservations) <= 2 * RELEASE_SLACK + 1
+    assert all(len(m.counts.held or []) <= 100 for m in owner.members.values())
+    live = sum(r.count for r in owner.state.reservations)
+    assert owner.state.counts.reserved_count == live
+
+
+@pytest.mark.parametrize("seconds", [0, 1, 59, 3600, 86_400 * 30, 86_400 * 365])
+def test_a_bucket_ends_after_its_grant_and_not_much_later(seconds):
+    granted = T0 + timedelta(microseconds=123_457)
+    usable = granted + timedelta(seconds=seconds)
+    end = holds_until(granted, usable)
+    assert usable <= end <= usable + max(timedelta(seconds=1), timedelta(seconds=seconds) / 32)
+    assert end == holds_until(granted, usable)  # the same when decided again
+    assert HeldGrant(granted_at=granted, usable_until=usable, holds_until=end)

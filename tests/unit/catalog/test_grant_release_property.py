@@ -1,0 +1,121 @@
+"""Properties of releasing grants: for any sequence of grants, uses and time jumps
+(backwards too: commands arrive in an order their times need not follow), stock is never
+oversold, counts never go negative, every unit held is a member's live grant (none is
+released twice nor lost), and a use is never made on a grant whose time was over."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proffer_stream.catalog.limits import MemberState, OfferState, decide_definition, decide_member
+from proffer_stream.catalog.models import CatalogOfferFields, DefinitionCommand, MemberCommand
+
+pytestmark = pytest.mark.unit
+
+START = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+
+
+def defined(**fields):
+    command = DefinitionCommand(
+        command_id="create",
+        tenant_id="acme",
+        target="offer",
+        id=1,
+        action="create",
+        offer=CatalogOfferFields(status="published", **fields),
+        issued_at=START,
+    )
+    return decide_definition(OfferState(), command)[0]
+
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["grant", "grant", "use", "use", "seen"]),
+        st.integers(0, 5),  # the member
+        st.integers(-120, 3 * 3600) | st.sampled_from([0, 1, 59, 60, 61]),  # the clock
+        st.none() | st.integers(1, 4),  # a generated offer's grant or redemption
+        st.none() | st.integers(1, 7200),  # seconds until that offer expires
+    ),
+    max_size=80,
+)
+
+
+def holding(state: OfferState, members: dict[int, MemberState]) -> list:
+    """The members' grants that still hold a unit: not released with their bucket."""
+    through = state.released_through
+    return [
+        grant
+        for member in members.values()
+        for grant in member.counts.held or []
+        if grant.holds_until is None or through is None or grant.holds_until > through
+    ]
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    steps=steps,
+    stock=st.integers(0, 6),
+    seconds=st.none() | st.sampled_from([0, 1, 60, 600, 3600]),
+    per_user=st.none() | st.integers(1, 3),
+    granted_type=st.booleans(),
+)
+def test_releasing_grants_never_oversells(steps, stock, seconds, per_user, granted_type):
+    state = defined(
+        type="exclusive" if granted_type else "regular",
+        stock=stock,
+        usable_in_seconds_after_granting=seconds,
+        maximum_grants_per_user=per_user,
+    )
+    members: dict[int, MemberState] = {}
+    grants: dict[int, list[datetime]] = {}  # each member's grant times, to check uses
+    issued: dict[tuple[int, int], datetime] = {}  # (member, offer): that offer's expiry
+    at = START
+    used = 0
+    for n, (action, member, jump, for_offer, expires_in) in enumerate(steps):
+        at += timedelta(seconds=jump)
+        valid_until = None
+        if action == "grant" and for_offer is not None and expires_in is not None:
+            valid_until = issued.setdefault((member, for_offer), at + timedelta(seconds=expires_in))
+        command = MemberCommand(
+            command_id=f"c{n}",
+            tenant_id="acme",
+            offer_id=1,
+            external_customer_id=f"m{member}",
+            action=action,
+            issued_at=at,
+            for_offer_id=for_offer,
+            valid_until=valid_until,
+        )
+        before = state.counts
+        state, members[member], event = decide_member(
+            state, members.get(member, MemberState()), command
+        )
+        counts = event.counts
+        assert counts.uses_count + counts.reserved_count <= stock
+        assert min(counts.reserved_count, counts.released_count, counts.uses_count) >= 0
+        assert counts.released_count >= before.released_count
+        assert all(r.count >= 1 for r in state.reservations)
+        assert [r.holds_until for r in state.reservations] == sorted(
+            {r.holds_until for r in state.reservations}
+        )
+        # Every unit held is one member's grant, once: none released twice, none lost.
+        held = holding(state, members)
+        assert counts.reserved_count == len(held)
+        assert sum(r.count for r in state.reservations) == sum(
+            g.holds_until is not None for g in held
+        )
+        for grant in held:
+            assert grant.holds_until is None or grant.usable_until is not None
+            if grant.usable_until is not None:
+                assert grant.holds_until is not None and grant.holds_until >= grant.usable_until
+        if event.kind == "granted":
+            grants.setdefault(member, []).append(at)
+        if event.kind == "used":
+            used += 1
+            if granted_type and seconds is not None:  # within a grant's time
+                assert any(g <= at + timedelta(hours=4) for g in grants[member])
+                assert any(at < g + timedelta(seconds=seconds) for g in grants[member])
+    assert state.counts.uses_count == used <= stock
+    assert state.counts.grants_count == sum(len(g) for g in grants.values())
