@@ -77,6 +77,7 @@ async def test_pending_reads_without_writing(empty_database):
             "011_dashboard.sql",
             "012_placements.sql",
             "013_tenant_config_versions.sql",
+            "014_catalog_held_grants.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
