@@ -39,6 +39,9 @@ MOST_TRACED = 10
 """Ineligible candidates, and candidates ranked below the choice, that the trace names
 one by one (each); the rest are counted by reason."""
 RANKED_BELOW = "ranked below the choice"
+SMALLEST_SCALED_ORDER = 1e-6
+"""Below this average order (none is: money has cents) every candidate is ranked in full,
+as products of a subnormal order and different shares can round to the same margin."""
 SHOWN = "shown already in this flow"
 
 
@@ -147,14 +150,15 @@ def in_rank_order(
     """Every candidate's rank, best first, one priority at a time: a decision that
     chooses within the highest priorities never scores the rest, and within a priority
     the offers without an amount are ranked lazily, in the order :func:`by_priority`
-    put them in (for an order above 0 it is their rank order), merged with the others."""
+    put them in (for an order of at least :data:`SMALLEST_SCALED_ORDER` it is their rank
+    order), merged with the others."""
     groups: dict[int, Sequence[CatalogDefinition]] = dict(catalog)
     if open_offers:
         groups.setdefault(0, ())
     for priority in sorted(groups, reverse=True):
         items = groups[priority]
         extra: Sequence[Offer] = open_offers if priority == 0 else ()
-        if order <= 0:  # every margin is 0: the order is by kind and id alone
+        if order < SMALLEST_SCALED_ORDER:  # 0, or so small that margins round alike
             everything: list[Offer | CatalogDefinition] = [*items, *extra]
             yield from sorted((_rank(i, priority, order) for i in everything), reverse=True)
             continue
