@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +24,7 @@ from proffer_stream.core.settings import Settings
 from proffer_stream.db.migrations import migrate
 from proffer_stream.db.pool import connect_pool
 from proffer_stream.kafka.topics import ensure_topics, wait_for_broker
-from proffer_stream.local.embedded import free_port, port_is_open
+from proffer_stream.local.embedded import port_is_open
 from proffer_stream.local.supervisor import Supervisor
 
 T = TypeVar("T")
@@ -80,8 +82,8 @@ async def isolated_settings(kafka_bootstrap: str, postgres_url: str, tmp_path: P
         # in a shared group, and the next sink's join waits for it to time out.
         sink_group=f"{name}.proffer-sink",
         partitions=4,
-        gateway_port=free_port(),
-        worker_web_port=free_port(),
+        gateway_port=kept_port(),
+        worker_web_port=kept_port(),
         produce_timeout_seconds=3.0,
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
@@ -203,6 +205,34 @@ class Processes:
 
 # --- `proffer-stream up` as a user runs it -------------------------------------------
 
+KEPT_PORTS = range(20_000, 32_000)
+"""Below Linux's ephemeral range (32768-60999): no outgoing connection is given one of
+these, so a port found free here stays free for a process started later (or started
+again), unlike one of :func:`free_port`'s."""
+
+
+def kept_port(block: int = 1) -> int:
+    """The first of ``block`` consecutive ports of :data:`KEPT_PORTS` nothing listens on."""
+    while True:
+        first = random.randrange(KEPT_PORTS.start, KEPT_PORTS.stop - block)
+        if all(_bindable(port) for port in range(first, first + block)):
+            return first
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def up_ports() -> tuple[int, int, int]:
+    """The gateway's, the broker's and the first metrics port (of four: workers, sink)
+    for :func:`start_up`."""
+    return kept_port(), kept_port(), kept_port(4)
+
 
 def start_up(tmp_path, gateway_port, kafka_port, metrics_port, env=None):
     """`proffer-stream up` on these ports, its data in ``tmp_path``; ``env``: more settings."""
@@ -211,7 +241,7 @@ def start_up(tmp_path, gateway_port, kafka_port, metrics_port, env=None):
         "PROFFER_DATA_DIR": str(tmp_path / "data"),
         "PROFFER_GATEWAY_PORT": str(gateway_port),
         "PROFFER_EMBEDDED_KAFKA_PORT": str(kafka_port),
-        "PROFFER_WORKER_WEB_PORT": str(free_port()),
+        "PROFFER_WORKER_WEB_PORT": str(kept_port()),
         "PROFFER_METRICS_PORT": str(metrics_port),
         **(env or {}),
     }

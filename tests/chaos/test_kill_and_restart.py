@@ -6,12 +6,12 @@ from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from support import produce_paced, wait_for
+from support import kept_port, produce_paced, wait_for
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.db import keys
 from proffer_stream.kafka.topics import ensure_topics, topics_for
-from proffer_stream.local.embedded import EmbeddedBroker, free_port
+from proffer_stream.local.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.chaos
 
@@ -74,7 +74,7 @@ async def test_an_empty_broker_after_restart_restores_profiles_from_postgres(
     settings, db, processes
 ):
     """The embedded broker keeps nothing across restarts; the workers restore from PostgreSQL."""
-    broker = EmbeddedBroker(free_port())
+    broker = EmbeddedBroker(kept_port())
     own = settings.model_copy(update={"kafka_bootstrap_servers": broker.start()})
     try:
         await ensure_topics(own)

@@ -11,9 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from support import api_key_from, start_up, stop
-
-from proffer_stream.local.embedded import free_port
+from support import api_key_from, start_up, stop, up_ports
 
 pytestmark = pytest.mark.chaos
 
@@ -116,7 +114,7 @@ def wait_for_totals(dsn: str, expected: int, timeout: float = 90) -> tuple[int, 
 
 
 def test_worker_sink_and_gateway_killed_under_up_are_restarted_and_nothing_is_lost(tmp_path):
-    ports = free_port(), free_port(), free_port()
+    ports = up_ports()
     process, log_path = start_up(tmp_path, *ports)
     try:
         with Load(ports[0], api_key_from(log_path), retry=True) as load:
@@ -143,7 +141,7 @@ def test_worker_sink_and_gateway_killed_under_up_are_restarted_and_nothing_is_lo
 
 
 def test_ctrl_c_under_load_drains_then_a_restart_has_everything(tmp_path):
-    ports = free_port(), free_port(), free_port()
+    ports = up_ports()
     process, log_path = start_up(tmp_path, *ports)
     key = api_key_from(log_path)
     with Load(ports[0], key) as load:
@@ -200,7 +198,7 @@ def test_the_embedded_broker_killed_mid_load_leaves_rows_and_counts_agreeing(tmp
     counted it is counted when the customer's profile is restored from PostgreSQL (each
     customer sends again after the restart), so the rows and the counts agree; only what
     nobody consumed is lost, and no rule stays marked as fired without a decision."""
-    ports = free_port(), free_port(), free_port()
+    ports = up_ports()
     process, log_path = start_up(tmp_path, *ports)
     try:
         key = api_key_from(log_path)

@@ -3,15 +3,13 @@ pauses, a new tenant's customer sends events and gets an offer."""
 
 import httpx
 import pytest
-from support import start_up, stop
-
-from proffer_stream.local.embedded import free_port
+from support import start_up, stop, up_ports
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_quick_start_run_as_a_script_right_after_up_answers_the_offer(tmp_path):
-    ports = free_port(), free_port(), free_port()
+    ports = up_ports()
     process, log_path = start_up(tmp_path, *ports)
     try:
         api = f"http://127.0.0.1:{ports[0]}"

@@ -5,9 +5,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from support import api_key_from, start_up, stop
-
-from proffer_stream.local.embedded import free_port
+from support import api_key_from, start_up, stop, up_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +24,7 @@ def wait_for_count(client, external_id, count):
 
 
 def test_up_runs_everything_and_a_restart_keeps_the_data(tmp_path):
-    ports = free_port(), free_port(), free_port()
+    ports = up_ports()
     process, log_path = start_up(tmp_path, *ports)
     try:
         key = api_key_from(log_path)

@@ -5,9 +5,7 @@ import time
 
 import httpx
 import pytest
-from support import api_key_from, start_up, stop
-
-from proffer_stream.local.embedded import free_port
+from support import api_key_from, start_up, stop, up_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +52,7 @@ def decisions_of(client, who):
 
 
 def test_offers_made_before_a_restart_of_up_behave_as_before(tmp_path):
-    ports = free_port(), free_port(), free_port()
+    ports = up_ports()
     # No expiry check in the first run: the offer due at once is still open when up stops.
     process, log_path = start_up(tmp_path, *ports, env={"PROFFER_EXPIRY_CHECK_SECONDS": "3600"})
     try:
