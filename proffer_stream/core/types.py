@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -56,13 +57,21 @@ SaneDatetime = Annotated[datetime, AfterValidator(_sane_utc)]
 """A timestamp we accept from clients: in UTC, between 1970 and 2100."""
 
 
-def _written_as_text(value: Any) -> Any:
-    if isinstance(value, int | float):  # pydantic would read 189675893447 as milliseconds
+_DATE_FIRST = re.compile(r"\d{4}-\d\d-\d\d")
+"""How an ISO 8601 date-time starts (``2.5e-55`` has a ``-`` too)."""
+
+
+def iso_8601_text(value: Any) -> Any:
+    """``value`` unless it is a number or text that is no ISO 8601 date-time: pydantic
+    reads 189675893447 (or "2.5e-55") as seconds or milliseconds, which no client means."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and not _DATE_FIRST.match(value.strip())
+    ):
         raise ValueError("must be an ISO 8601 date-time string, e.g. 2027-06-01T00:00:00Z")
     return value
 
 
-IsoDatetime = Annotated[SaneDatetime, BeforeValidator(_written_as_text)]
+IsoDatetime = Annotated[SaneDatetime, BeforeValidator(iso_8601_text)]
 """A :data:`SaneDatetime` given as ISO 8601 text only, as the spec says (a number is no
 date-time there)."""
 Text = Annotated[str, NO_NUL, AfterValidator(no_nul)]

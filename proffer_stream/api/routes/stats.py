@@ -16,28 +16,21 @@ from proffer_stream.api.models import (
     RuleStatsView,
     StatsResponse,
 )
-from proffer_stream.core.types import UtcDatetime
+from proffer_stream.core.types import UtcDatetime, iso_8601_text
 from proffer_stream.db import stats
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
 
-def _iso_8601(value: object) -> object:
-    """Only an ISO 8601 date-time, as the spec says: pydantic also reads ``30.0`` (as
-    seconds since 1970), which a client never means."""
-    if isinstance(value, str) and "-" not in value.lstrip("+-"):
-        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-01T00:00:00Z")
-    return value
-
-
-IsoDatetime = Annotated[UtcDatetime, BeforeValidator(_iso_8601)]
+IsoUtcDatetime = Annotated[UtcDatetime, BeforeValidator(iso_8601_text)]
+"""A window edge: ISO 8601 text only (naive: UTC)."""
 
 From = Annotated[
-    IsoDatetime | None,
+    IsoUtcDatetime | None,
     Query(alias="from", description="Offers generated at or after this (ISO 8601; naive: UTC)."),
 ]
 To = Annotated[
-    IsoDatetime | None,
+    IsoUtcDatetime | None,
     Query(alias="to", description="Offers generated before this (ISO 8601; naive: UTC)."),
 ]
 

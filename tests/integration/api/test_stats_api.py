@@ -108,7 +108,13 @@ async def test_stats_of_the_callers_offers_in_the_window(settings, db):
 
 @pytest.mark.parametrize(
     "params",
-    [{"from": "yesterday"}, {"to": "2026-13-01T00:00:00Z"}, {"to": "9999-12-31T23:59:59-05:00"}],
+    [
+        {"from": "yesterday"},
+        {"to": "2026-13-01T00:00:00Z"},
+        {"to": "9999-12-31T23:59:59-05:00"},
+        {"to": "2.529181016456867e-55"},  # a number with a '-' (the fuzz test found it)
+        {"from": "30.0"},
+    ],
 )
 async def test_a_bad_window_is_a_json_422(settings, db, params):
     key = (await keys.create_key(db, "acme", "test")).key
