@@ -20,7 +20,7 @@ up: $(STAMP)  ## broker + PostgreSQL + worker + sink + gateway on 127.0.0.1
 	$(BIN)/proffer-stream up
 
 test: $(STAMP) lint  ## the whole suite against a real broker and PostgreSQL
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(STAMP)  ## ruff, mypy (strict on the domain packages), schemas/ in step with the models
 	$(BIN)/ruff check .

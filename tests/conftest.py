@@ -110,4 +110,15 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proces
         print(group.logs())
 
 
+PROCESS_SUITES = ("chaos", "e2e")
+"""Test folders whose tests start processes (and kill them): under pytest-xdist they run
+one at a time on one worker (one xdist group), while the other workers take the rest."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(part in PROCESS_SUITES for part in item.path.parts[-3:-1]):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 __all__ = ["wait_for"]
