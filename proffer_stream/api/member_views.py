@@ -19,6 +19,7 @@ from proffer_stream.catalog.models import (
     CatalogOfferType,
     within,
 )
+from proffer_stream.catalog.name_order import in_name_order
 from proffer_stream.catalog.views import (
     ORDER_BY_PATTERN,
     ListQuery,
@@ -157,12 +158,15 @@ async def list_answer(
 ) -> Response:
     """The offers the member sees, filtered, sorted and paged."""
     now = datetime.now(UTC)
+    default = io.settings.default_language
     candidates = _candidates(io, tenant_id, now)
+    by_name = None  # the default order is the same for every member: made once
+    if query.order_by == [("name", False)]:  # (of the catalog the candidates are of)
+        by_name = io.name_orders.positions(tenant_id, languages, default)
     context = await member_context(io.db, tenant_id, member, [o.id for o in candidates])
     chosen = select(candidates, context, query, now)
-    default = io.settings.default_language
-    if query.order_by == [("name", False)]:  # the default: the same for every member
-        chosen = io.name_orders.sort(tenant_id, chosen, languages, default)
+    if by_name is not None:
+        chosen = in_name_order(chosen, by_name)
     else:
         chosen = ordered(chosen, query.order_by, order_key(context, languages, default, now))
     start = (query.page_no - 1) * query.per_page

@@ -130,8 +130,9 @@ def brief_of(offer: CatalogDefinition, language: str) -> CatalogBrief:
 
 def grant_command(offer: Offer) -> MemberCommand:
     """The grant that issues ``offer`` (written for a catalog offer), decided at its
-    generation; its id follows from the offer's. It is valid until the offer expires:
-    an offer that expired unredeemed no longer holds the catalog offer's stock."""
+    generation; its id follows from the offer's. It holds a unit of the catalog offer's
+    stock until the offer is redeemed (:func:`use_command`) or expires
+    (:func:`release_command`)."""
     assert offer.catalog_offer_id is not None
     return MemberCommand(
         command_id=f"offer-{offer.id}:grant",
@@ -141,7 +142,6 @@ def grant_command(offer: Offer) -> MemberCommand:
         action="grant",
         issued_at=offer.generated_at,
         for_offer_id=offer.id,
-        valid_until=offer.expires_at,
         source=f"offer {offer.id}",
     )
 
@@ -160,6 +160,25 @@ def use_command(redeemed: OfferEvent, timezone: str) -> MemberCommand | None:
         action="use",
         issued_at=redeemed.occurred_at,
         timezone=timezone,
+        for_offer_id=offer.id,
+        source=f"offer {offer.id}",
+    )
+
+
+def release_command(expired: OfferEvent) -> MemberCommand | None:
+    """The release of the catalog stock an offer's grant held, once the offer expired
+    unredeemed (None when the offer was not written for a catalog offer); its id
+    follows from the expiry's."""
+    offer = expired.offer
+    if expired.event_type != "offer.expired" or offer is None or offer.catalog_offer_id is None:
+        return None
+    return MemberCommand(
+        command_id=f"{expired.event_id}:release",
+        tenant_id=offer.tenant_id,
+        offer_id=offer.catalog_offer_id,
+        external_customer_id=offer.external_customer_id,
+        action="release",
+        issued_at=expired.occurred_at,
         for_offer_id=offer.id,
         source=f"offer {offer.id}",
     )

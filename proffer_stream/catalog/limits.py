@@ -6,14 +6,17 @@ and a write that another request can race. Time is the command's ``issued_at``: 
 command decided again after a crash (at-least-once) is decided the same way.
 
 Grants hold stock until they are used or can no longer be: a grant that can end (the
-offer's ``usable_in_seconds_after_granting``, the expiry of the generated offer it
-issues) carries its deadline, and its unit of stock sits in a bucket of reservations
+offer's ``usable_in_seconds_after_granting``) carries its deadline, and its unit of
+stock sits in a bucket of reservations
 that end together (:func:`holds_until`). Before deciding any command, the owner
 releases every bucket whose whole span has passed at the command's ``issued_at``
 (:func:`release`), and settles the member's own grants that ended (:func:`_settle`):
 lazily, with no timer, and the same way when decided again. A bucket ends after each
 of its grants' deadlines, so a unit is never released while its grant may still be
-used (that would oversell); it may be released a little late, which is safe.
+used (that would oversell); it may be released a little late, which is safe. A grant
+that issued a generated offer is given back by a ``release`` command from the offers
+agent once that offer expired unredeemed (:func:`_release`): only that domain knows
+whether a redemption came first.
 """
 
 from __future__ import annotations
@@ -183,14 +186,16 @@ def decide_member(
     seq = state.seq + 1
     state = release(state, command.issued_at)
     state, member = _settle(state, member, command.issued_at)
+    use: Use | None = None
     try:
-        offer = _live(state.offer, command)
-        use: Use | None = None
-        if command.action == "grant":
-            decided, mine = _grant(offer, state, member, command)
+        if command.action == "release":  # whatever became of the offer since
+            decided, mine = _release(state, member, command)
+        elif command.action == "grant":
+            decided, mine = _grant(_live(state.offer, command), state, member, command)
         elif command.action == "use":
-            decided, mine, use = _use(offer, state, member, command)
+            decided, mine, use = _use(_live(state.offer, command), state, member, command)
         else:
+            _live(state.offer, command)
             counts, mine = _react(state.counts, member, command)
             decided = state.model_copy(update={"counts": counts})
     except Refused as refusal:
@@ -215,6 +220,7 @@ _KINDS: dict[str, CatalogEventKind] = {
     "unlike": "unliked",
     "seen": "seen",
     "clicked": "clicked",
+    "release": "released",
 }
 
 
@@ -336,14 +342,13 @@ def _live(offer: CatalogDefinition | None, command: MemberCommand) -> CatalogDef
 
 
 def grant_ends(offer: CatalogDefinition, command: MemberCommand) -> datetime | None:
-    """Until when a grant decided now may be used: the earlier of the offer's
-    ``usable_in_seconds_after_granting`` and the command's ``valid_until``."""
+    """Until when a grant decided now may be used: the offer's
+    ``usable_in_seconds_after_granting`` after it, if it says. (A generated offer's
+    grant is not ended by the offer's expiry here: a redemption the offers domain
+    accepted before the expiry can reach the owner after it; that domain sends a
+    ``release`` once the offer expired unredeemed.)"""
     seconds = offer.usable_in_seconds_after_granting
-    ends = [
-        *([command.issued_at + timedelta(seconds=seconds)] if seconds is not None else []),
-        *([command.valid_until] if command.valid_until is not None else []),
-    ]
-    return min(ends, default=None)
+    return None if seconds is None else command.issued_at + timedelta(seconds=seconds)
 
 
 def _grant(
@@ -441,6 +446,33 @@ def _use(
     )
     used = taken.counts.model_copy(update={"uses_count": taken.counts.uses_count + 1})
     return taken.model_copy(update={"counts": used}), mine, _the_use(offer.terms, command)
+
+
+def _release(
+    state: OfferState, member: MemberState, command: MemberCommand
+) -> tuple[OfferState, MemberState]:
+    """Give back the unit held by the grant that issued the generated offer
+    ``command.for_offer_id`` (it expired unredeemed). Nothing to give back (the grant
+    was used, released already, or never made) changes nothing: a release decided again
+    is the same."""
+    held = list(member.counts.held or [])
+    grant = next(
+        (
+            g
+            for g in held
+            if command.for_offer_id is not None and g.for_offer_id == command.for_offer_id
+        ),
+        None,
+    )
+    if grant is None:
+        return state, member
+    state, freed = _unreserve(state, grant)
+    if freed:
+        state = _released(state, 1)
+    kept = [g for g in held if g is not grant]
+    return state, member.model_copy(
+        update={"counts": member.counts.model_copy(update={"held": kept})}
+    )
 
 
 def _grant_used(held: list[HeldGrant], for_offer_id: int | None) -> HeldGrant | None:

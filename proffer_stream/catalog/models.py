@@ -409,7 +409,10 @@ class DefinitionCommand(StrictModel):
         return definition_key(self.tenant_id, self.target, self.id)
 
 
-MemberAction = Literal["grant", "use", "like", "unlike", "seen", "clicked"]
+MemberAction = Literal["grant", "use", "like", "unlike", "seen", "clicked", "release"]
+"""What a member (or, for ``release``, the offers agent) asks of a catalog offer's owner.
+A ``release`` gives back the unit of stock held by the grant that issued the generated
+offer ``for_offer_id``, which expired unredeemed (the offers domain decides that)."""
 
 
 class MemberCommand(StrictModel):
@@ -443,12 +446,6 @@ class MemberCommand(StrictModel):
         lt=2**53,
         description="The generated offer this grant issues (the owner answers it on"
         " proffer.offer-requests), or whose redemption this use is.",
-    )
-    valid_until: UtcDatetime | None = Field(
-        None,
-        description="A grant's latest end besides usable_in_seconds_after_granting: the"
-        " expiry of the generated offer it issues. The grant holds its unit of stock no"
-        " longer, and cannot be used after it.",
     )
 
 
@@ -530,15 +527,15 @@ class MemberCounts(StrictModel):
 
 def held_grants(standing: MemberCounts, seconds: int | None) -> list[HeldGrant]:
     """The member's held grants; for a standing kept before they were (``held`` None),
-    as the owner counted then: one, held until used, if grants outnumber uses, usable
-    for ``seconds`` (the offer's usable_in_seconds_after_granting) after the last."""
+    as the owner counted then: one unit per grant not used (grants - uses of them),
+    each usable for ``seconds`` (the offer's usable_in_seconds_after_granting) after
+    the last grant. Distinct objects: a use takes one out by identity."""
     if standing.held is not None:
         return standing.held
-    if standing.grants <= standing.uses:
-        return []
     granted = standing.last_granted_at or datetime(1970, 1, 1, tzinfo=UTC)
     until = None if seconds is None else granted + timedelta(seconds=seconds)
-    return [HeldGrant(granted_at=granted, usable_until=until)]
+    unused = max(standing.grants - standing.uses, 0)
+    return [HeldGrant(granted_at=granted, usable_until=until) for _ in range(unused)]
 
 
 class Use(StrictModel):
@@ -551,7 +548,7 @@ class Use(StrictModel):
 
 
 CatalogEventKind = Literal[
-    "defined", "granted", "used", "refused", "liked", "unliked", "seen", "clicked"
+    "defined", "granted", "used", "refused", "liked", "unliked", "seen", "clicked", "released"
 ]
 
 

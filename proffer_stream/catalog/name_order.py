@@ -38,10 +38,12 @@ class NameOrders:
         self._made[key] = (changes, positions)
         return positions
 
-    def sort(
-        self, tenant_id: str, offers: list[CatalogDefinition], languages: list[str], default: str
-    ) -> list[CatalogDefinition]:
-        """``offers`` (the tenant's) in name order."""
-        positions = self.positions(tenant_id, languages, default)
-        last = len(positions)
-        return sorted(offers, key=lambda offer: (positions.get(offer.id, last), offer.id))
+
+def in_name_order(
+    offers: list[CatalogDefinition], positions: dict[int, int]
+) -> list[CatalogDefinition]:
+    """``offers`` in the name order of ``positions`` (from :meth:`NameOrders.positions`
+    of the same catalog the offers were taken from: a rename since would reorder by
+    names the answer does not show)."""
+    last = len(positions)
+    return sorted(offers, key=lambda offer: (positions.get(offer.id, last), offer.id))

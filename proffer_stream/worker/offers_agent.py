@@ -24,7 +24,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from faust.types import EventT
 
-from proffer_stream.catalog.generated import grant_command, use_command
+from proffer_stream.catalog.generated import grant_command, release_command, use_command
 from proffer_stream.catalog.models import MemberCommand
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
@@ -397,9 +397,14 @@ class OffersAgent:
         return decision
 
     async def _use_catalog_offers(self, events: Sequence[OfferEvent]) -> None:
-        """A redemption of an offer written for a catalog offer is a use of it."""
+        """A redemption of an offer written for a catalog offer is a use of it; its
+        expiry gives back the catalog stock its grant held."""
         for event in events:
             if event.offer is None or event.offer.catalog_offer_id is None:
+                continue
+            release = release_command(event)
+            if release is not None:
+                await self.outbox.catalog(release)
                 continue
             key = (event.tenant_id, event.external_customer_id)
             profile = await self._profile(key)

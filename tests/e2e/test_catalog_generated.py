@@ -50,9 +50,11 @@ async def test_a_rule_gives_a_catalog_offer_granted_then_used(settings, processe
 
         spring = await create(SPRING)
         sold_out = await create({**SPRING, "name": {"en": "Sold out"}, "stock": 0})
+        single = await create({**SPRING, "name": {"en": "Single"}, "stock": 1})
         rules = [
             catalog_rule("spring", "/spring", spring["id"]),
             catalog_rule("sold-out", "/sold-out", sold_out["id"]),
+            catalog_rule("single", "/single", single["id"]),
         ]
         assert (await api.put("/api/rules", json={"rules": rules})).status_code == 200
 
@@ -111,3 +113,22 @@ async def test_a_rule_gives_a_catalog_offer_granted_then_used(settings, processe
         refused = await catalog(sold_out["id"])
         assert (refused["grants_count"], refused["refusals_count"]) == (0, 1)
         assert (await offers())["total"] == 1
+
+        # Stock 1: carl's offer holds it, so dan's grant is refused; carl's offer expires
+        # unredeemed, the offers agent releases its grant, and eve's grant gets the unit.
+        await views("carl", "/single")
+        carl = await wait_for(offers, lambda b: b["total"] == 2, what="carl's offer")
+        carls = next(o for o in carl["offers"] if o["catalog_offer_id"] == single["id"])
+        await views("dan", "/single")
+        await wait_for(
+            lambda: catalog(single["id"]), lambda o: o["refusals_count"] == 1, what="dan refused"
+        )
+        expired = await api.patch(f"/api/offers/{carls['id']}", json={"status": "expired"})
+        assert expired.status_code == 200, expired.text
+        await views("eve", "/single")
+        eve = await wait_for(
+            offers, lambda b: b["total"] == 3, what="eve's offer, on the released unit"
+        )
+        assert sum(o["catalog_offer_id"] == single["id"] for o in eve["offers"]) == 2
+        after = await catalog(single["id"])
+        assert (after["grants_count"], after["uses_count"]) == (2, 0)

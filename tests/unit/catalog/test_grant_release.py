@@ -1,7 +1,8 @@
-"""Grants that end give their stock back: a grant past usable_in_seconds_after_granting,
-or made for a generated offer that expired, is released by the owner at its first
-command after (lazily, from the command's issued_at), never before its grant ended,
-never twice; and a member with several grants uses the right one."""
+"""Grants that end give their stock back: a grant past usable_in_seconds_after_granting
+is released by the owner at its first command after (lazily, from the command's
+issued_at), never before its grant ended, never twice; a generated offer's grant when the
+offers agent says the offer expired (a release); and a member with several grants uses
+the right one."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -123,27 +124,52 @@ def test_the_grantee_gives_back_an_expired_grant_at_once():
     assert owner.kind("bob", "grant", expired + timedelta(days=1)) == ("granted", None)
 
 
-def test_a_generated_offers_grant_ends_when_the_offer_expires():
+def test_a_generated_offers_grant_is_given_back_when_the_offer_expired():
     owner = Owner(offer(stock=1))
-    expires = T0 + timedelta(days=7)
-    owner.do("ann", "grant", T0, for_offer_id=77, valid_until=expires)
-    assert owner.kind("bob", "grant", expires - timedelta(seconds=1)) == ("refused", "out_of_stock")
-    bucket = owner.members["ann"].counts.held[0].holds_until
-    assert expires <= bucket <= expires + timedelta(days=7) / RELEASE_SLACK
-    assert owner.kind("bob", "grant", bucket) == ("granted", None)
-    # ann's redemption after the offer expired takes no unit of hers: none is left.
-    assert owner.kind("ann", "use", bucket, for_offer_id=77) == ("refused", "out_of_stock")
+    owner.do("ann", "grant", T0, for_offer_id=77)
+    days_later = T0 + timedelta(days=30)  # no end of its own: held until used or released
+    assert owner.kind("bob", "grant", days_later) == ("refused", "out_of_stock")
+    released = owner.do("ann", "release", days_later, for_offer_id=77)
+    assert released.kind == "released"
+    assert (released.counts.reserved_count, released.counts.released_count) == (0, 1)
+    assert owner.members["ann"].counts.held == []
+    # Decided again, or for an offer whose grant is gone: nothing more is given back.
+    again = owner.do("ann", "release", days_later, for_offer_id=77)
+    assert (again.kind, again.counts.released_count) == ("released", 1)
+    assert owner.kind("bob", "grant", days_later) == ("granted", None)
 
 
-def test_the_earlier_of_the_seconds_and_the_offers_expiry_ends_a_grant():
-    owner = Owner(offer(stock=3, usable_in_seconds_after_granting=60))
-    owner.do("ann", "grant", T0, valid_until=T0 + timedelta(days=1))
-    owner.do("bob", "grant", T0, valid_until=T0 + timedelta(seconds=10))
-    ann, bob = owner.members["ann"].counts.held[0], owner.members["bob"].counts.held[0]
-    assert (ann.usable_until, bob.usable_until) == (
-        T0 + timedelta(seconds=60),
-        T0 + timedelta(seconds=10),
+def test_a_redemption_reaching_the_owner_late_still_takes_its_unit():
+    owner = Owner(offer(stock=1))
+    owner.do("ann", "grant", T0, for_offer_id=7)
+    # The offer expired at T0 + 1 day in the offers domain, after ann redeemed it; her
+    # use reaches the owner days later: her grant still holds the unit for it.
+    later = T0 + timedelta(days=5)
+    assert owner.kind("bob", "grant", later) == ("refused", "out_of_stock")
+    assert owner.kind("ann", "use", later, for_offer_id=7) == ("used", None)
+    assert owner.state.counts.uses_count == 1 and owner.state.counts.reserved_count == 0
+    # A release of that offer after its use gives back nothing: the unit was used.
+    assert owner.do("ann", "release", later, for_offer_id=7).counts.released_count == 0
+
+
+def test_a_release_holds_whatever_became_of_the_catalog_offer():
+    owner = Owner(offer(stock=1))
+    owner.do("ann", "grant", T0, for_offer_id=9)
+    archive = DefinitionCommand(
+        command_id="archive",
+        tenant_id="acme",
+        target="offer",
+        id=1,
+        action="archive",
+        base_version=1,
+        issued_at=T0 + timedelta(hours=1),
     )
+    owner.state = decide_definition(owner.state, archive)[0]
+    assert owner.kind("ann", "release", T0 + timedelta(hours=2), for_offer_id=9) == (
+        "released",
+        None,
+    )
+    assert owner.state.counts.reserved_count == 0
 
 
 def test_a_member_with_several_grants_uses_the_live_one_and_releases_the_ended():
@@ -171,16 +197,16 @@ def test_a_member_with_several_grants_uses_the_live_one_and_releases_the_ended()
 
 
 def test_a_redemption_uses_the_grant_of_its_own_offer():
-    owner = Owner(offer(stock=5))
-    owner.do("ann", "grant", T0, for_offer_id=1, valid_until=T0 + timedelta(days=1))
-    owner.do("ann", "grant", T0, for_offer_id=2, valid_until=T0 + timedelta(days=9))
-    owner.do("ann", "use", T0 + timedelta(hours=1), for_offer_id=2)
+    owner = Owner(offer(stock=5, usable_in_seconds_after_granting=86_400))
+    owner.do("ann", "grant", T0, for_offer_id=1)
+    owner.do("ann", "grant", T0 + timedelta(hours=5), for_offer_id=2)
+    owner.do("ann", "use", T0 + timedelta(hours=6), for_offer_id=2)
     held = owner.members["ann"].counts.held
     assert held is not None and [g.for_offer_id for g in held] == [1]
     # Without an offer named, the grant that ends first is used.
-    owner.do("ann", "grant", T0, for_offer_id=3, valid_until=T0 + timedelta(hours=3))
-    owner.do("ann", "use", T0 + timedelta(hours=2))
-    assert [g.for_offer_id for g in owner.members["ann"].counts.held] == [1]
+    owner.do("ann", "grant", T0 + timedelta(hours=7), for_offer_id=3)
+    owner.do("ann", "use", T0 + timedelta(hours=8))
+    assert [g.for_offer_id for g in owner.members["ann"].counts.held] == [3]
 
 
 def test_a_command_with_an_earlier_time_after_a_release_oversells_nothing():
@@ -214,6 +240,19 @@ def test_a_standing_kept_before_held_grants_were_holds_one_unit_as_before():
     assert owner.kind("bob", "use", T0 + timedelta(seconds=60)) == ("refused", "grant_expired")
     assert (owner.state.counts.reserved_count, owner.state.counts.released_count) == (0, 1)
     assert owner.kind("cid", "grant", T0 + timedelta(seconds=61)) == ("granted", None)
+
+
+def test_a_standing_kept_before_held_grants_were_holds_a_unit_per_unused_grant():
+    state = offer(type="exclusive", stock=3, maximum_grants_per_user=3)
+    state = state.model_copy(update={"counts": OfferCounts(grants_count=2, reserved_count=2)})
+    owner = Owner(state)
+    owner.members["ann"] = MemberState(counts=MemberCounts(grants=2, last_granted_at=T0))
+    assert owner.kind("ann", "use", T0 + timedelta(minutes=1)) == ("used", None)
+    assert owner.kind("bob", "grant", T0 + timedelta(minutes=2)) == ("granted", None)
+    # ann's second grant still holds its unit (the old owner reserved one per grant).
+    assert owner.kind("ann", "use", T0 + timedelta(minutes=3)) == ("used", None)
+    counts = owner.state.counts
+    assert (counts.uses_count, counts.reserved_count) == (2, 1)
 
 
 def test_many_grants_without_a_limit_keep_a_bounded_state():
