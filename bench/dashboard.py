@@ -12,6 +12,7 @@ Figures, not pass/fail: the exit code is 0 whatever the figures.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -142,7 +143,13 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
     finally:
         await pool.close()
     async with httpx.AsyncClient(base_url=stack.api, timeout=30) as browser:
-        signed = await browser.post("/dashboard/sign-in", data={"api_key": stack.api_key})
+        form = await browser.get("/dashboard/sign-in")  # its token, against login CSRF
+        token = re.search(r'name="sign_in_token" value="([^"]+)"', form.text)
+        assert token, form.text[:500]
+        signed = await browser.post(
+            "/dashboard/sign-in",
+            data={"api_key": stack.api_key, "sign_in_token": token.group(1)},
+        )
         assert signed.status_code == 303, signed.text
         print(f"{'page':50} {'p50 ms':>8} {'p99 ms':>8}")
         for page in PAGES:
