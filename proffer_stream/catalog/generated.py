@@ -5,9 +5,9 @@ A rule's hints may name catalog offers and collections; the first of them the cu
 may have now (:func:`choose`) becomes the writer's brief, and policy holds the draft to
 its terms. The offer is issued once the catalog offer's owner grants it
 (:func:`grant_command`), whose answer goes back to the offers agent
-(:func:`answer_to_grant`); a redemption of the offer is a use of the catalog offer
-(:func:`use_command`). Command ids follow from the offer's id (or the redemption's), so
-a replay asks the owner once.
+(:func:`answer_to_grant`); a redemption of the offer is a use of the catalog offer, and
+its expiry unredeemed a release of the stock its grant held (:func:`catalog_follow_up`).
+Command ids follow from the offer's id (or the event's), so a replay asks the owner once.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from proffer_stream.catalog.models import (
     CatalogDefinition,
     CatalogEvent,
     CollectionDefinition,
+    MemberAction,
     MemberCommand,
     localized,
     within,
@@ -131,8 +132,7 @@ def brief_of(offer: CatalogDefinition, language: str) -> CatalogBrief:
 def grant_command(offer: Offer) -> MemberCommand:
     """The grant that issues ``offer`` (written for a catalog offer), decided at its
     generation; its id follows from the offer's. It holds a unit of the catalog offer's
-    stock until the offer is redeemed (:func:`use_command`) or expires
-    (:func:`release_command`)."""
+    stock until the offer is redeemed or expires (:func:`catalog_follow_up`)."""
     assert offer.catalog_offer_id is not None
     return MemberCommand(
         command_id=f"offer-{offer.id}:grant",
@@ -146,42 +146,30 @@ def grant_command(offer: Offer) -> MemberCommand:
     )
 
 
-def use_command(redeemed: OfferEvent, timezone: str) -> MemberCommand | None:
-    """The use of the catalog offer a redemption is (None when the offer was not written
-    for one); its id follows from the redemption's."""
-    offer = redeemed.offer
-    if redeemed.event_type != "offer.redeemed" or offer is None or offer.catalog_offer_id is None:
+def catalog_follow_up(event: OfferEvent, timezone: str) -> MemberCommand | None:
+    """What an offer written for a catalog offer tells that offer's owner when it ends:
+    its redemption is a use of the catalog offer, its expiry unredeemed releases the
+    stock its grant held (None for other events and other offers). The id follows from
+    the event's, so an event handled again asks once. ``timezone`` is the customer's
+    (a use's periodic limits count in it)."""
+    offer = event.offer
+    action = _FOLLOW_UPS.get(event.event_type)
+    if action is None or offer is None or offer.catalog_offer_id is None:
         return None
     return MemberCommand(
-        command_id=f"{redeemed.event_id}:use",
+        command_id=f"{event.event_id}:{action}",
         tenant_id=offer.tenant_id,
         offer_id=offer.catalog_offer_id,
         external_customer_id=offer.external_customer_id,
-        action="use",
-        issued_at=redeemed.occurred_at,
+        action=action,
+        issued_at=event.occurred_at,
         timezone=timezone,
         for_offer_id=offer.id,
         source=f"offer {offer.id}",
     )
 
 
-def release_command(expired: OfferEvent) -> MemberCommand | None:
-    """The release of the catalog stock an offer's grant held, once the offer expired
-    unredeemed (None when the offer was not written for a catalog offer); its id
-    follows from the expiry's."""
-    offer = expired.offer
-    if expired.event_type != "offer.expired" or offer is None or offer.catalog_offer_id is None:
-        return None
-    return MemberCommand(
-        command_id=f"{expired.event_id}:release",
-        tenant_id=offer.tenant_id,
-        offer_id=offer.catalog_offer_id,
-        external_customer_id=offer.external_customer_id,
-        action="release",
-        issued_at=expired.occurred_at,
-        for_offer_id=offer.id,
-        source=f"offer {offer.id}",
-    )
+_FOLLOW_UPS: dict[str, MemberAction] = {"offer.redeemed": "use", "offer.expired": "release"}
 
 
 def answer_to_grant(command: MemberCommand, event: CatalogEvent) -> OfferCommand | None:

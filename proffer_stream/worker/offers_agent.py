@@ -24,7 +24,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from faust.types import EventT
 
-from proffer_stream.catalog.generated import grant_command, release_command, use_command
+from proffer_stream.catalog.generated import catalog_follow_up, grant_command
 from proffer_stream.catalog.models import MemberCommand
 from proffer_stream.core import metrics
 from proffer_stream.core.errors import BadRecord
@@ -351,7 +351,7 @@ class OffersAgent:
         policy = self.configs.policy(message.tenant_id)
         if isinstance(message, OfferCommand):
             applied = apply_command(state, message, offset, policy)
-            await self._use_catalog_offers(applied.events)
+            await self._follow_up_catalog_offers(applied.events)
             return applied.events, applied.outcome
         decision = await self._decide(state, message, offset)
         held = hold_for_grant(state, decision)
@@ -396,21 +396,17 @@ class OffersAgent:
         metrics.OFFER_DECISIONS.labels(decision.event_type).inc()
         return decision
 
-    async def _use_catalog_offers(self, events: Sequence[OfferEvent]) -> None:
+    async def _follow_up_catalog_offers(self, events: Sequence[OfferEvent]) -> None:
         """A redemption of an offer written for a catalog offer is a use of it; its
         expiry gives back the catalog stock its grant held."""
         for event in events:
             if event.offer is None or event.offer.catalog_offer_id is None:
                 continue
-            release = release_command(event)
-            if release is not None:
-                await self.outbox.catalog(release)
-                continue
             key = (event.tenant_id, event.external_customer_id)
             profile = await self._profile(key)
-            use = use_command(event, self.catalog.timezone(profile))
-            if use is not None:
-                await self.outbox.catalog(use)
+            follow_up = catalog_follow_up(event, self.catalog.timezone(profile))
+            if follow_up is not None:
+                await self.outbox.catalog(follow_up)
 
     async def _after_events(self, key: CustomerKey, offset: int) -> None:
         """Wait for the signals agent to apply the customer's record at ``offset``.

@@ -10,9 +10,9 @@ from proffer_stream.catalog.generated import (
     answer_to_grant,
     brief_of,
     candidates,
+    catalog_follow_up,
     choose,
     grant_command,
-    use_command,
 )
 from proffer_stream.catalog.limits import MemberState, OfferState, decide_member
 from proffer_stream.catalog.models import (
@@ -281,7 +281,7 @@ def test_the_owner_answers_a_grant_and_a_redemption_is_a_use():
     assert owner.counts.grants_count == 1 and owner.counts.reserved_count == 1
 
     redeemed = event.model_copy(update={"event_type": "offer.redeemed", "event_id": "evt-9:redeem"})
-    use = use_command(redeemed, "Europe/Warsaw")
+    use = catalog_follow_up(redeemed, "Europe/Warsaw")
     assert (use.command_id, use.action, use.offer_id) == ("evt-9:redeem:use", "use", 6)
     assert use.timezone == "Europe/Warsaw" and use.for_offer_id == event.offer.id
     assert answer_to_grant(use, granted) is None
@@ -294,4 +294,19 @@ def test_the_owner_answers_a_grant_and_a_redemption_is_a_use():
             "offer": event.offer.model_copy(update={"catalog_offer_id": None}),
         }
     )
-    assert use_command(plain, "UTC") is None
+    assert catalog_follow_up(plain, "UTC") is None
+    approved = event.model_copy(update={"event_type": "offer.approved"})
+    assert catalog_follow_up(approved, "UTC") is None
+
+
+def test_an_offer_that_expired_unredeemed_releases_its_grant():
+    state, event = decision()
+    grant = grant_command(hold_for_grant(state, event))
+    owner, member, _ = decide_member(OfferState(offer=offer(6, stock=1)), MemberState(), grant)
+    expired = event.model_copy(update={"event_type": "offer.expired", "event_id": "evt-9:expire"})
+    release = catalog_follow_up(expired, "UTC")
+    assert (release.command_id, release.action) == ("evt-9:expire:release", "release")
+    assert release.for_offer_id == event.offer.id
+    owner, _, released = decide_member(owner, member, release)
+    assert released.kind == "released"
+    assert (owner.counts.reserved_count, owner.counts.released_count) == (0, 1)

@@ -7,17 +7,16 @@ the right one."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from catalog_factories import defined_offer
 
 from proffer_stream.catalog.limits import (
     RELEASE_SLACK,
     MemberState,
-    OfferState,
     decide_definition,
     decide_member,
     holds_until,
 )
 from proffer_stream.catalog.models import (
-    CatalogOfferFields,
     DefinitionCommand,
     HeldGrant,
     MemberCommand,
@@ -31,16 +30,7 @@ T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 
 
 def offer(**fields):
-    command = DefinitionCommand(
-        command_id="create",
-        tenant_id="acme",
-        target="offer",
-        id=1,
-        action="create",
-        offer=CatalogOfferFields(status="published", **fields),
-        issued_at=T0,
-    )
-    return decide_definition(OfferState(), command)[0]
+    return defined_offer(T0, **fields)
 
 
 class Owner:

@@ -7,11 +7,12 @@ a use is never made on a grant whose time was over."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from catalog_factories import defined_offer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proffer_stream.catalog.limits import MemberState, OfferState, decide_definition, decide_member
-from proffer_stream.catalog.models import CatalogOfferFields, DefinitionCommand, MemberCommand
+from proffer_stream.catalog.limits import MemberState, OfferState, decide_member
+from proffer_stream.catalog.models import MemberCommand
 
 pytestmark = pytest.mark.unit
 
@@ -19,16 +20,7 @@ START = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 
 
 def defined(**fields):
-    command = DefinitionCommand(
-        command_id="create",
-        tenant_id="acme",
-        target="offer",
-        id=1,
-        action="create",
-        offer=CatalogOfferFields(status="published", **fields),
-        issued_at=START,
-    )
-    return decide_definition(OfferState(), command)[0]
+    return defined_offer(START, **fields)
 
 
 steps = st.lists(

@@ -1,9 +1,10 @@
 """The default member-list order made once per catalog change: the same order as
 sorting each list by name (ties by id), in the member's languages."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from catalog_factories import definition
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,18 +20,7 @@ NAMES = st.sampled_from(["apple", "Apple", "banana", "Ćma", "zebra", "ábaco", 
 
 
 def offer(offer_id: int, version: int = 1, **fields: object) -> CatalogDefinition:
-    return CatalogDefinition.model_validate(
-        {
-            "id": offer_id,
-            "tenant_id": "acme",
-            "version": version,
-            "created_at": NOW - timedelta(days=offer_id),
-            "updated_at": NOW,
-            "command_id": f"c{offer_id}-{version}",
-            "status": "published",
-            **fields,
-        }
-    )
+    return definition(offer_id, NOW, version, **fields)
 
 
 def by_name(offers: list[CatalogDefinition], languages: list[str]) -> list[int]:

@@ -4,11 +4,10 @@ across DST changes and a week boundary."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from catalog_factories import defined_offer
 
-from proffer_stream.catalog.limits import MemberState, OfferState, decide_definition, decide_member
+from proffer_stream.catalog.limits import MemberState, decide_member
 from proffer_stream.catalog.models import (
-    CatalogOfferFields,
-    DefinitionCommand,
     MemberCommand,
     PeriodicUsage,
 )
@@ -20,16 +19,7 @@ T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 
 
 def offer(**fields):
-    command = DefinitionCommand(
-        command_id="create",
-        tenant_id="acme",
-        target="offer",
-        id=1,
-        action="create",
-        offer=CatalogOfferFields(status="published", **fields),
-        issued_at=T0,
-    )
-    return decide_definition(OfferState(), command)[0]
+    return defined_offer(T0, **fields)
 
 
 def run(state, *steps, member="m1"):

@@ -4,13 +4,12 @@ is ever exceeded and no count goes negative."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from catalog_factories import defined_offer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proffer_stream.catalog.limits import MemberState, OfferState, decide_definition, decide_member
+from proffer_stream.catalog.limits import MemberState, decide_member
 from proffer_stream.catalog.models import (
-    CatalogOfferFields,
-    DefinitionCommand,
     MemberCommand,
     PeriodicUsage,
 )
@@ -23,16 +22,7 @@ ZONES = ["UTC", "Europe/Warsaw", "America/New_York"]
 
 
 def defined(**fields):
-    command = DefinitionCommand(
-        command_id="create",
-        tenant_id="acme",
-        target="offer",
-        id=1,
-        action="create",
-        offer=CatalogOfferFields(status="published", **fields),
-        issued_at=START,
-    )
-    return decide_definition(OfferState(), command)[0]
+    return defined_offer(START, **fields)
 
 
 steps = st.lists(
