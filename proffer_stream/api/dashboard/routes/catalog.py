@@ -4,16 +4,17 @@ JSON editor, publish, unpublish and archive, through the catalog API's own handl
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from proffer_stream.api.catalog import catalog_io
 from proffer_stream.api.dashboard import forms
+from proffer_stream.api.dashboard.outcome import shown_after
 from proffer_stream.api.dashboard.web import Form, SignedIn, Viewer, render
-from proffer_stream.api.errors import ApiError
 from proffer_stream.api.routes import catalog as api
 from proffer_stream.catalog.models import CatalogOfferFields, CollectionFields
 
@@ -43,7 +44,9 @@ async def save_offer(request: Request, viewer: SignedIn, fields: Form) -> HTMLRe
         call = api.update_catalog_offer(offer_id, patch, viewer.tenant_id, viewer.key_name, io)
     else:
         call = api.create_catalog_offer(body, viewer.tenant_id, viewer.key_name, io)
-    return await _after(request, viewer, call, "Saved the offer.", text=text, edit_id=offer_id)
+    return await shown_after(
+        call, partial(_page, request, viewer), "Saved the offer.", text=text, edit_id=offer_id
+    )
 
 
 @router.post("/dashboard/catalog/offers/{offer_id}")
@@ -60,7 +63,9 @@ async def change_offer(
         call = api.update_catalog_offer(offer_id, patch, viewer.tenant_id, viewer.key_name, io)
     else:
         return await _page(request, viewer, notice="Choose publish, unpublish or archive.")
-    return await _after(request, viewer, call, f"Offer {offer_id}: {action} done.")
+    return await shown_after(
+        call, partial(_page, request, viewer), f"Offer {offer_id}: {action} done."
+    )
 
 
 @router.post("/dashboard/catalog/collections")
@@ -71,7 +76,9 @@ async def save_collection(request: Request, viewer: SignedIn, fields: Form) -> H
         return await _page(request, viewer, collection_text=text, errors=errors)
     io = await catalog_io(request)
     call = api.create_catalog_collection(body, viewer.tenant_id, viewer.key_name, io)
-    return await _after(request, viewer, call, "Created the collection.", collection_text=text)
+    return await shown_after(
+        call, partial(_page, request, viewer), "Created the collection.", collection_text=text
+    )
 
 
 @router.post("/dashboard/catalog/collections/{collection_id}")
@@ -80,26 +87,9 @@ async def archive_collection(
 ) -> HTMLResponse:
     io = await catalog_io(request)
     call = api.archive_catalog_collection(collection_id, viewer.tenant_id, viewer.key_name, io)
-    return await _after(request, viewer, call, f"Archived collection {collection_id}.")
-
-
-async def _after(
-    request: Request, viewer: Viewer, call: Any, done: str, **kept: Any
-) -> HTMLResponse:
-    """Run one of the API's handlers and show the catalog with what became of it: a
-    refusal's message (409, 404, 422 beside its field) keeps the editor's text."""
-    try:
-        answer = await call
-    except ApiError as exc:
-        errors = [forms.FieldError(d.loc, d.message) for d in exc.body.error.details]
-        errors = errors or [forms.FieldError("document", exc.body.error.message)]
-        return await _page(request, viewer, errors=errors, **kept)
-    if isinstance(answer, Response) and answer.status_code >= 300:
-        if answer.status_code == 202:
-            return await _page(request, viewer, notice="Accepted; still being applied.")
-        message = json.loads(bytes(answer.body))["error"]["message"]
-        return await _page(request, viewer, notice=f"Not done: {message}", **kept)
-    return await _page(request, viewer, notice=done)
+    return await shown_after(
+        call, partial(_page, request, viewer), f"Archived collection {collection_id}."
+    )
 
 
 async def _page(
@@ -111,6 +101,7 @@ async def _page(
     collection_text: str | None = None,
     errors: list[forms.FieldError] | None = None,
     notice: str | None = None,
+    status: int | None = None,
 ) -> HTMLResponse:
     io = await catalog_io(request)
     offers = await api.list_catalog_offers(
@@ -139,7 +130,7 @@ async def _page(
         request,
         viewer,
         "catalog.html",
-        422 if errors else 200,
+        status or (422 if errors else 200),
         page="catalog",
         offers=offers.offers,
         collections=collections.collections,

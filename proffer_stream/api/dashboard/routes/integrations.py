@@ -5,15 +5,16 @@ integrations API's own handlers (so a 422 names its field and a 409 says why).""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse
 
 from proffer_stream.api.catalog import catalog_io
 from proffer_stream.api.dashboard import forms
+from proffer_stream.api.dashboard.outcome import shown_after
 from proffer_stream.api.dashboard.web import Form, SignedIn, Viewer, render
-from proffer_stream.api.errors import ApiError
 from proffer_stream.api.routes import integrations as api
 from proffer_stream.catalog.models import IntegrationFields, PlacementFields
 
@@ -48,7 +49,9 @@ async def save_integration(request: Request, viewer: SignedIn, fields: Form) -> 
     else:
         call = api.create_integration(body, viewer.tenant_id, viewer.key_name, io)
         done = "Created the integration."
-    return await _after(request, viewer, call, done, text=text, edit_id=integration_id)
+    return await shown_after(
+        call, partial(_page, request, viewer), done, text=text, edit_id=integration_id
+    )
 
 
 @router.post("/dashboard/integrations/{integration_id}")
@@ -58,28 +61,9 @@ async def archive_integration(
     """Archive one integration: its flows end."""
     io = await catalog_io(request)
     call = api.archive_integration(integration_id, viewer.tenant_id, viewer.key_name, io)
-    return await _after(request, viewer, call, f"Archived integration {integration_id}.")
-
-
-async def _after(
-    request: Request, viewer: Viewer, call: Any, done: str, **kept: Any
-) -> HTMLResponse:
-    """Run one of the API's handlers and show the integrations with what became of it: a
-    refusal's message (409, 404, 422 beside its field) keeps the editor's text."""
-    try:
-        answer = await call
-    except ApiError as exc:
-        errors = [forms.FieldError(d.loc, d.message) for d in exc.body.error.details]
-        errors = errors or [forms.FieldError("document", exc.body.error.message)]
-        return await _page(request, viewer, errors=errors, status=exc.status, **kept)
-    if isinstance(answer, Response) and answer.status_code >= 300:
-        if answer.status_code == 202:
-            return await _page(request, viewer, notice="Accepted; still being applied.")
-        message = json.loads(bytes(answer.body))["error"]["message"]
-        return await _page(
-            request, viewer, notice=f"Not done: {message}", status=answer.status_code, **kept
-        )
-    return await _page(request, viewer, notice=done)
+    return await shown_after(
+        call, partial(_page, request, viewer), f"Archived integration {integration_id}."
+    )
 
 
 async def _page(
