@@ -59,7 +59,7 @@ class CatalogOfferView(CatalogOfferFields):
     def of(cls, offer: CatalogDefinition, counts: OfferCounts) -> CatalogOfferView:
         fields = offer.model_dump(exclude={"tenant_id", "command_id"})
         return cls.model_construct(
-            **fields, **counts.model_dump(exclude={"reserved_count", "released_count"})
+            **fields, **counts.model_dump(exclude={"reserved_count", "released_count", "ending"})
         )
 
 

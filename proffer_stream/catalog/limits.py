@@ -47,6 +47,7 @@ from proffer_stream.catalog.models import (
     MemberCounts,
     OfferCounts,
     RefusalReason,
+    Reservation,
     Use,
     held_grants,
     within,
@@ -67,13 +68,6 @@ RELEASE_SLACK = 32
 a second): a unit is released at most ~3% of that time after its grant ended."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-
-
-class Reservation(StrictModel):
-    """Units of stock held by grants that all end by ``holds_until`` (a bucket)."""
-
-    holds_until: UtcDatetime
-    count: int = Field(ge=1)
 
 
 class OfferState(StrictModel):
@@ -568,6 +562,12 @@ def _react(
     return counts.model_copy(update={field: getattr(counts, field) + 1}), member
 
 
+def projected_counts(state: OfferState) -> OfferCounts:
+    """The counts an event carries: the state's, with its buckets of reservations, so
+    that readers see each bucket released from its end on (before the next command)."""
+    return state.counts.model_copy(update={"ending": list(state.reservations)})
+
+
 def _member_event(
     command: MemberCommand,
     state: OfferState,
@@ -585,7 +585,7 @@ def _member_event(
         at=command.issued_at,
         seq=state.seq,
         use=use,
-        counts=state.counts,
+        counts=projected_counts(state),
         member=member.counts,
         source=command.source,
     )
@@ -610,7 +610,7 @@ def _event(
         seq=state.seq,
         reason=reason,
         message=message,
-        counts=state.counts,
+        counts=projected_counts(state),
         version=version,
         source=command.source,
     )

@@ -469,6 +469,13 @@ RefusalReason = Literal[
 REFUSAL_REASONS: tuple[RefusalReason, ...] = get_args(RefusalReason)
 
 
+class Reservation(StrictModel):
+    """Units of stock held by grants that all end by ``holds_until`` (a bucket)."""
+
+    holds_until: UtcDatetime
+    count: int = Field(ge=1)
+
+
 class OfferCounts(StrictModel):
     """A catalog offer's counts after an event (the owner's, so they never race)."""
 
@@ -486,6 +493,22 @@ class OfferCounts(StrictModel):
         description="Grants whose time to be used ran out unused: the units of stock they"
         " held were released (by the owner, at its first command for the offer after).",
     )
+    ending: list[Reservation] = Field(
+        default_factory=list,
+        description="The units of reserved_count whose grants can end, in buckets by when"
+        " they are released if unused (holds_until), earliest first; the rest are held"
+        " until used. Readers count a bucket as released from its holds_until on"
+        " (reserved_as_of), before the owner's next command releases it.",
+    )
+
+
+def reserved_as_of(counts: OfferCounts, now: datetime) -> int:
+    """``counts.reserved_count`` less the units of the buckets that ended by ``now``: what
+    the owner will have released when it decides its next command, if issued at ``now``.
+    A bucket is never counted released before its ``holds_until`` (its grants may still
+    be used until then), so a view using this never shows stock the owner would refuse."""
+    ended = sum(r.count for r in counts.ending if r.holds_until <= now)
+    return max(counts.reserved_count - ended, 0)
 
 
 class HeldGrant(StrictModel):

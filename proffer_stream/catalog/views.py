@@ -27,6 +27,7 @@ from proffer_stream.catalog.models import (
     held_grants,
     is_language,
     localized,
+    reserved_as_of,
     within,
 )
 from proffer_stream.offers.rules import conditions_hold
@@ -190,8 +191,16 @@ def usable(
     most = offer.maximum_uses_per_user
     if most is not None and standing.uses >= most:
         return False
-    held = holds_grant(offer, standing, now)
-    return offer.stock is None or held or counts.uses_count + counts.reserved_count < offer.stock
+    return offer.stock is None or holds_grant(offer, standing, now) or in_stock(offer, counts, now)
+
+
+def in_stock(offer: CatalogDefinition, counts: OfferCounts, now: datetime) -> bool:
+    """Whether the offer's stock has a unit neither used nor held at ``now``: the grants
+    whose buckets ended by then hold none, though the owner releases them only at its
+    next command (it will have when it decides one issued from ``now`` on)."""
+    if offer.stock is None or counts.uses_count + counts.reserved_count < offer.stock:
+        return True
+    return counts.uses_count + reserved_as_of(counts, now) < offer.stock
 
 
 def _iso(value: datetime | None) -> str | None:

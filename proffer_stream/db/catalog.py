@@ -22,10 +22,12 @@ from proffer_stream.catalog.models import (
     Definition,
     HeldGrant,
     IntegrationDefinition,
+    Reservation,
 )
 
 T = TypeVar("T")
 _HELD: TypeAdapter[list[HeldGrant]] = TypeAdapter(list[HeldGrant])
+_ENDING: TypeAdapter[list[Reservation]] = TypeAdapter(list[Reservation])
 
 
 def newest(items: Iterable[T], key: Callable[[T], Hashable], order: Callable[[T], int]) -> list[T]:
@@ -206,16 +208,17 @@ async def _upsert_counts(conn: asyncpg.Connection, events: Sequence[CatalogEvent
         """
         INSERT INTO catalog_counts AS c (tenant_id, offer_id, seq, uses_count, grants_count,
                                          reserved_count, likes_count, seen_count,
-                                         clicked_count, refusals_count, released_count)
+                                         clicked_count, refusals_count, released_count,
+                                         ending)
         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[], $5::int[],
                              $6::int[], $7::int[], $8::int[], $9::int[], $10::int[],
-                             $11::int[])
+                             $11::int[], $12::jsonb[])
         ON CONFLICT (tenant_id, offer_id) DO UPDATE SET
             seq = EXCLUDED.seq, uses_count = EXCLUDED.uses_count,
             grants_count = EXCLUDED.grants_count, reserved_count = EXCLUDED.reserved_count,
             likes_count = EXCLUDED.likes_count, seen_count = EXCLUDED.seen_count,
             clicked_count = EXCLUDED.clicked_count, refusals_count = EXCLUDED.refusals_count,
-            released_count = EXCLUDED.released_count
+            released_count = EXCLUDED.released_count, ending = EXCLUDED.ending
         WHERE c.seq < EXCLUDED.seq
         """,
         [e.tenant_id for e in events],
@@ -229,6 +232,7 @@ async def _upsert_counts(conn: asyncpg.Connection, events: Sequence[CatalogEvent
         [c.clicked_count for c in counts],
         [c.refusals_count for c in counts],
         [c.released_count for c in counts],
+        [_ENDING.dump_json(c.ending).decode() for c in counts],
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -16,6 +17,7 @@ from proffer_stream.catalog.models import (
     CollectionDefinition,
     MemberCounts,
     OfferCounts,
+    Reservation,
 )
 from proffer_stream.catalog.views import MemberContext
 from proffer_stream.signals.models import CustomerProfile
@@ -210,7 +212,7 @@ SELECT
                                                last_granted_at, last_used_at, held)), '[]')
      FROM catalog_members WHERE tenant_id = $1 AND external_customer_id = $2) AS members,
     (SELECT coalesce(json_agg(json_build_array(offer_id, uses_count, grants_count,
-                                               reserved_count, likes_count)), '[]')
+                                               reserved_count, likes_count, ending)), '[]')
      FROM catalog_counts WHERE tenant_id = $1 AND offer_id = ANY($3::bigint[])) AS counts
 """
 
@@ -248,13 +250,17 @@ class _CountsRead(Mapping[int, OfferCounts]):
     """The counts a member read returned, made into :class:`OfferCounts` only when
     asked for: a list reads the counts of every offer it may show, and shows a page."""
 
-    def __init__(self, rows: list[list[int]]) -> None:
+    def __init__(self, rows: list[list[Any]]) -> None:
         self._rows = {row[0]: row for row in rows}
 
     def __getitem__(self, offer_id: int) -> OfferCounts:
         row = self._rows[offer_id]
         return OfferCounts.model_construct(  # PostgreSQL's integers: nothing to validate
-            uses_count=row[1], grants_count=row[2], reserved_count=row[3], likes_count=row[4]
+            uses_count=row[1],
+            grants_count=row[2],
+            reserved_count=row[3],
+            likes_count=row[4],
+            ending=ending_of(row[5]),
         )
 
     def __iter__(self) -> Iterator[int]:
@@ -262,6 +268,19 @@ class _CountsRead(Mapping[int, OfferCounts]):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+def ending_of(buckets: list[dict[str, Any]] | None) -> list[Reservation]:
+    """The buckets of reservations of ``catalog_counts.ending`` as read in JSON (none if
+    projected before they were kept: then no release is seen before the owner's)."""
+    if not buckets:
+        return []
+    return [
+        Reservation.model_construct(  # the sink wrote them from the owner's event
+            holds_until=datetime.fromisoformat(b["holds_until"]), count=b["count"]
+        )
+        for b in buckets
+    ]
 
 
 def standing_of(member: list[Any]) -> MemberCounts:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
+from pydantic import TypeAdapter
 
-from proffer_stream.catalog.limits import KEPT_USE_TIMES, MemberState, OfferState, Reservation
+from proffer_stream.catalog.limits import KEPT_USE_TIMES, MemberState, OfferState
 from proffer_stream.catalog.models import (
     CatalogDefinition,
     CatalogEvent,
@@ -22,8 +23,10 @@ from proffer_stream.catalog.models import (
     IntegrationDefinition,
     MemberCounts,
     OfferCounts,
+    Reservation,
 )
 
+_ENDING: TypeAdapter[list[Reservation]] = TypeAdapter(list[Reservation])
 USE_TIMES_KEPT_FOR = timedelta(days=366)
 """How far back a restored member's use times are read (the longest periodic limit)."""
 
@@ -60,7 +63,7 @@ async def load_offer_state(
         """
         SELECT o.definition, c.seq, c.uses_count, c.grants_count, c.reserved_count,
                c.likes_count, c.seen_count, c.clicked_count, c.refusals_count,
-               c.released_count, a.activity_seq, a.activity_at
+               c.released_count, c.ending, a.activity_seq, a.activity_at
           FROM catalog_offers o
           LEFT JOIN LATERAL (
                SELECT max(seq) AS activity_seq, max(at) AS activity_at FROM catalog_activity
@@ -76,13 +79,24 @@ async def load_offer_state(
         return None
     offer = CatalogDefinition.model_validate_json(row["definition"])
     counts = OfferCounts.model_validate(
-        {name: row[name] for name in OfferCounts.model_fields if row[name] is not None}
-    )
+        {
+            name: row[name]
+            for name in OfferCounts.model_fields
+            if name != "ending" and row[name] is not None
+        }
+    )  # (its buckets are the state's reservations, below)
     seq = max(row["seq"] or 0, row["activity_seq"] or 0)
     # Every command decided left an event at its issued_at, so the latest is the time
-    # through which the owner released; the buckets still held are its members' grants
-    # that end after it (those before it were released, whatever a member's row says).
+    # through which the owner released; the buckets still held are those that end after
+    # it: as the newest event left them, else (projected before they were kept) its
+    # members' grants (those before it were released, whatever a member's row says).
     through: datetime | None = row["activity_at"]
+    if row["ending"] is not None:
+        ending = _ENDING.validate_json(row["ending"])
+        reservations = [r for r in ending if through is None or r.holds_until > through]
+        return OfferState(
+            offer=offer, counts=counts, seq=seq, reservations=reservations, released_through=through
+        )
     buckets = await conn.fetch(
         """
         SELECT (h ->> 'holds_until')::timestamptz AS holds_until, count(*) AS count

@@ -17,7 +17,7 @@ import asyncpg
 
 from proffer_stream.catalog.models import OfferCounts
 from proffer_stream.catalog.views import MemberContext
-from proffer_stream.db.catalog_reads import standing_of
+from proffer_stream.db.catalog_reads import ending_of, standing_of
 from proffer_stream.decisions.models import DecisionMade, DecisionReaction
 from proffer_stream.offers.models import Offer
 from proffer_stream.signals.models import CustomerProfile
@@ -33,7 +33,8 @@ SELECT
     (SELECT coalesce(json_agg(json_build_array(offer_id, uses, grants, liked,
                                                last_granted_at, last_used_at, held)), '[]')
      FROM catalog_members WHERE tenant_id = $1 AND external_customer_id = $2) AS members,
-    (SELECT coalesce(json_agg(json_build_array(offer_id, uses_count, reserved_count)), '[]')
+    (SELECT coalesce(json_agg(json_build_array(offer_id, uses_count, reserved_count,
+                                               ending)), '[]')
      FROM catalog_counts WHERE tenant_id = $1 AND offer_id = ANY($4::bigint[])) AS counts
 """
 _FLOW_INPUTS = f"""{_INPUTS},
@@ -77,7 +78,9 @@ async def decision_inputs(
         profile=profile,
         standings={m[0]: standing_of(m) for m in json.loads(row["members"])},
         counts={
-            c[0]: OfferCounts(uses_count=c[1], reserved_count=c[2])
+            c[0]: OfferCounts.model_construct(
+                uses_count=c[1], reserved_count=c[2], ending=ending_of(c[3])
+            )
             for c in json.loads(row["counts"])
         },
     )

@@ -21,6 +21,7 @@ from proffer_stream.catalog.views import (
     hidden_because,
     holds_grant,
     in_audience,
+    in_stock,
     sees,
     usable,
 )
@@ -52,12 +53,7 @@ def unusable_because(
     most = offer.maximum_uses_per_user
     if most is not None and standing.uses >= most:
         reasons.append(f"used {standing.uses} of at most {most} times")
-    held = holds_grant(offer, standing, now)
-    if (
-        offer.stock is not None
-        and not held
-        and counts.uses_count + counts.reserved_count >= offer.stock
-    ):
+    if not holds_grant(offer, standing, now) and not in_stock(offer, counts, now):
         reasons.append("out of stock")
     return reasons
 

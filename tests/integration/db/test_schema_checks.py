@@ -78,6 +78,7 @@ async def test_pending_reads_without_writing(empty_database):
             "012_placements.sql",
             "013_tenant_config_versions.sql",
             "014_catalog_held_grants.sql",
+            "015_catalog_counts_ending.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
