@@ -30,9 +30,12 @@ from proffer_stream.catalog.models import (
     MemberCommand,
     catalog_key,
     definition_key,
+    reserved_as_of,
 )
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.catalog import apply_catalog_definitions, apply_catalog_events
+from proffer_stream.db.catalog_reads import member_context
+from proffer_stream.db.catalog_state import load_offer_state
 from proffer_stream.db.replies import CHANNEL, catalog_definition_key, command_key
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.local.restore import restore_catalog
@@ -406,3 +409,41 @@ async def test_restore_publishes_the_latest_definitions_on_an_empty_catalog_topi
     assert await restore_catalog(settings) == 0  # the topic holds them: left as it is
     assert len(await catalog_records(settings)) == len(OWNERS)
     assert all(json.loads(r.value)["version"] >= 1 for r in records)
+
+
+async def test_the_buckets_of_reservations_are_projected_read_and_restored(
+    db: asyncpg.Pool,
+) -> None:
+    """catalog_counts.ending holds the owner's buckets as its newest event left them;
+    the member read counts an ended one released as of its now, and an owner restored
+    from PostgreSQL gets them back, as from its members' grants (projected before)."""
+    offer = Owner("initech", "offer", 1)
+    offer.define(
+        "create",
+        **CatalogOfferFields(
+            status="published", name={"en": "Short"}, stock=3, usable_in_seconds_after_granting=600
+        ).model_dump(mode="json"),
+    )
+    offer.member("u1", "grant")
+    offer.member("u2", "grant")
+    last = offer.member("u3", "grant")
+    assert len(last.counts.ending) >= 2 and last.counts.reserved_count == 3
+    await write(db, offer.definitions, offer.events[:-1])
+    await write(db, [], offer.events)  # the newest one last, older ones again
+    ending = await db.fetchval("SELECT ending FROM catalog_counts WHERE tenant_id = 'initech'")
+    assert json.loads(ending) == [r.model_dump(mode="json") for r in last.counts.ending]
+
+    read = (await member_context(db, "initech", "u4", [1])).counts_of(1)
+    first = last.counts.ending[0]
+    assert read.ending == last.counts.ending
+    assert reserved_as_of(read, first.holds_until - timedelta(microseconds=1)) == 3
+    assert reserved_as_of(read, first.holds_until) == 3 - first.count
+    assert reserved_as_of(read, last.counts.ending[-1].holds_until) == 0
+
+    restored = await load_offer_state(db, "initech", "offer", 1)
+    assert restored is not None
+    assert restored.reservations == offer.state.reservations
+    assert restored.counts == offer.state.counts
+    await db.execute("UPDATE catalog_counts SET ending = NULL WHERE tenant_id = 'initech'")
+    from_members = await load_offer_state(db, "initech", "offer", 1)
+    assert from_members is not None and from_members.reservations == offer.state.reservations
