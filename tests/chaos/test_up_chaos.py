@@ -213,7 +213,9 @@ def test_the_embedded_broker_killed_mid_load_leaves_rows_and_counts_agreeing(tmp
         dsn = dsn_from(log_path)
         stored, counted = wait_for_agreement(dsn)
         assert stored == counted, f"{stored} rows, {counted} counted"
-        assert killed_at <= stored <= load.accepted
+        # A post answered with an error can still have reached the broker, and the sink,
+        # before it died: stored may exceed what was answered 200 by such posts.
+        assert killed_at <= stored <= load.accepted + load.refused * PER_POST
         assert asyncio.run(fired_without_decision(dsn)) == 0
         text = log_path.read_text()
         assert text.count("the embedded broker exited") == 1
