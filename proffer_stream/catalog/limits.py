@@ -269,9 +269,7 @@ def _settle(
         if grant.holds_until is not None and through is not None and grant.holds_until <= through:
             continue  # released with its bucket
         if grant.usable_until is not None and grant.usable_until <= now:
-            state, freed = _unreserve(state, grant)
-            if freed:
-                state = _released(state, 1)
+            state = _given_back(state, grant)
             continue
         kept.append(grant)
     if kept == member.counts.held:
@@ -317,9 +315,16 @@ def _unreserve(state: OfferState, grant: HeldGrant) -> tuple[OfferState, bool]:
     return state.model_copy(update={"counts": counts, "reservations": reservations}), True
 
 
-def _released(state: OfferState, units: int) -> OfferState:
-    counts = state.counts.model_copy(update={"released_count": state.counts.released_count + units})
-    return state.model_copy(update={"counts": counts})
+def _given_back(state: OfferState, grant: HeldGrant) -> OfferState:
+    """``state`` without the unit ``grant`` holds, counted as released unused (nothing,
+    if it held none any more)."""
+    state, freed = _unreserve(state, grant)
+    if not freed:
+        return state
+    released = state.counts.released_count + 1
+    return state.model_copy(
+        update={"counts": state.counts.model_copy(update={"released_count": released})}
+    )
 
 
 def _live(offer: CatalogDefinition | None, command: MemberCommand) -> CatalogDefinition:
@@ -375,9 +380,7 @@ def _grant(
             )
         )
     while len(held) > KEPT_HELD:  # the oldest gives its unit back
-        state, freed = _unreserve(state, held.pop(0))
-        if freed:
-            state = _released(state, 1)
+        state = _given_back(state, held.pop(0))
     last = member.counts.last_granted_at
     mine = member.model_copy(
         update={
@@ -450,31 +453,27 @@ def _release(
     was used, released already, or never made) changes nothing: a release decided again
     is the same."""
     held = list(member.counts.held or [])
-    grant = next(
-        (
-            g
-            for g in held
-            if command.for_offer_id is not None and g.for_offer_id == command.for_offer_id
-        ),
-        None,
-    )
+    grant = _issued_by(held, command.for_offer_id)
     if grant is None:
         return state, member
-    state, freed = _unreserve(state, grant)
-    if freed:
-        state = _released(state, 1)
+    state = _given_back(state, grant)
     kept = [g for g in held if g is not grant]
     return state, member.model_copy(
         update={"counts": member.counts.model_copy(update={"held": kept})}
     )
 
 
+def _issued_by(held: list[HeldGrant], for_offer_id: int | None) -> HeldGrant | None:
+    """The held grant that issued the generated offer ``for_offer_id``, if any."""
+    if for_offer_id is None:
+        return None
+    return next((g for g in held if g.for_offer_id == for_offer_id), None)
+
+
 def _grant_used(held: list[HeldGrant], for_offer_id: int | None) -> HeldGrant | None:
     """The held grant a use takes: the one that issued the generated offer it redeems,
     else the one that ends first (one held until used last)."""
-    mine = next(
-        (g for g in held if for_offer_id is not None and g.for_offer_id == for_offer_id), None
-    )
+    mine = _issued_by(held, for_offer_id)
     if mine is not None:
         return mine
     return min(held, key=lambda g: (g.usable_until is None, g.usable_until or _EPOCH), default=None)
