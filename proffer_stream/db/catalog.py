@@ -27,7 +27,8 @@ from proffer_stream.catalog.models import (
 
 T = TypeVar("T")
 _HELD: TypeAdapter[list[HeldGrant]] = TypeAdapter(list[HeldGrant])
-_ENDING: TypeAdapter[list[Reservation]] = TypeAdapter(list[Reservation])
+RESERVATIONS: TypeAdapter[list[Reservation]] = TypeAdapter(list[Reservation])
+"""An offer's buckets of reservations as ``catalog_counts.ending`` keeps them (JSON)."""
 
 
 def newest(items: Iterable[T], key: Callable[[T], Hashable], order: Callable[[T], int]) -> list[T]:
@@ -232,7 +233,7 @@ async def _upsert_counts(conn: asyncpg.Connection, events: Sequence[CatalogEvent
         [c.clicked_count for c in counts],
         [c.refusals_count for c in counts],
         [c.released_count for c in counts],
-        [_ENDING.dump_json(c.ending).decode() for c in counts],
+        [RESERVATIONS.dump_json(c.ending).decode() for c in counts],
     )
 
 

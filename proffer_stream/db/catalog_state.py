@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
-from pydantic import TypeAdapter
 
 from proffer_stream.catalog.limits import KEPT_USE_TIMES, MemberState, OfferState
 from proffer_stream.catalog.models import (
@@ -25,8 +24,8 @@ from proffer_stream.catalog.models import (
     OfferCounts,
     Reservation,
 )
+from proffer_stream.db.catalog import RESERVATIONS
 
-_ENDING: TypeAdapter[list[Reservation]] = TypeAdapter(list[Reservation])
 USE_TIMES_KEPT_FOR = timedelta(days=366)
 """How far back a restored member's use times are read (the longest periodic limit)."""
 
@@ -92,11 +91,19 @@ async def load_offer_state(
     # members' grants (those before it were released, whatever a member's row says).
     through: datetime | None = row["activity_at"]
     if row["ending"] is not None:
-        ending = _ENDING.validate_json(row["ending"])
-        reservations = [r for r in ending if through is None or r.holds_until > through]
-        return OfferState(
-            offer=offer, counts=counts, seq=seq, reservations=reservations, released_through=through
-        )
+        ending = RESERVATIONS.validate_json(row["ending"])
+    else:
+        ending = await _buckets_of_members(conn, tenant_id, item_id)
+    reservations = [r for r in ending if through is None or r.holds_until > through]
+    return OfferState(
+        offer=offer, counts=counts, seq=seq, reservations=reservations, released_through=through
+    )
+
+
+async def _buckets_of_members(
+    conn: asyncpg.Pool | asyncpg.Connection, tenant_id: str, item_id: int
+) -> list[Reservation]:
+    """An offer's buckets of reservations as its members' held grants name them."""
     buckets = await conn.fetch(
         """
         SELECT (h ->> 'holds_until')::timestamptz AS holds_until, count(*) AS count
@@ -108,14 +115,7 @@ async def load_offer_state(
         tenant_id,
         item_id,
     )
-    reservations = [
-        Reservation(holds_until=b["holds_until"], count=b["count"])
-        for b in buckets
-        if through is None or b["holds_until"] > through
-    ]
-    return OfferState(
-        offer=offer, counts=counts, seq=seq, reservations=reservations, released_through=through
-    )
+    return [Reservation(holds_until=b["holds_until"], count=b["count"]) for b in buckets]
 
 
 @dataclass
