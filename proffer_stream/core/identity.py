@@ -36,10 +36,14 @@ def offer_id(tenant_id: str, request_id: str) -> int:
     return _id53(f"offer\x00{tenant_id}\x00{request_id}")
 
 
-def rule_request_id(tenant_id: str, external_id: str, rule_id: str, offset: int) -> str:
-    """The id of the request a rule makes when a record (at ``offset``) fires it."""
+def rule_request_id(
+    tenant_id: str, external_id: str, rule_id: str, offset: int, event_id: str
+) -> str:
+    """The id of the request a rule makes when a record (at ``offset``, its update's last
+    counted event ``event_id``) fires it."""
     digest = hashlib.blake2b(
-        f"{tenant_id}\x00{external_id}\x00{rule_id}\x00{offset}".encode(), digest_size=12
+        f"{tenant_id}\x00{external_id}\x00{rule_id}\x00{offset}\x00{event_id}".encode(),
+        digest_size=12,
     )
     return f"rule-{digest.hexdigest()}"
 

@@ -13,12 +13,19 @@ from proffer_stream.signals.models import CustomerSignals
 
 
 def triggered_request(
-    state: CustomerSignals, rules: RuleSet, policy: Policy, now: datetime
+    state: CustomerSignals,
+    rules: RuleSet,
+    policy: Policy,
+    now: datetime,
+    fired_by: str = "",
 ) -> OfferRequest | None:
     """The request a rule makes for this profile, if one fires; ``state`` records it.
 
-    The request id follows from the record that fired the rule, so a replay of that
-    record makes the same request, which the offers agent decides once.
+    The request id follows from the record that fired the rule (its offset) and the last
+    event the update counted (``fired_by``), so a replay of that record makes the same
+    request, which the offers agent decides once. The event id keeps it apart from an
+    earlier firing at the same offset when a broker that lost its topics numbers records
+    from 0 again (the offers restored from PostgreSQL remember the earlier one as decided).
     """
     rule = firing_rule(
         rules,
@@ -34,7 +41,7 @@ def triggered_request(
     state.last_offer_requested_at = now
     return OfferRequest(
         request_id=rule_request_id(
-            state.tenant_id, state.external_id, rule.id, state.source_offset
+            state.tenant_id, state.external_id, rule.id, state.source_offset, fired_by
         ),
         tenant_id=state.tenant_id,
         external_customer_id=state.external_id,

@@ -33,7 +33,11 @@ class OfferTrigger:
         tenant = state.tenant_id
         commands = offer_commands(tenant, state.external_id, counted)
         request = triggered_request(
-            state, self.configs.rules(tenant), self.configs.policy(tenant), now
+            state,
+            self.configs.rules(tenant),
+            self.configs.policy(tenant),
+            now,
+            fired_by=counted[-1].id if counted else "",
         )
         if not commands and request is None:  # most updates: nothing to send
             return

@@ -246,3 +246,14 @@ def test_records_written_with_the_whole_worker_state_still_parse():
     assert BOOKKEEPING.isdisjoint(json.loads(parsed.model_dump_json())["signals"])
     trace = DecisionTrace.model_validate({"request_id": "r1", "source": "rule", "signals": whole})
     assert trace.signals.external_id == "u1"
+
+
+def test_a_firing_at_an_offset_seen_before_the_broker_lost_its_topics_is_a_new_request():
+    def fired(offset: int, by: str) -> str:
+        state = profile(email="u@x.io", page_views={"/pricing": 2}, source_offset=offset)
+        request = triggered_request(state, DEFAULT_RULES, Policy(), NOW, fired_by=by)
+        assert request is not None
+        return request.request_id
+
+    assert fired(41, "e-1") == fired(41, "e-1")  # a replay of the record: the same request
+    assert fired(41, "e-1") != fired(41, "e-9")  # offsets numbered from 0 again: another
