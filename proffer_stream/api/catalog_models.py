@@ -19,6 +19,7 @@ from proffer_stream.catalog.models import (
     MemberAction,
     MemberCounts,
     OfferCounts,
+    OfferTotals,
     PeriodicUsage,
     ReadMore,
     ShortText,
@@ -130,7 +131,7 @@ class CatalogCommandView(BaseModel):
     message: str | None = None
     resets_at: datetime | None = None
     use: Use | None = None
-    counts: OfferCounts
+    counts: OfferTotals = Field(description="The offer's counts after the command.")
 
 
 class MemberOfferView(BaseModel):
@@ -228,7 +229,7 @@ class MemberActionResponse(BaseModel):
     external_customer_id: str
     command_id: str
     use: Use | None = Field(None, description="A use's id, code, terms and expiry.")
-    counts: OfferCounts
+    counts: OfferTotals = Field(description="The offer's counts after the action.")
     member: MemberCounts | None
 
 

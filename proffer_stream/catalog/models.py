@@ -476,8 +476,9 @@ class Reservation(StrictModel):
     count: int = Field(ge=1)
 
 
-class OfferCounts(StrictModel):
-    """A catalog offer's counts after an event (the owner's, so they never race)."""
+class OfferTotals(StrictModel):
+    """A catalog offer's counts as answers show them: the numbers, not the owner's
+    bookkeeping."""
 
     uses_count: int = 0
     grants_count: int = 0
@@ -493,6 +494,12 @@ class OfferCounts(StrictModel):
         description="Grants whose time to be used ran out unused: the units of stock they"
         " held were released (by the owner, at its first command for the offer after).",
     )
+
+
+class OfferCounts(OfferTotals):
+    """A catalog offer's counts after an event (the owner's, so they never race), with
+    the reservations that can end."""
+
     ending: list[Reservation] = Field(
         default_factory=list,
         description="The units of reserved_count whose grants can end, in buckets by when"
