@@ -11,6 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,7 @@ from proffer_stream.catalog.name_order import NameOrders
 from proffer_stream.catalog.store import CatalogStore
 from proffer_stream.core.settings import Settings
 from proffer_stream.db import keys
+from proffer_stream.db.issued import forget_issued_before
 from proffer_stream.db.migrations import require_current
 from proffer_stream.db.pool import TRANSIENT_ERRORS, connect_pool
 from proffer_stream.db.replies import ReplyListener
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 CATALOG_READY_SECONDS = 30.0
 """Longest a gateway waits at start for the catalog topic to be read."""
+FORGET_ISSUED_EVERY_SECONDS = 3600.0
+"""How often a gateway forgets the issued ids older than ``Settings.issued_days``."""
 KEY_CACHE_SECONDS = 1.0
 """How long a key's tenant is cached: a revoked key stops working within this."""
 
@@ -188,6 +192,7 @@ class Services:
         self._pool: asyncpg.Pool | None = None
         self._keys: KeyCache | None = None
         self._following: asyncio.Task[None] | None = None
+        self._forgetting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._pool = await connect_pool(self.settings.database_url)
@@ -196,6 +201,7 @@ class Services:
         await self.replies.start()
         await self.publisher.start()
         self._following = asyncio.create_task(self.catalog_follower.run())
+        self._forgetting = asyncio.create_task(self._forget_issued())
         try:
             async with asyncio.timeout(CATALOG_READY_SECONDS):
                 await self.catalog_follower.ready.wait()
@@ -204,14 +210,29 @@ class Services:
         log.info("gateway connected: topic %s", self.publisher.topic)
 
     async def stop(self) -> None:
-        if self._following is not None:
-            self._following.cancel()
-            await asyncio.gather(self._following, return_exceptions=True)
+        for task in (self._following, self._forgetting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.publisher.stop()
         await self.replies.stop()
         await self.progress.stop()
         if self._pool is not None:
             await self._pool.close()
+
+    async def _forget_issued(self) -> None:
+        """Every :data:`FORGET_ISSUED_EVERY_SECONDS`, from start: forget the issued ids
+        older than ``issued_days`` (each gateway does; the deletes are idempotent)."""
+        keep = timedelta(days=self.settings.issued_days)
+        while True:
+            try:
+                forgotten = await forget_issued_before(self.pool, datetime.now(UTC) - keep)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("could not forget old issued ids now (%r); next in an hour", exc)
+            else:
+                if forgotten:
+                    log.info("forgot %d issued ids older than %s", forgotten, keep)
+            await asyncio.sleep(FORGET_ISSUED_EVERY_SECONDS)
 
     @property
     def pool(self) -> asyncpg.Pool:

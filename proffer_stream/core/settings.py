@@ -112,6 +112,14 @@ class Settings(BaseSettings):
         le=90,
         description="Days an event id is remembered, so that a re-sent event counts once.",
     )
+    issued_days: int = Field(
+        7,
+        ge=1,
+        le=365,
+        description="Days the gateway remembers the request and command ids it issued: a"
+        " poll for one not decided yet answers 202 until then, 404 after (a decided one"
+        " answers its outcome however old).",
+    )
     event_id_store: Literal["rocksdb", "memory"] = Field(
         "rocksdb",
         description="Where the worker keeps the remembered event ids: rocksdb on disk under"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal
 
 import asyncpg
@@ -92,3 +93,26 @@ async def was_issued(pool: asyncpg.Pool, tenant_id: str, kind: IssuedKind, comma
         kind,
     )
     return found is not None
+
+
+async def forget_issued_before(
+    pool: asyncpg.Pool, before: datetime, batch_size: int = 10_000
+) -> int:
+    """Delete the ids issued before ``before``, ``batch_size`` rows a statement (short
+    transactions beside the gateway's inserts); return how many were deleted."""
+    forgotten = 0
+    while True:
+        deleted: int = await pool.fetchval(_FORGET, before, batch_size)
+        forgotten += deleted
+        if deleted < batch_size:
+            return forgotten
+
+
+_FORGET = """
+WITH old AS (
+    SELECT ctid FROM issued_commands WHERE issued_at < $1 LIMIT $2
+), gone AS (
+    DELETE FROM issued_commands WHERE ctid IN (SELECT ctid FROM old) RETURNING 1
+)
+SELECT count(*) FROM gone
+"""

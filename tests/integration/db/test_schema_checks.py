@@ -79,6 +79,7 @@ async def test_pending_reads_without_writing(empty_database):
             "013_tenant_config_versions.sql",
             "014_catalog_held_grants.sql",
             "015_catalog_counts_ending.sql",
+            "016_issued_commands_pruned.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
