@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         25,
         description="Longest a consumer fetch waits for data. The local broker holds an empty"
-        " fetch for the whole wait, so this bounds how stale signals and rows can be.",
+        " fetch for the whole wait, so this bounds how stale signals and rows can be (and"
+        " idle consumers poll 1000/this times a second). Apache Kafka answers a waiting"
+        " fetch when data arrives: there, 500 costs no latency.",
     )
 
     sink_group: str = Field("proffer-sink", description="Consumer group of the PostgreSQL sink.")
