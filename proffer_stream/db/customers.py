@@ -99,13 +99,19 @@ async def get_customer_by_external_id(
     )
 
 
+CUSTOMERS_PAGE = (
+    "SELECT signals FROM customers WHERE tenant_id = $1"
+    " ORDER BY last_seen_at DESC NULLS LAST, id LIMIT $2 OFFSET $3"
+)
+"""A page of the tenant's customers, read in the order of the index customers_recent."""
+
+
 async def list_customers(
     pool: asyncpg.Pool, tenant_id: str, *, limit: int, offset: int
 ) -> list[CustomerSignals]:
     """The tenant's customers, most recently active first."""
     rows = await pool.fetch(
-        "SELECT signals FROM customers WHERE tenant_id = $1"
-        " ORDER BY last_seen_at DESC NULLS LAST, id LIMIT $2 OFFSET $3",
+        CUSTOMERS_PAGE,
         tenant_id,
         limit,
         offset,

@@ -143,10 +143,10 @@ async def review_queue(
 
 async def recent_customers(pool: asyncpg.Pool, tenant_id: str, limit: int) -> list[str]:
     """The signals JSON of the tenant's most recently active customers (in the order of
-    the index on last_seen_at, so no sort of them all)."""
+    the index customers_recent, so no sort of them all)."""
     rows = await pool.fetch(
         "SELECT signals FROM customers WHERE tenant_id = $1 AND last_seen_at IS NOT NULL"
-        " ORDER BY last_seen_at DESC LIMIT $2",
+        " ORDER BY last_seen_at DESC NULLS LAST, id LIMIT $2",
         tenant_id,
         limit,
     )

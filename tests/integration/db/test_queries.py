@@ -79,3 +79,19 @@ async def test_a_colliding_internal_id_keeps_the_first_customer(db):
         assert await customers.upsert_customers(conn, [impostor], [impostor.model_dump_json()]) == 0
     row = await customers.get_customer(db, "acme", first.customer_id)
     assert (row.external_id, row.email) == ("u1", None)
+
+
+async def test_a_page_of_customers_is_read_from_the_index_in_its_order(db):
+    await db.execute(
+        "INSERT INTO customers (tenant_id, id, external_id, last_seen_at, signals, updated_at)"
+        " SELECT 'acme', g, 'c' || g, CASE WHEN g % 10 = 0 THEN NULL"
+        " ELSE now() - (g % 7) * interval '1 minute' END, '{}', now()"
+        " FROM generate_series(1, 2000) g"
+    )
+    async with db.acquire() as conn:
+        await conn.execute("SET enable_sort = off")  # a plan that must sort still shows one
+        plan = await conn.fetchval(
+            f"EXPLAIN (FORMAT JSON) {customers.CUSTOMERS_PAGE}", "acme", 50, 100
+        )
+        await conn.execute("RESET enable_sort")
+    assert '"Sort"' not in plan and "customers_recent" in plan

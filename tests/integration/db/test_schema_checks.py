@@ -80,6 +80,7 @@ async def test_pending_reads_without_writing(empty_database):
             "014_catalog_held_grants.sql",
             "015_catalog_counts_ending.sql",
             "016_issued_commands_pruned.sql",
+            "017_customers_recent_order.sql",
         ]
         with pytest.raises(SchemaBehind):
             await require_current(pool)
