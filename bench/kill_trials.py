@@ -18,14 +18,11 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from killable import TENANT, killable_stack
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
-from proffer_stream.db import keys
 from proffer_stream.kafka.topics import topics_for
-from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from proffer_stream.local.stack import prepare_database_and_topics
-from proffer_stream.local.supervisor import Supervisor
 
 
 async def produce(settings: Settings, total: int, per_second: int, customers: int) -> None:
@@ -37,13 +34,13 @@ async def produce(settings: Settings, total: int, per_second: int, customers: in
             for n in range(start, min(start + chunk, total)):
                 customer = f"c{n % customers}"
                 value = {
-                    "tenant_id": "acme",
+                    "tenant_id": TENANT,
                     "customer": {"id": customer},
                     "events": [{"type": "purchase", "data": {"amount": 1}}],
                 }
                 await producer.send(
                     topics_for(settings).events.name,
-                    key=partition_key("acme", customer),
+                    key=partition_key(TENANT, customer),
                     value=json.dumps(value).encode(),
                 )
             await asyncio.sleep(0.1)
@@ -61,51 +58,28 @@ async def totals(pool: asyncpg.Pool) -> tuple[int, int]:
 
 
 async def trial(workdir: Path, args: argparse.Namespace) -> tuple[int, int, int]:
-    broker = EmbeddedBroker(free_port(), workdir / "broker.log")
-    postgres = EmbeddedPostgres(workdir / "postgres")
-    settings = Settings(
-        kafka_bootstrap_servers=broker.start(),
-        database_url=postgres.start(),
-        data_dir=workdir / "data",
-        log_level="WARNING",
-    )
-    supervisor = Supervisor(workdir / "logs")
-    env = {
-        "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "PROFFER_DATABASE_URL": settings.database_url,
-        "PROFFER_DATA_DIR": str(settings.data_dir),
-        "PROFFER_LOG_LEVEL": "WARNING",
-    }
-    try:
-        await prepare_database_and_topics(settings)
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-        await keys.create_key(pool, "acme", "bench")  # records of a keyless tenant are refused
-        for name in ("worker", "sink"):
-            supervisor.start(name, env)
-        producing = asyncio.create_task(produce(settings, args.events, args.rate, args.customers))
+    async with killable_stack(workdir) as stack:
+        producing = asyncio.create_task(
+            produce(stack.settings, args.events, args.rate, args.customers)
+        )
         counted = 0
         while counted < args.events * args.kill_at:
             await asyncio.sleep(0.1)
-            counted = (await totals(pool))[1]
-        supervisor.kill("worker")
-        supervisor.kill("sink")
+            counted = (await totals(stack.pool))[1]
+        stack.supervisor.kill("worker")
+        stack.supervisor.kill("sink")
         await asyncio.sleep(1)
         for name in ("worker", "sink"):
-            supervisor.start(name, env)
+            stack.supervisor.start(name, stack.env)
         await producing
         deadline = time.monotonic() + 180
-        found = await totals(pool)
+        found = await totals(stack.pool)
         while found != (args.events, args.events) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            found = await totals(pool)
+            found = await totals(stack.pool)
         await asyncio.sleep(3)  # nothing more trickles in
-        stored, counted = await totals(pool)
-        await pool.close()
+        stored, counted = await totals(stack.pool)
         return args.events, stored, counted
-    finally:
-        supervisor.stop_all()
-        broker.stop()
-        postgres.stop()
 
 
 def main() -> int:

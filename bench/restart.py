@@ -25,16 +25,11 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from killable import TENANT, killable_stack
 
 from proffer_stream.core.identity import partition_key
 from proffer_stream.core.settings import Settings
-from proffer_stream.db import keys
 from proffer_stream.kafka.topics import topics_for
-from proffer_stream.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from proffer_stream.local.stack import prepare_database_and_topics
-from proffer_stream.local.supervisor import Supervisor
-
-TENANT = "acme"
 
 
 def log(message: str) -> None:
@@ -106,54 +101,29 @@ async def probe_until_counted(settings: Settings, pool: asyncpg.Pool, started: f
 
 
 async def trial(workdir: Path, args: argparse.Namespace) -> float:
-    broker = EmbeddedBroker(free_port(), workdir / "broker.log")
-    postgres = EmbeddedPostgres(workdir / "postgres")
-    settings = Settings(
-        kafka_bootstrap_servers=broker.start(),
-        database_url=postgres.start(),
-        data_dir=workdir / "data",
-        log_level="WARNING",
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=1.0,
-    )
-    supervisor = Supervisor(workdir / "logs")
-    env = {
-        "PROFFER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "PROFFER_DATABASE_URL": settings.database_url,
-        "PROFFER_DATA_DIR": str(settings.data_dir),
-        "PROFFER_LOG_LEVEL": "WARNING",
-        "PROFFER_BROKER_SESSION_TIMEOUT": "6",
-        "PROFFER_BROKER_HEARTBEAT_INTERVAL": "1",
-    }
     try:
-        await prepare_database_and_topics(settings)
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-        await keys.create_key(pool, TENANT, "bench")  # records of a keyless tenant are refused
-        for name in ("worker", "sink"):
-            supervisor.start(name, env)
-        log(f"producing {args.events:,} events over {args.customers:,} customers")
-        started = time.monotonic()
-        await produce_history(settings, args)
-        total = 0
-        while total < args.events:
-            await asyncio.sleep(1)
-            total = await counted(pool)
-            if time.monotonic() - started > 900:
-                raise RuntimeError(f"only {total:,} of {args.events:,} counted in 900 s")
-        log(f"all {total:,} counted in {time.monotonic() - started:.1f} s; kill -9 of the worker")
-        await asyncio.sleep(args.settle)  # a commit or two after the last batch
-        supervisor.kill("worker")
-        await asyncio.sleep(args.gap)
-        restarted = time.monotonic()
-        supervisor.start("worker", {**env, "PROFFER_LOG_LEVEL": "INFO"})
-        seconds = await probe_until_counted(settings, pool, restarted)
-        log(f"restarted worker counting again after {seconds:.1f} s")
-        await pool.close()
-        return seconds
+        async with killable_stack(
+            workdir, broker_session_timeout=6.0, broker_heartbeat_interval=1.0
+        ) as stack:
+            log(f"producing {args.events:,} events over {args.customers:,} customers")
+            started = time.monotonic()
+            await produce_history(stack.settings, args)
+            total = 0
+            while total < args.events:
+                await asyncio.sleep(1)
+                total = await counted(stack.pool)
+                if time.monotonic() - started > 900:
+                    raise RuntimeError(f"only {total:,} of {args.events:,} counted in 900 s")
+            log(f"all {total:,} counted in {time.monotonic() - started:.1f} s; kill -9 the worker")
+            await asyncio.sleep(args.settle)  # a commit or two after the last batch
+            stack.supervisor.kill("worker")
+            await asyncio.sleep(args.gap)
+            restarted = time.monotonic()
+            stack.supervisor.start("worker", {**stack.env, "PROFFER_LOG_LEVEL": "INFO"})
+            seconds = await probe_until_counted(stack.settings, stack.pool, restarted)
+            log(f"restarted worker counting again after {seconds:.1f} s")
+            return seconds
     finally:
-        supervisor.stop_all()
-        broker.stop()
-        postgres.stop()
         if args.logs:
             shutil.copytree(workdir / "logs", args.logs, dirs_exist_ok=True)
 
