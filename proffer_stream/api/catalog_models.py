@@ -12,6 +12,7 @@ from proffer_stream.api.models import ErrorBody
 from proffer_stream.catalog.models import (
     ActivationTexts,
     CatalogDefinition,
+    CatalogFile,
     CatalogOfferFields,
     CatalogTerms,
     CollectionDefinition,
@@ -46,6 +47,10 @@ class CatalogOfferView(CatalogOfferFields):
 
     id: int
     version: int
+    url: str = Field(description="The offer's page, relative to the site: offers/{id}.")
+    files: list[CatalogFile] = Field(
+        default_factory=list, description="The offer's images: none (no files API here)."
+    )
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None
@@ -60,7 +65,10 @@ class CatalogOfferView(CatalogOfferFields):
     def of(cls, offer: CatalogDefinition, counts: OfferCounts) -> CatalogOfferView:
         fields = offer.model_dump(exclude={"tenant_id", "command_id"})
         return cls.model_construct(
-            **fields, **counts.model_dump(exclude={"reserved_count", "released_count", "ending"})
+            **fields,
+            url=f"offers/{offer.id}",
+            files=[],
+            **counts.model_dump(exclude={"reserved_count", "released_count", "ending"}),
         )
 
 

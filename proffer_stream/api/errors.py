@@ -1,4 +1,5 @@
-"""Errors answered as JSON: ``{"success": false, "error": {code, message, details}}``."""
+"""Errors answered as JSON: ``{"success": false, "error": {code, message, details}}``, or,
+under the placement offers API, that API's ``{"errors": [...]}``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from proffer_stream.api.models import ErrorBody, ErrorDetail, ErrorResponse
+from proffer_stream.api.models import (
+    PLACEMENTS_PREFIX,
+    ErrorBody,
+    ErrorDetail,
+    ErrorResponse,
+    PlacementError,
+    PlacementErrors,
+)
 from proffer_stream.core.errors import ProfferError
 from proffer_stream.db.pool import TRANSIENT_ERRORS
 from proffer_stream.ingest.records import error_location
@@ -61,11 +69,46 @@ def _named(loc: tuple[Any, ...], body: object) -> str:
     return name
 
 
-def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The JSON answer of ``error`` with ``headers``; a 503 says when to retry."""
+def error_response(
+    error: ApiError, headers: dict[str, str] | None = None, path: str = ""
+) -> JSONResponse:
+    """The JSON answer of ``error`` to a request for ``path``, with ``headers``; a 503
+    says when to retry."""
     if error.status == 503:
         headers = {**(headers or {}), "Retry-After": "1"}
-    return JSONResponse(error.body.model_dump(), status_code=error.status, headers=headers)
+    body: Any = error.body
+    if path.startswith(PLACEMENTS_PREFIX + "/"):
+        body = placement_errors(error)
+    return JSONResponse(body.model_dump(exclude_none=True), error.status, headers=headers)
+
+
+def placement_errors(error: ApiError) -> PlacementErrors:
+    """``error`` as the placement offers API answers errors: an item per invalid input
+    (saying where), else one."""
+    status, found = str(error.status), error.body.error
+    items = [
+        PlacementError(
+            status=status,
+            code=found.code,
+            title=found.message,
+            detail=detail.message,
+            source=_source(detail.loc),
+        )
+        for detail in found.details
+    ]
+    return PlacementErrors(
+        errors=items or [PlacementError(status=status, code=found.code, title=found.message)]
+    )
+
+
+def _source(loc: str) -> dict[str, str]:
+    """``body.site`` -> a JSON pointer ``/site``; ``query.placement`` -> the parameter."""
+    where, _, rest = loc.partition(".")
+    if where == "body":
+        return {"pointer": "/" + rest.replace("[", ".").replace("]", "").replace(".", "/")}
+    if where in ("query", "path", "header") and rest:
+        return {"parameter": rest}
+    return {"pointer": ""}
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -93,28 +136,29 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer every error as JSON: ours, invalid requests, Starlette's, database outages."""
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error, path=request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = error_details(exc.errors(), exc.body)
         if any(error["type"] == "json_invalid" for error in exc.errors()):
-            return error_response(
-                ApiError(400, "invalid_json", "The body is not valid JSON.", details)
-            )
-        return error_response(ApiError(422, "validation_error", "Invalid request.", details))
+            error = ApiError(400, "invalid_json", "The body is not valid JSON.", details)
+        else:
+            error = ApiError(422, "validation_error", "Invalid request.", details)
+        return error_response(error, path=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = {"Allow": allowed_methods(request)} if exc.status_code == 405 else None
-        return error_response(ApiError(exc.status_code, code, str(exc.detail)), headers)
+        error = ApiError(exc.status_code, code, str(exc.detail))
+        return error_response(error, headers, request.url.path)
 
-    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("PostgreSQL unavailable: %r", exc)
         message = "The database is unavailable; retry later."
-        return error_response(ApiError(503, "database_unavailable", message))
+        return error_response(ApiError(503, "database_unavailable", message), path=request.url.path)
 
     for error_type in TRANSIENT_ERRORS:
         if issubclass(error_type, Exception):

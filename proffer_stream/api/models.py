@@ -42,6 +42,31 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+PLACEMENTS_PREFIX = "/api/v2/integrations"
+"""Where the placement offers API is served: its errors have that API's shape."""
+
+
+class PlacementError(BaseModel):
+    """One error of the placement offers API."""
+
+    status: str = Field(description="The HTTP status, as text.")
+    code: str
+    title: str
+    detail: str | None = Field(None, description="What is wrong there, for an invalid input.")
+    source: dict[str, str] | None = Field(
+        None,
+        description="Where: {'parameter': 'placement'} (path, query or header) or"
+        " {'pointer': '/external_customer_id'} (body).",
+    )
+
+
+class PlacementErrors(BaseModel):
+    """The placement offers API's errors: an ``errors`` array (one item per invalid
+    input, else one)."""
+
+    errors: list[PlacementError]
+
+
 NOT_JSON: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorResponse,

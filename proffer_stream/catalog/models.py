@@ -105,9 +105,32 @@ Url = Annotated[str, Field(max_length=2_000, pattern=r"^https?://\S+$")]
 CatalogId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True), WHOLE]
 
 
+ForeignId = Annotated[int, Field(ge=0, le=2**63 - 1, strict=True), WHOLE]
+"""An id in another system (a store, a campaign, a CMS tag): kept and shown, not read."""
+
+
 def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
     check_json(value)
     return value
+
+
+def _no_dmp_audience(value: int | None) -> int | None:
+    if value is not None:
+        raise ValueError(
+            "audiences of a data management platform are not supported here: give the"
+            " offer an `audience` (conditions over the member's signals) instead"
+        )
+    return value
+
+
+class CatalogFile(StrictModel):
+    """A file of a collection (its cover): where it is and what it is."""
+
+    url: Url
+    width: Annotated[int, Field(ge=0, le=100_000, strict=True), WHOLE] | None = None
+    height: Annotated[int, Field(ge=0, le=100_000, strict=True), WHOLE] | None = None
+    kind: ShortText | None = Field(None, description="e.g. collection_cover_default")
+    size_type: ShortText | None = Field(None, description="e.g. base")
 
 
 class PeriodicUsage(StrictModel):
@@ -222,7 +245,22 @@ class CatalogOfferFields(StrictModel):
         description="Who may see and use the offer: a condition over the member's signals,"
         " in the trigger rules' language. Null: everyone.",
     )
+    store_id: ForeignId | None = Field(None, description="The store the offer belongs to.")
+    audience_id: Annotated[int | None, AfterValidator(_no_dmp_audience)] = Field(
+        None,
+        description="A data management platform's audience: not supported, must be null"
+        " (a 422 otherwise, rather than an offer shown to everyone); `audience` says who"
+        " may see the offer.",
+    )
+    campaign_id: ForeignId | None = Field(None, description="The marketing campaign's id.")
     external_url: Url | None = None
+    external_source: ShortText | None = Field(
+        None, description="Where the record is synced from, when it is."
+    )
+    image_template: Annotated[dict[str, Any], AfterValidator(_storable_json)] | None = Field(
+        None, description="How the offer's image is rendered (kept as given)."
+    )
+    cms_tag_ids: list[ForeignId] = Field(default_factory=list, max_length=100)
     maximum_uses_per_user: Limit | None = None
     maximum_grants_per_user: Limit | None = None
     periodic_usage: PeriodicUsage | None = None
@@ -293,6 +331,7 @@ class CollectionFields(StrictModel):
     description: LocalizedText = Field(default_factory=dict)
     offers_order: list[CatalogId] = Field(default_factory=list, max_length=10_000)
     position: Annotated[int, Field(ge=0, le=MAX_LIMIT), WHOLE] | None = Field(None, strict=True)
+    files: list[CatalogFile] = Field(default_factory=list, max_length=20)
 
 
 class CollectionDefinition(CollectionFields):

@@ -105,12 +105,12 @@ async def test_placements(settings, processes, db):
         ]:
             refused = await start_flow(api, iid, "ann", **extra)
             assert refused.status_code == 403, (extra, refused.text)
-            assert refused.json()["error"]["code"] == "site_blocked"
+            assert refused.json()["errors"][0]["code"] == "site_blocked"
         allowed = await start_flow(api, iid, "ann", headers={"Origin": "https://shop.example"})
         assert allowed.status_code == 201
         not_a_site = await start_flow(api, iid, "ann", site="http://")
         assert not_a_site.status_code == 422
-        assert not_a_site.json()["error"]["details"][0]["loc"] == "body.site"
+        assert not_a_site.json()["errors"][0]["source"] == {"pointer": "/site"}
 
         def offers_of(flow_id, integration_id=iid):
             return f"{V2}/{integration_id}/flows/{flow_id}/offers"
@@ -132,7 +132,15 @@ async def test_placements(settings, processes, db):
         assert blocked.status_code == 403
         unknown = await api.post(offers_of(flow), params={"placement": "homepage"})
         assert unknown.status_code == 422
-        assert unknown.json()["error"]["details"][0]["loc"] == "query.placement"
+        assert unknown.json()["errors"] == [
+            {
+                "status": "422",
+                "code": "validation_error",
+                "title": "Invalid request.",
+                "detail": "no placement 'homepage' (known: ['order_confirmation', 'order_status'])",
+                "source": {"parameter": "placement"},
+            }
+        ]
         for path in [
             offers_of(flow, 12345),
             offers_of(flow, gone),
@@ -144,6 +152,10 @@ async def test_placements(settings, processes, db):
         stranger = await other.post(offers_of(flow), params={"placement": "order_confirmation"})
         assert stranger.status_code == 404
         assert (await start_flow(api, 12345, "ann")).status_code == 404
+        for not_ours in ["abc", "0", "9" * 30]:  # a string id that names none: 404 too
+            missing = await start_flow(api, not_ours, "ann")
+            assert missing.status_code == 404, (not_ours, missing.text)
+            assert missing.json()["errors"][0]["code"] == "integration_not_found"
 
         # Ann's flow: each offer once, best first; the first by the next link.
         await customer(api, "ann")
@@ -202,7 +214,7 @@ async def test_placements(settings, processes, db):
             offers_of(other_flow), params={"placement": "order_confirmation", "locale": "xx@"}
         )
         assert bad_locale.status_code == 422
-        assert bad_locale.json()["error"]["details"][0]["loc"] == "query.locale"
+        assert bad_locale.json()["errors"][0]["source"] == {"parameter": "locale"}
 
         # Accept, recorded against the decision; another flow's offer is not this one's.
         accepted = await api.post(f"{offers_of(flow)}/{decision_id}/accept")

@@ -13,14 +13,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
 from proffer_stream.api.catalog import json_answer
 from proffer_stream.api.deps import AnyTenant
+from proffer_stream.api.errors import ApiError
 from proffer_stream.api.member_views import Languages
-from proffer_stream.api.models import NOT_JSON, ErrorResponse
+from proffer_stream.api.models import NOT_JSON, PlacementErrors
 from proffer_stream.api.placements import (
     PREFIX,
     PlacementAsk,
@@ -42,14 +43,29 @@ from proffer_stream.placements.flows import Flow, new_flow_id
 
 router = APIRouter(prefix=PREFIX, tags=["placements"])
 ANSWERS: dict[int | str, dict[str, Any]] = {
-    **NOT_JSON,
-    401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
-    403: {"model": ErrorResponse, "description": "The site is blocked"},
-    404: {"model": ErrorResponse, "description": "No such integration, flow or offer"},
-    422: {"model": ErrorResponse, "description": "Invalid, or no such placement"},
-    503: {"model": ErrorResponse, "description": "Kafka or PostgreSQL unavailable"},
+    **{status: {**answer, "model": PlacementErrors} for status, answer in NOT_JSON.items()},
+    401: {"model": PlacementErrors, "description": "Missing or invalid API key"},
+    403: {"model": PlacementErrors, "description": "The site is blocked"},
+    404: {"model": PlacementErrors, "description": "No such integration, flow or offer"},
+    422: {"model": PlacementErrors, "description": "Invalid, or no such placement"},
+    503: {"model": PlacementErrors, "description": "Kafka or PostgreSQL unavailable"},
 }
-IntegrationId = Annotated[int, Field(ge=1, lt=2**53, description="The integration's id.")]
+"""The placement offers API answers its errors as ``{"errors": [...]}``."""
+
+
+def _integration_id(
+    integration_id: Annotated[str, Path(max_length=100, description="The integration's id.")],
+) -> int:
+    """The path's integration id, a string as the reference has it: 404 when it names no
+    integration we could have (not a number in our ids' range), as for an unknown one."""
+    if integration_id.isascii() and integration_id.isdigit():
+        number = int(integration_id)
+        if 1 <= number < 2**53:
+            return number
+    raise ApiError(404, "integration_not_found", f"No integration {integration_id!r}.")
+
+
+IntegrationId = Annotated[int, Depends(_integration_id)]
 FlowId = Annotated[str, Field(min_length=5, max_length=2_000, pattern=r"^flw_[A-Za-z0-9_.-]+$")]
 DecisionId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^dec_[0-9]+_[0-9a-f]+$")]
 Site = Annotated[str | None, Query(max_length=300, description="The site, if not the Origin's.")]
