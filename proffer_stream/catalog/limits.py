@@ -30,6 +30,7 @@ from pydantic import Field
 
 from proffer_stream.catalog.models import (
     GRANTED_TYPES,
+    MAX_PERIODIC_LIMIT,
     UNUSABLE_TYPES,
     CatalogDefinition,
     CatalogEvent,
@@ -55,8 +56,9 @@ from proffer_stream.catalog.models import (
 from proffer_stream.catalog.periods import period
 from proffer_stream.core.types import StrictModel, UtcDatetime
 
-KEPT_USE_TIMES = 400
-"""Most use times a member's state keeps for periodic limits (a year of daily uses)."""
+KEPT_USE_TIMES = MAX_PERIODIC_LIMIT
+"""Most use times a member's state keeps for periodic limits (a year of daily uses):
+enough for the highest limit a definition may have."""
 KEPT_TOKENS = 100
 """Most used encoded-token ids a member's state keeps."""
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -193,6 +195,9 @@ def decide_member(
             counts, mine = _react(state.counts, member, command)
             decided = state.model_copy(update={"counts": counts})
     except Refused as refusal:
+        if command.action == "use" and command.for_offer_id is not None:
+            # The generated offer was redeemed, so its grant will never be used: give it back.
+            state, member = _release(state, member, command)
         counts = state.counts.model_copy(update={"refusals_count": state.counts.refusals_count + 1})
         new = state.model_copy(update={"counts": counts, "seq": seq})
         event = _member_event(command, new, member, "refused", None).model_copy(
@@ -360,6 +365,13 @@ def _grant(
     most = offer.maximum_grants_per_user
     if most is not None and member.counts.grants >= most:
         raise Refused("per_user_limit", f"the member was granted the offer {most} time(s) already")
+    uses = offer.maximum_uses_per_user
+    if uses is not None and member.counts.uses + len(member.counts.held or []) >= uses:
+        raise Refused(
+            "per_user_limit",
+            f"the member may use the offer {uses} time(s) and used or holds grants for"
+            " them all: another grant could never be used",
+        )
     if offer.stock is not None and counts.uses_count + counts.reserved_count >= offer.stock:
         raise Refused("out_of_stock", f"all {offer.stock} of the offer's stock is used or granted")
     usable_until = grant_ends(offer, command)
@@ -584,6 +596,7 @@ def _member_event(
         at=command.issued_at,
         seq=state.seq,
         use=use,
+        encoded_token_id=command.encoded_token_id if use is not None else None,
         counts=projected_counts(state),
         member=member.counts,
         source=command.source,

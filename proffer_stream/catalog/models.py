@@ -133,11 +133,19 @@ class CatalogFile(StrictModel):
     size_type: ShortText | None = Field(None, description="e.g. base")
 
 
+MAX_PERIODIC_LIMIT = 400
+"""The highest ``periodic_usage.limit``: the owner keeps a member's last 400 use times
+(a year of daily uses) to count a period's, so a higher limit could not be reached."""
+
+
 class PeriodicUsage(StrictModel):
     """At most ``limit`` uses per member in each calendar ``timespan`` (member's time zone)."""
 
     timespan: Timespan
-    limit: Limit
+    limit: Annotated[int, Field(ge=0, le=MAX_PERIODIC_LIMIT, strict=True), WHOLE] = Field(
+        description="Uses per member in a period, at most 400 (a higher one is 422: it"
+        " would not be enforced); `maximum_uses_per_user` bounds uses over all time."
+    )
 
 
 class ReadMore(StrictModel):
@@ -651,6 +659,11 @@ class CatalogEvent(StrictModel):
         None, description="When a periodic limit allows the next use."
     )
     use: Use | None = None
+    encoded_token_id: str | None = Field(
+        None,
+        description="The encoded offer's token a use was of: an owner restored from"
+        " PostgreSQL knows it used, so the token is not used twice.",
+    )
     counts: OfferCounts
     member: MemberCounts | None = Field(None, description="None for definitions.")
     source: str = "api"

@@ -18,12 +18,23 @@ class UnknownTimeZone(ValueError):
     """A time zone name the IANA database does not know."""
 
 
+LONGEST_ZONE_NAME = 64
+"""IANA names are at most 30 characters; a longer one is not looked up."""
+
+
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name`` (``Europe/Warsaw``), or :class:`UnknownTimeZone`."""
+    """The IANA time zone ``name`` (``Europe/Warsaw``), or :class:`UnknownTimeZone`.
+
+    Any name that is not a zone is refused as one: a folder of the database
+    (``Europe``, which ``ZoneInfo`` answers with ``IsADirectoryError``), a name too long
+    for a path (``OSError``), a path outside it (``ValueError``).
+    """
     try:
+        if len(name) > LONGEST_ZONE_NAME:
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise UnknownTimeZone(f"{name!r} is not an IANA time zone (e.g. 'Europe/Warsaw')") from None
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from proffer_stream.catalog.limits import KEPT_USE_TIMES, MemberState, OfferState
+from proffer_stream.catalog.limits import KEPT_TOKENS, KEPT_USE_TIMES, MemberState, OfferState
 from proffer_stream.catalog.models import (
     CatalogDefinition,
     CatalogEvent,
@@ -135,8 +135,9 @@ async def load_member_state(
     now: datetime,
     decided_for: timedelta,
 ) -> RestoredMember | None:
-    """The member's counts, their use times of the last year, and the events decided for
-    them since ``now - decided_for``, if PostgreSQL knows the member."""
+    """The member's counts, their use times of the last year (and the encoded offers'
+    tokens used), and the events decided for them since ``now - decided_for``, if
+    PostgreSQL knows the member."""
     row = await conn.fetchrow(
         """
         SELECT uses, grants, liked, last_granted_at, last_used_at, held FROM catalog_members
@@ -150,7 +151,7 @@ async def load_member_state(
         return None
     used = await conn.fetch(
         """
-        SELECT at FROM catalog_activity
+        SELECT at, event->>'encoded_token_id' AS token FROM catalog_activity
          WHERE tenant_id = $1 AND offer_id = $2 AND external_customer_id = $3
            AND kind = 'used' AND at >= $4
          ORDER BY at DESC LIMIT $5
@@ -177,5 +178,6 @@ async def load_member_state(
             {**dict(row), "held": None if row["held"] is None else json.loads(row["held"])}
         ),
         use_times=sorted(r["at"] for r in used),
+        used_tokens=[r["token"] for r in reversed(used) if r["token"] is not None][-KEPT_TOKENS:],
     )
     return RestoredMember(state, [CatalogEvent.model_validate_json(r["event"]) for r in decided])

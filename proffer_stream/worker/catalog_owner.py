@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol, TypeVar
 
 import asyncpg
@@ -77,6 +77,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STAGE = "catalog-owner"
+ISSUED_AHEAD = timedelta(minutes=5)
+"""How far a command's ``issued_at`` may be after its record's timestamp (clock skew
+between the gateway that issued it and the producer that wrote it: the same process)."""
 DECIDED_FOR = timedelta(hours=1)
 """How long a member's decided events are kept to answer a command sent again."""
 KEPT_DECIDED = 100
@@ -253,7 +256,7 @@ class CatalogOwner:
         for event in batch:
             source = source_record(event.message)
             try:
-                command = read_command(source.key, source.value)
+                command = read_command(source.key, source.value, source.timestamp_ms)
             except BadRecord as error:
                 await self.dead_letters.send(source, error)
                 continue
@@ -288,9 +291,9 @@ class CatalogOwner:
             return
         try:
             state, member, event = decide_member(record.state, entry.state, command)
+            decided = _kept([*entry.decided, Decided(offset=offset, event=event)])
         except Exception as exc:  # a bug in a decision: this record only
             raise _Unreadable(exc) from exc
-        decided = _kept([*entry.decided, Decided(offset=offset, event=event)])
         self.store.save_member(
             partition, mkey, MemberEntry(state=member, offset=offset, decided=decided), before
         )
@@ -319,9 +322,9 @@ class CatalogOwner:
             return
         try:
             state, event = decide_definition(record.state, command)
+            decided = _kept([*record.decided, Decided(offset=offset, event=event)])
         except Exception as exc:  # a bug in a decision: this record only
             raise _Unreadable(exc) from exc
-        decided = _kept([*record.decided, Decided(offset=offset, event=event)])
         self.store.save_offer(
             partition,
             offer_key(key),
@@ -353,8 +356,17 @@ class CatalogOwner:
         metrics.CATALOG_EVENTS.labels(event.kind, event.reason or "").inc()
 
 
-def read_command(key: bytes | None, value: bytes | None) -> DefinitionCommand | MemberCommand:
-    """A record of ``proffer.catalog-commands``, or :class:`BadRecord`."""
+def read_command(
+    key: bytes | None, value: bytes | None, timestamp_ms: int | None = None
+) -> DefinitionCommand | MemberCommand:
+    """A record of ``proffer.catalog-commands`` (written at ``timestamp_ms``), or
+    :class:`BadRecord`.
+
+    A command issued more than :data:`ISSUED_AHEAD` after its record was written is
+    refused: the owner decides at ``issued_at`` and never goes back in time, so one
+    command from far ahead would release every grant's stock at once. The record's
+    timestamp, not the clock, so that a replay refuses it too.
+    """
     try:
         command = _COMMAND.validate_json(value or b"")
     except ValidationError as exc:
@@ -370,6 +382,14 @@ def read_command(key: bytes | None, value: bytes | None) -> DefinitionCommand | 
             raise BadRecord("invalid_message", f"timezone: {exc}") from None
     else:
         expected = command.key
+    if timestamp_ms is not None and timestamp_ms > 0:  # else not known: nothing to check
+        written = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        if command.issued_at > written + ISSUED_AHEAD:
+            raise BadRecord(
+                "invalid_message",
+                f"issued_at: {command.issued_at.isoformat()} is after the record was"
+                f" written ({written.isoformat()}) by more than {ISSUED_AHEAD}",
+            )
     if key != expected:
         raise BadRecord(
             "wrong_key",

@@ -35,7 +35,7 @@ from proffer_stream.catalog.models import (
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.catalog import apply_catalog_definitions, apply_catalog_events
 from proffer_stream.db.catalog_reads import member_context
-from proffer_stream.db.catalog_state import load_offer_state
+from proffer_stream.db.catalog_state import load_member_state, load_offer_state
 from proffer_stream.db.replies import CHANNEL, catalog_definition_key, command_key
 from proffer_stream.kafka.topics import topics_for
 from proffer_stream.local.restore import restore_catalog
@@ -89,7 +89,7 @@ class Owner:
         assert defined is not None
         self.definitions.append(defined)
 
-    def member(self, external: str, action: MemberAction) -> CatalogEvent:
+    def member(self, external: str, action: MemberAction, **fields: Any) -> CatalogEvent:
         command = MemberCommand(
             command_id=f"{self.tenant}-{self.id}-{external}-{len(self.events) + 1}",
             tenant_id=self.tenant,
@@ -97,6 +97,7 @@ class Owner:
             external_customer_id=external,
             action=action,
             issued_at=self._tick(),
+            **fields,
         )
         mine = self.members.get(external, MemberState())
         self.state, self.members[external], event = decide_member(self.state, mine, command)
@@ -447,3 +448,38 @@ async def test_the_buckets_of_reservations_are_projected_read_and_restored(
     await db.execute("UPDATE catalog_counts SET ending = NULL WHERE tenant_id = 'initech'")
     from_members = await load_offer_state(db, "initech", "offer", 1)
     assert from_members is not None and from_members.reservations == offer.state.reservations
+
+
+async def test_an_encoded_offer_used_stays_used_for_an_owner_restored_from_postgresql(
+    db: asyncpg.Pool,
+) -> None:
+    """The owner keeps the tokens used in its state, which a broker that lost its topics
+    loses with the changelog: the use events carry the token, and a member restored
+    from PostgreSQL has them back, so the token is refused a second time."""
+    offer = Owner("umbrella", "offer", 1)
+    offer.define(
+        "create",
+        **CatalogOfferFields(status="published", name={"en": "At the till"}).model_dump(
+            mode="json"
+        ),
+    )
+    assert offer.member("u1", "use", encoded_token_id="tok-1").encoded_token_id == "tok-1"
+    offer.member("u1", "use")
+    await write(db, offer.definitions, offer.events)
+
+    later = offer.clock + timedelta(days=2)  # the decided events are no longer restored
+    restored = await load_member_state(db, "umbrella", 1, "u1", later, timedelta(hours=1))
+    assert restored is not None and restored.state.used_tokens == ["tok-1"]
+    again = MemberCommand(
+        command_id="second-till",
+        tenant_id="umbrella",
+        offer_id=1,
+        external_customer_id="u1",
+        action="use",
+        issued_at=later,
+        encoded_token_id="tok-1",
+    )
+    offer_state = await load_offer_state(db, "umbrella", "offer", 1)
+    assert offer_state is not None
+    _, _, refused = decide_member(offer_state, restored.state, again)
+    assert (refused.kind, refused.reason) == ("refused", "token_used")

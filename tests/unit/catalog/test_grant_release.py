@@ -263,3 +263,30 @@ def test_a_bucket_ends_after_its_grant_and_not_much_later(seconds):
     assert usable <= end <= usable + max(timedelta(seconds=1), timedelta(seconds=seconds) / 32)
     assert end == holds_until(granted, usable)  # the same when decided again
     assert HeldGrant(granted_at=granted, usable_until=usable, holds_until=end)
+
+
+def test_a_grant_the_member_could_never_use_is_refused_not_held():
+    """Stock 2, one use each: ann used hers, so a grant to her would hold a unit for
+    ever (its use refused per_user_limit), and bob would be refused out_of_stock."""
+    owner = Owner(offer(stock=2, maximum_uses_per_user=1))
+    assert owner.kind("ann", "use", T0) == ("used", None)
+    assert owner.kind("ann", "grant", T0, for_offer_id=5) == ("refused", "per_user_limit")
+    assert owner.kind("bob", "grant", T0) == ("granted", None)
+    assert owner.kind("bob", "grant", T0) == ("refused", "per_user_limit")  # holds one
+    assert owner.kind("bob", "use", T0) == ("used", None)
+    assert owner.state.counts.reserved_count == 0
+
+
+def test_a_refused_redemption_of_a_generated_offer_gives_its_grant_back():
+    """The offers domain redeemed the generated offer, so no release will come for it:
+    its grant, which the refused use cannot take, is given back then."""
+    closes = T0 + timedelta(hours=1)
+    owner = Owner(offer(stock=1, usable_until=closes))
+    assert owner.kind("ann", "grant", T0, for_offer_id=5) == ("granted", None)
+    assert owner.kind("bob", "use", T0) == ("refused", "out_of_stock")
+    refused = owner.do("ann", "use", closes, for_offer_id=5)
+    assert (refused.kind, refused.reason) == ("refused", "usable_window_closed")
+    assert (refused.counts.reserved_count, refused.counts.released_count) == (0, 1)
+    assert owner.members["ann"].counts.held == []
+    again = owner.do("ann", "use", closes, for_offer_id=5)  # the same redemption, resent
+    assert (again.counts.reserved_count, again.counts.released_count) == (0, 1)

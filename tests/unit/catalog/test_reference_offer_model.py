@@ -102,3 +102,11 @@ def test_the_reference_collection_files_are_kept():
     }
     collection = CollectionFields.model_validate({"title": {"en": "Super"}, "files": [cover]})
     assert collection.model_dump(mode="json")["files"] == [cover]
+
+
+def test_a_periodic_limit_the_owner_could_not_count_to_is_refused():
+    usage = {"timespan": "year", "limit": 401}
+    with pytest.raises(ValidationError) as refused:
+        CatalogOfferFields.model_validate({"periodic_usage": usage})
+    assert refused.value.errors()[0]["loc"] == ("periodic_usage", "limit")
+    assert CatalogOfferFields.model_validate({"periodic_usage": {**usage, "limit": 400}})

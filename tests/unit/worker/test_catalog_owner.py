@@ -186,6 +186,37 @@ def test_a_command_must_be_keyed_by_its_catalog_offer_and_readable():
     assert unknown.value.reason == "invalid_message"
 
 
+@pytest.mark.parametrize("name", ["Europe", "Etc", "America/", "x" * 300, "../../etc/passwd"])
+def test_a_time_zone_that_is_no_zone_is_a_bad_record_not_a_crash(name):
+    value = use(1).model_copy(update={"timezone": name}).model_dump_json()
+    with pytest.raises(BadRecord, match="timezone") as bad:
+        read_command(KEY, value)
+    assert bad.value.reason == "invalid_message"
+
+
+def test_a_command_issued_far_after_its_record_was_written_is_refused():
+    """Decided, it would move the owner's clock to then for good (every grant's stock
+    released at once); refused by the record's timestamp, so a replay refuses it too."""
+    written_ms = int(NOW.timestamp() * 1000)
+    ahead = use(1).model_copy(update={"issued_at": NOW + timedelta(days=3650)})
+    with pytest.raises(BadRecord, match="issued_at") as bad:
+        read_command(KEY, ahead.model_dump_json(), written_ms)
+    assert bad.value.reason == "invalid_message"
+    skewed = use(1).model_copy(update={"issued_at": NOW + timedelta(minutes=4)})
+    assert read_command(KEY, skewed.model_dump_json(), written_ms).command_id == "use-1"
+    late = use(1).model_copy(update={"issued_at": NOW - timedelta(days=30)})
+    assert read_command(KEY, late.model_dump_json(), written_ms).command_id == "use-1"
+
+
+async def test_a_command_whose_time_breaks_the_bookkeeping_is_dead_lettered(owner):
+    await decide_all(owner, [create()])
+    first = use(1).model_copy(update={"issued_at": datetime(1, 1, 1, 0, 30, tzinfo=UTC)})
+    await owner.decide(source(1), first)  # the year 1: an hour before it overflows
+    assert [e.reason for _, e in owner.dead_letters.sent] == ["processing_error"]
+    await owner.decide(source(2), use(2))  # and the next command is decided
+    assert [e.kind for _, e in owner.outbox.events] == ["defined", "used"]
+
+
 async def test_bad_records_are_dead_lettered_and_the_rest_go_on(owner):
     good = use(1).model_dump_json().encode()
     batch = [
