@@ -3,10 +3,10 @@ from JSON or from a form."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic_core import from_json
 
 from proffer_stream.catalog.periods import zone
 from proffer_stream.core.limits import check_json, no_nul
@@ -21,8 +21,8 @@ Id = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(no_nul)]
 def _json_object(value: Any) -> Any:
     """``custom`` given as a JSON string (as forms must send it) read as its object."""
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
+        try:  # pydantic's parser: a depth limit where json.loads recursed until it crashed
+            value = from_json(value)
         except ValueError:
             raise ValueError('custom must be a JSON object, e.g. {"plan": "pro"}') from None
     return value

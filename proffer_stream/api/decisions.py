@@ -61,7 +61,7 @@ def new_id(prefix: str, now: datetime) -> str:
 def made_at(some_id: str) -> float | None:
     """When an id of :func:`new_id` was made (seconds since epoch); None if not one."""
     parts = some_id.split("_")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 15:
         return None
     return int(parts[1]) / 1000
 

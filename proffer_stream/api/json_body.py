@@ -74,7 +74,7 @@ async def read_body(request: Request, limit: int, hint: str = "PROFFER_MAX_BODY_
         [ErrorDetail(loc="body", message=f"at most {limit} bytes")],
     )
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():

@@ -14,11 +14,16 @@ from fastapi import Request
 
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.json_body import parse_json
+from proffer_stream.api.json_body import read_body as read_bounded
 from proffer_stream.api.models import ErrorDetail
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
 MOST_FIELDS = 1_000
+MOST_DEPTH = 8
+"""Most brackets a form field name may have (``a[b][0]`` has two)."""
+HEADER_CHARS = 2_000
+"""How much of a header becomes a decision's context (a page's URL, a user agent)."""
 
 
 def invalid(loc: str, message: str) -> ApiError:
@@ -44,11 +49,16 @@ def key_of(authorization: str) -> str | None:
     return decoded.partition(":")[0] or None
 
 
+def header(request: Request, name: str) -> str | None:
+    """A request header as context: at most :data:`HEADER_CHARS` of it."""
+    value = request.headers.get(name)
+    return None if value is None else value[:HEADER_CHARS]
+
+
 async def read_body(request: Request, most_bytes: int) -> dict[str, Any]:
-    """The request's body as a dict: JSON, or form-encoded with bracket keys."""
-    body = await request.body()
-    if len(body) > most_bytes:
-        raise ApiError(413, "body_too_large", f"The body is over {most_bytes} bytes.")
+    """The request's body as a dict: JSON, or form-encoded with bracket keys (read no
+    further than ``most_bytes``: 413 past them)."""
+    body = await read_bounded(request, most_bytes)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         parsed = parse_json(body) if body else {}
@@ -77,6 +87,8 @@ def form_fields(text: str) -> dict[str, Any]:
         if found is None:
             raise invalid("body", f"{key!r} is not a field name ('name', 'a[b]' or 'a[0]')")
         path = [found.group(1), *_PART.findall(found.group(2))]
+        if len(path) > MOST_DEPTH + 1:
+            raise invalid("body", f"{key[:100]!r} is nested deeper than {MOST_DEPTH} brackets")
         _put(root, path, value, key)
     nested: dict[str, Any] = _lists(root)
     return nested
@@ -90,7 +102,7 @@ def _put(node: dict[str, Any], path: list[str], value: str, key: str) -> None:
         node = child
     last = path[-1]
     if last == "":
-        last = str(sum(1 for k in node if k.isdigit() or k == ""))
+        last = str(sum(1 for k in node if _is_index(k) or k == ""))
     if last in node:
         raise invalid(_loc(path), f"{key!r} is given twice")
     node[last] = value
@@ -101,9 +113,14 @@ def _lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     items = {k: _lists(v) for k, v in node.items()}
-    if items and all(k.isdigit() for k in items):
+    if items and all(_is_index(k) for k in items):
         return [items[k] for k in sorted(items, key=int)]
     return items
+
+
+def _is_index(key: str) -> bool:
+    """``0``, ``12``: a list index (ASCII digits, as ``int`` reads; ``²`` is a name)."""
+    return key.isascii() and key.isdigit() and len(key) <= 6
 
 
 def _loc(path: list[str]) -> str:

@@ -70,8 +70,9 @@ def _command_or_raise(
 def _offer_id(value: object) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):  # ASCII digits only: int() refuses "²", which isdigit() takes
+        text = value.strip()
+        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 16 else None
     if isinstance(value, int) and 1 <= value < 2**53:
         return value
     return None

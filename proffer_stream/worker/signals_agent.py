@@ -12,9 +12,11 @@ and a tenant that exists.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from aiokafka.errors import KafkaError
 from faust.types import Message
 
 from proffer_stream.core.errors import BadRecord
@@ -34,6 +36,7 @@ from proffer_stream.worker.seen_ids import SeenIdStore
 from proffer_stream.worker.tenants import KnownTenants
 
 STAGE = "signals-agent"
+log = logging.getLogger(__name__)
 
 
 class SignalsAgent:
@@ -98,12 +101,35 @@ class SignalsAgent:
                 counted.setdefault(key, []).extend(events)
         for key in applied:
             if self.trigger is not None:
-                await self.trigger.after_update(states[key], counted.get(key, []), now)
+                await self._trigger(
+                    self.trigger, states[key], counted.get(key, []), now, origin[key]
+                )
             states[key].id_chunks = seen[key].chunks_by_day()
         for key, ids in seen.items():  # replays too: they may remember lost ids again
             if key in applied or ids.changed():
                 self.seen_ids.save(key, ids, origin[key])
         self.profiles.save(states[key] for key in applied)
+
+    async def _trigger(
+        self,
+        trigger: OfferTrigger,
+        state: CustomerSignals,
+        counted: list[NormalizedEvent],
+        now: datetime,
+        origin: Message,
+    ) -> None:
+        """What the update asks of the offers agent. A failure to work it out (a bug, or
+        data no check caught) dead-letters the customer's last record with its cause,
+        rather than stopping the worker on a record it would read again: the events stay
+        counted, and what was not sent to the offers agent is lost. Kafka's errors go on
+        up (the batch is not committed, and is read again)."""
+        try:
+            await trigger.after_update(state, counted, now)
+        except KafkaError:
+            raise
+        except Exception as exc:
+            log.exception("offer trigger failed for %s:%s", state.tenant_id, state.external_id)
+            await self._reject(source_record(origin), BadRecord("processing_error", _why(exc)))
 
     def report(self) -> None:
         self.progress.report()

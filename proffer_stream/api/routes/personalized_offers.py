@@ -27,7 +27,7 @@ from proffer_stream.api.decisions import Ask, Decisions, new_id
 from proffer_stream.api.deps import AnyTenant
 from proffer_stream.api.errors import ApiError, error_details
 from proffer_stream.api.models import NOT_JSON, ErrorResponse
-from proffer_stream.api.wire import invalid, read_body
+from proffer_stream.api.wire import header, invalid, read_body
 from proffer_stream.db.decisions import Fulfillment
 from proffer_stream.decisions.context import DecisionContext, device_named, device_of
 from proffer_stream.decisions.models import DecisionMade
@@ -85,16 +85,15 @@ async def read_model(request: Request, model: type[M]) -> M:
 def context_of(body: PersonalizedOffersBody, request: Request) -> DecisionContext:
     """The request's context: its fields, and the platform's request-origin headers."""
     given = body.request_context
-    headers = request.headers
     return DecisionContext(
         url=given.url,
         referrer_url=given.referrer_url,
         locale=given.locale,
         timezone=given.timezone,
         user_agent=given.user_agent,
-        device=device_named(headers.get("chargebee-request-origin-device"))
+        device=device_named(header(request, "chargebee-request-origin-device"))
         or device_of(given.user_agent),
-        ip=headers.get("chargebee-request-origin-ip"),
+        ip=header(request, "chargebee-request-origin-ip"),
         roles=body.roles,
         custom=body.custom,
     )

@@ -34,7 +34,7 @@ from proffer_stream.api.placements import (
     site_of,
 )
 from proffer_stream.api.routes.personalized_offers import body_of, read_model
-from proffer_stream.api.wire import invalid
+from proffer_stream.api.wire import header, invalid
 from proffer_stream.catalog.models import PLACEMENT_PATTERN, OfferOption
 from proffer_stream.core.types import ExternalId, StrictModel
 from proffer_stream.decisions.models import ReactionKind
@@ -146,8 +146,8 @@ async def next_placement_offer(
         flow,
         placement,
         where,
-        request.headers.get("referer"),
-        request.headers.get("user-agent"),
+        header(request, "referer"),
+        header(request, "user-agent"),
         first_name,
         languages[0] if languages else None,
     )

@@ -48,3 +48,20 @@ def test_the_key_as_bearer_or_basic_username():
     assert key_of("Basic !!!") is None
     assert key_of("Digest x") is None
     assert key_of("") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "roles[²]=a",  # isdigit() but not int()
+        "roles[" + "9" * 5_000 + "]=a",  # more digits than int() reads
+        "a" + "[x]" * 2_000 + "=1",  # nesting that recursed until it crashed
+    ],
+)
+def test_hostile_form_keys_are_422_not_a_crash(body):
+    try:
+        fields = form_fields(body)
+    except ApiError as raised:
+        assert raised.status == 422
+    else:  # an index that is no index is a name
+        assert isinstance(fields["roles"], dict)

@@ -279,3 +279,13 @@ def test_a_change_keeps_the_callers_reason_and_a_redemption_starts_the_cooldown(
     later = NOW + timedelta(hours=2)
     [why] = suppression(state, automatic, new_signals("acme", "u1"), None, Policy(), later)
     assert why.startswith("cooldown: an offer was redeemed at")
+
+
+def test_an_offer_id_that_only_looks_like_digits_names_no_offer():
+    """``"²".isdigit()`` is true and ``int("²")`` raises: that crashed the worker, which
+    read the record again at its restart (a crash loop from one client event)."""
+    hostile = ["²", " ١٢ ", "9" * 5_000, "7" * 17]
+    commands = offer_commands(
+        "acme", "u1", [event("offer_seen", {"offer_id": v}, f"s{n}") for n, v in enumerate(hostile)]
+    )
+    assert commands == []

@@ -237,3 +237,26 @@ async def test_profiles_are_flushed_when_caught_up_or_when_the_last_flush_is_old
     await asyncio.sleep(0.06)
     await after_batch(False)
     assert flushes == [1, 1]
+
+
+class FailingTrigger:
+    """An offer trigger with a bug for one customer."""
+
+    def __init__(self, failing):
+        self.failing, self.asked = failing, []
+
+    async def after_update(self, state, counted, now):
+        if state.external_id == self.failing:
+            raise ValueError("a bug")
+        self.asked.append(state.external_id)
+
+
+async def test_a_trigger_that_fails_for_one_customer_dead_letters_its_record_not_the_worker():
+    under_test, profiles, letters = agent()
+    under_test.trigger = FailingTrigger("a")
+    await under_test.process(
+        [record(0, "a", [{"type": "click"}]), record(1, "b", [{"type": "click"}])]
+    )
+    assert letters.sent == [(0, "processing_error")]
+    assert under_test.trigger.asked == ["b"]
+    assert sorted((s.external_id, s.event_count) for s in profiles.saved) == [("a", 1), ("b", 1)]
