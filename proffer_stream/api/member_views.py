@@ -227,6 +227,5 @@ def _view(
     default: str,
     now: datetime,
 ) -> dict[str, Any]:
-    return member_offer(
-        offer, context.standing(offer.id), context.counts_of(offer.id), languages, default, now
-    )
+    standing, counts = context.standing(offer.id), context.counts_of(offer.id)
+    return member_offer(offer, standing, counts, languages, default, now, context.zone)

@@ -30,6 +30,7 @@ from proffer_stream.catalog.models import (
     reserved_as_of,
     within,
 )
+from proffer_stream.catalog.periods import UnknownTimeZone, period, zone
 from proffer_stream.offers.rules import conditions_hold
 from proffer_stream.signals.models import CustomerProfile
 
@@ -71,6 +72,24 @@ class MemberContext:
 
     def counts_of(self, offer_id: int) -> OfferCounts:
         return self.counts.get(offer_id, NO_COUNTS)
+
+    @property
+    def zone(self) -> str:
+        """The member's time zone, as far as a read can tell (see :func:`member_zone`)."""
+        return member_zone(self.profile)
+
+
+def member_zone(profile: CustomerProfile | None) -> str:
+    """The profile's ``metadata.timezone`` when it is a time zone, else UTC (the owner
+    falls back to the deployment's ``PROFFER_DEFAULT_TIMEZONE``, UTC unless set)."""
+    stored = profile.metadata.get("timezone") if profile is not None else None
+    if isinstance(stored, str):
+        try:
+            zone(stored)
+            return stored
+        except UnknownTimeZone:
+            pass
+    return "UTC"
 
 
 def parse_languages(header: str | None) -> list[str]:
@@ -177,11 +196,17 @@ def holds_grant(offer: CatalogDefinition, standing: MemberCounts, now: datetime)
 
 
 def usable(
-    offer: CatalogDefinition, standing: MemberCounts, counts: OfferCounts, now: datetime
+    offer: CatalogDefinition,
+    standing: MemberCounts,
+    counts: OfferCounts,
+    now: datetime,
+    tz: str = "UTC",
 ) -> bool:
-    """Whether a use now would likely succeed, as far as the member's view can tell
-    (the owner decides; periodic limits are its alone)."""
+    """Whether a use now would likely succeed, as far as the member's view can tell (the
+    owner decides; of a periodic limit, the view knows only the last use, in ``tz``)."""
     if offer.type in UNUSABLE_TYPES or not within(now, offer.usable_since, offer.usable_until):
+        return False
+    if periodic_spent(offer, standing, now, tz):
         return False
     if offer.type in GRANTED_TYPES and standing.grants == 0:
         return False
@@ -192,6 +217,24 @@ def usable(
     if most is not None and standing.uses >= most:
         return False
     return offer.stock is None or holds_grant(offer, standing, now) or in_stock(offer, counts, now)
+
+
+def periodic_spent(
+    offer: CatalogDefinition, standing: MemberCounts, now: datetime, tz: str
+) -> bool:
+    """Whether the member has no use of the offer left in this period, as far as their
+    standing tells: a limit of 0, or of 1 with their last use in this period (of ``tz``).
+    A higher limit is the owner's alone (it keeps the use times; a read has the last)."""
+    usage = offer.periodic_usage
+    if usage is None:
+        return False
+    if usage.limit == 0:
+        return True
+    last = standing.last_used_at
+    if usage.limit > 1 or last is None:
+        return False
+    start, end = period(usage.timespan, now, tz)
+    return start <= last < end
 
 
 def in_stock(offer: CatalogDefinition, counts: OfferCounts, now: datetime) -> bool:
@@ -214,8 +257,10 @@ def member_offer(
     languages: list[str],
     default_language: str,
     now: datetime,
+    tz: str = "UTC",
 ) -> dict[str, Any]:
-    """The offer as the member sees it: text in their language, their standing, counts."""
+    """The offer as the member sees it: text in their language, their standing, counts
+    (``tz``: the member's time zone)."""
     return {
         "id": offer.id,
         "type": offer.type,
@@ -244,7 +289,7 @@ def member_offer(
         "grants_count": counts.grants_count,
         "likes_count": counts.likes_count,
         "liked": standing.liked,
-        "usable": usable(offer, standing, counts, now),
+        "usable": usable(offer, standing, counts, now, tz),
         "member_uses_count": standing.uses,
         "member_grants_count": standing.grants,
         "granted_at": _iso(standing.last_granted_at),
@@ -289,7 +334,7 @@ def select(
         if query.liked is not None and standing.liked != query.liked:
             continue
         if query.usable is not None and query.usable != usable(
-            offer, standing, context.counts_of(offer.id), now
+            offer, standing, context.counts_of(offer.id), now, context.zone
         ):
             continue
         chosen.append(offer)
@@ -328,7 +373,8 @@ def order_key(
         if name == "name":
             return name_key(offer, languages, default_language)
         if name == "usable":
-            return usable(offer, context.standing(offer.id), context.counts_of(offer.id), now)
+            standing, counts = context.standing(offer.id), context.counts_of(offer.id)
+            return usable(offer, standing, counts, now, context.zone)
         return getattr(offer, name)
 
     return key

@@ -22,6 +22,8 @@ from proffer_stream.catalog.views import (
     holds_grant,
     in_audience,
     in_stock,
+    member_zone,
+    periodic_spent,
     sees,
     usable,
 )
@@ -34,7 +36,11 @@ OPEN_STATUSES = frozenset({"approved", "sent"})
 
 
 def unusable_because(
-    offer: CatalogDefinition, standing: MemberCounts, counts: OfferCounts, now: datetime
+    offer: CatalogDefinition,
+    standing: MemberCounts,
+    counts: OfferCounts,
+    now: datetime,
+    tz: str = "UTC",
 ) -> list[str]:
     """Why a use now would fail as far as the member's view can tell (empty: it would
     not; the reasons of :func:`~proffer_stream.catalog.views.usable`)."""
@@ -53,6 +59,10 @@ def unusable_because(
     most = offer.maximum_uses_per_user
     if most is not None and standing.uses >= most:
         reasons.append(f"used {standing.uses} of at most {most} times")
+    if periodic_spent(offer, standing, now, tz):
+        usage = offer.periodic_usage
+        assert usage is not None
+        reasons.append(f"no use left this {usage.timespan} (at most {usage.limit})")
     if not holds_grant(offer, standing, now) and not in_stock(offer, counts, now):
         reasons.append("out of stock")
     return reasons
@@ -70,7 +80,7 @@ def catalog_misses(
     audience_ok = in_audience(offer, profile, now)
     return [
         *hidden_because(offer, standing, audience_ok, now),
-        *unusable_because(offer, standing, counts, now),
+        *unusable_because(offer, standing, counts, now, _zone(offer, profile, context)),
         *context_misses(offer.context, context),
     ]
 
@@ -87,11 +97,21 @@ def catalog_miss(
     gives none): the fast check of the hot path, the cheapest tests first."""
     if not context_fits(offer.context, context):
         return "not in this context"
-    if not usable(offer, standing, counts, now):
+    if not usable(offer, standing, counts, now, _zone(offer, profile, context)):
         return "not usable"
     if not sees(offer, standing, profile, now):
         return "not visible to the customer"
     return None
+
+
+def _zone(
+    offer: CatalogDefinition, profile: CustomerProfile | None, context: DecisionContext
+) -> str:
+    """The customer's time zone, for a periodic limit: the request's, else the profile's
+    (looked up only for an offer that has one)."""
+    if offer.periodic_usage is None:
+        return "UTC"
+    return context.timezone or member_zone(profile)
 
 
 def open_offer_misses(offer: Offer, now: datetime) -> list[str]:

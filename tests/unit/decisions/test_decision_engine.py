@@ -151,6 +151,35 @@ def test_usability_as_last_known_stock_limits_and_grants():
     ]
 
 
+def test_a_periodic_limit_spent_as_last_known_is_not_chosen():
+    """Limit 0 never; limit 1 not while the last use is in this period of the
+    customer's zone (the request's, else the profile's); higher limits: the owner's."""
+    never = catalog(1, periodic_usage={"timespan": "day", "limit": 0})
+    daily = catalog(2, periodic_usage={"timespan": "day", "limit": 1})
+    twice = catalog(3, periodic_usage={"timespan": "day", "limit": 2})
+    used = MemberCounts(uses=1, last_used_at=NOW - timedelta(minutes=5))
+    context = member(standings={2: used, 3: used})
+    decided = decide([], [never, daily, twice], context, DecisionContext(), NOW)
+    reasons = {c.ref: c.lost_because for c in decided.candidates}
+    assert reasons["catalog_1"] == ["no use left this day (at most 0)"]
+    assert reasons["catalog_2"] == ["no use left this day (at most 1)"]
+    assert decided.chosen is not None and decided.chosen.ref == "catalog_3"
+    # Used at 10:00 UTC, asked at 12:00: the same day in UTC, but in Auckland (UTC+13)
+    # 23:00 on the 1st and 01:00 on the 2nd: a new day there.
+    earlier = {2: MemberCounts(uses=1, last_used_at=NOW - timedelta(hours=2))}
+    assert decide([], [daily], member(standings=earlier), DecisionContext(), NOW).chosen is None
+    auckland = {"timezone": "Pacific/Auckland"}
+    in_auckland = CustomerProfile(
+        tenant_id="acme", customer_id=1, external_id="ann", metadata=auckland
+    )
+    for zoned, context in [
+        (member(standings=earlier), DecisionContext(timezone="Pacific/Auckland")),
+        (member(in_auckland, standings=earlier), DecisionContext()),
+    ]:
+        decided = decide([], [daily], zoned, context, NOW)
+        assert decided.chosen is not None and decided.chosen.ref == "catalog_2"
+
+
 @pytest.mark.parametrize(
     ("conditions", "context", "fits"),
     [
