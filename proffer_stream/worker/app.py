@@ -299,7 +299,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(settings.expiry_check_seconds)  # type: ignore[untyped-decorator]
     async def expire_offers() -> None:
-        for command in timers.due(datetime.now(UTC)):
+        for command in timers.due(datetime.now(UTC), offers_store.may_expire):
             await requests_topic.send(
                 key=partition_key(command.tenant_id, command.external_customer_id),
                 value=command.model_dump_json().encode(),

@@ -6,7 +6,10 @@ loses nor doubles an expiry; the open offers of customers the table does not hav
 (the broker lost its log) are timed from PostgreSQL's (:class:`LostTimers`). A
 due timer does not change the offer itself: it sends an ``expire`` command, keyed like
 the customer, to the offers agent that owns the offer, whose id is the offer's, so the
-agent applies it once however often it is sent.
+agent applies it once however often it is sent. A sent command is not awaited (the
+agent's send is queued): the timer stays, due again :data:`RESEND_AFTER` later (doubling
+to :data:`RESEND_AT_MOST`), until the table says the offer is no longer open, so a send
+lost in a broker outage is sent again.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from proffer_stream.core.types import CustomerKey
 from proffer_stream.offers.decide import CustomerOffers
@@ -25,8 +28,13 @@ from proffer_stream.worker.offers_agent import OffersStore
 
 log = logging.getLogger(__name__)
 
-_Timer = tuple[datetime, int, CustomerKey]
-"""When, which offer, whose: a plain tuple, which the heap compares fastest."""
+_Timer = tuple[datetime, int, CustomerKey, int]
+"""When, which offer, whose, how many times sent: a plain tuple, which the heap compares
+fastest."""
+RESEND_AFTER = timedelta(seconds=30)
+"""When a due timer whose offer is still open is due again, after its first send."""
+RESEND_AT_MOST = timedelta(hours=1)
+"""The longest wait between two sends of one offer's expire command."""
 
 
 class ExpiryTimers:
@@ -52,7 +60,7 @@ class ExpiryTimers:
         timed = (offer_id, expires_at)
         if timed not in self._set:
             self._set.add(timed)
-            heapq.heappush(self._heap, (expires_at, offer_id, customer))
+            heapq.heappush(self._heap, (expires_at, offer_id, customer, 0))
 
     def reload(self, states: Iterable[CustomerOffers]) -> None:
         """Forget every timer and set those of ``states`` (the table after a rebalance)."""
@@ -60,13 +68,22 @@ class ExpiryTimers:
         self._set.clear()
         self.schedule(states)
 
-    def due(self, now: datetime) -> list[OfferCommand]:
-        """The expire commands of the timers due by ``now``, which are then forgotten."""
+    def due(
+        self, now: datetime, still_open: Callable[[CustomerKey, int], bool]
+    ) -> list[OfferCommand]:
+        """The expire commands of the timers due by ``now`` whose offers are
+        ``still_open``; each is due again later (until its offer is not), the others
+        are forgotten."""
         commands = []
         while self._heap and self._heap[0][0] <= now:
-            due, offer_id, customer = heapq.heappop(self._heap)
+            due, offer_id, customer, sent = heapq.heappop(self._heap)
             self._set.discard((offer_id, due))
+            if not still_open(customer, offer_id):
+                continue
             commands.append(expire_command(customer, offer_id, now))
+            again = now + min(RESEND_AFTER * 2 ** min(sent, 10), RESEND_AT_MOST)
+            self._set.add((offer_id, again))
+            heapq.heappush(self._heap, (again, offer_id, customer, sent + 1))
         return commands
 
 

@@ -44,6 +44,7 @@ from proffer_stream.offers.decide import (
     hold_for_grant,
     suppression,
 )
+from proffer_stream.offers.lifecycle import may_move_to
 from proffer_stream.offers.models import (
     CommandOutcome,
     OfferCommand,
@@ -154,6 +155,15 @@ class OffersStore:
         """The customer's offers in the table (with the writes held), if it has them."""
         stored = self._stored(partition_key(*key))
         return None if stored is None else CustomerOffers.model_validate_json(stored)
+
+    def may_expire(self, key: CustomerKey, offer_id: int) -> bool:
+        """Whether the customer's offer may still expire, as the table says (yes for a
+        customer it does not hold: restored from PostgreSQL when a command reaches them)."""
+        state = self.get(key)
+        if state is None:
+            return True
+        offer = state.offers.get(offer_id)
+        return offer is not None and "expired" in may_move_to(offer)
 
     def holds(self, key: CustomerKey) -> bool:
         """Whether the table has the customer's offers."""

@@ -255,12 +255,38 @@ def test_timers_come_due_in_order_and_once():
     timers.schedule([state])
     timers.schedule([state])  # again: no second timer
     assert len(timers) == 2
-    assert timers.due(NOW) == []
-    [first] = timers.due(NOW + timedelta(days=1))
+    expired: set[int] = set()
+
+    def still_open(customer, offer_id):
+        return offer_id not in expired
+
+    assert timers.due(NOW, still_open) == []
+    [first] = timers.due(NOW + timedelta(days=1), still_open)
     assert (first.offer_id, first.command_id, first.action) == (2, "expire:2", "expire")
-    assert [c.offer_id for c in timers.due(NOW + timedelta(days=3))] == [1]
+    expired.add(2)  # the agent applied it: its timer goes at its next turn
+    assert [c.offer_id for c in timers.due(NOW + timedelta(days=3), still_open)] == [1]
     timers.reload([state])
     assert len(timers) == 2
+
+
+def test_an_expire_whose_send_was_lost_is_sent_again_until_the_offer_is_not_open():
+    """The send is queued, not awaited: a broker outage can lose it, and nothing else
+    would time the offer again before a rebalance."""
+    timers = ExpiryTimers()
+    timers.schedule([state_with(offer(id_=1, days=1))])
+    due = NOW + timedelta(days=1)
+    open_ = {1}
+
+    def still_open(customer, offer_id):
+        return offer_id in open_
+
+    assert [c.offer_id for c in timers.due(due, still_open)] == [1]
+    assert timers.due(due + timedelta(seconds=29), still_open) == []
+    assert [c.offer_id for c in timers.due(due + timedelta(seconds=30), still_open)] == [1]
+    assert timers.due(due + timedelta(seconds=89), still_open) == []  # then 60 s later
+    open_.clear()
+    assert timers.due(due + timedelta(seconds=90), still_open) == []
+    assert len(timers) == 0
 
 
 def test_a_change_keeps_the_callers_reason_and_a_redemption_starts_the_cooldown():
