@@ -57,12 +57,27 @@ def apply_command(
 
 
 def find_offer(state: CustomerOffers, command: OfferCommand) -> Offer | None:
-    """The customer's offer the command names, by id or else by code."""
+    """The customer's offer the command names: by its code when it gives one that an
+    offer has (what the customer typed at the checkout), else by id.
+
+    Offers can share a code (a catalog offer's ``code_pattern`` without ``#``): the
+    newest that may still be redeemed then, else the newest.
+    """
+    code = (command.code or "").strip().casefold()
+    if code:
+        matches = [
+            o for o in state.offers.values() if (o.offer_terms.code or "").casefold() == code
+        ]
+        if matches:
+            open_ = [o for o in matches if _redeemable(o, command.issued_at)]
+            return max(open_ or matches, key=lambda o: o.generated_at)
     if command.offer_id is not None:
         return state.offers.get(command.offer_id)
-    code = (command.code or "").strip().casefold()
-    matches = [o for o in state.offers.values() if (o.offer_terms.code or "").casefold() == code]
-    return max(matches, key=lambda o: o.generated_at) if code and matches else None
+    return None
+
+
+def _redeemable(offer: Offer, at: datetime) -> bool:
+    return "redeemed" in may_move_to(offer, redeem_approved=True) and at < offer.expires_at
 
 
 def auto_approval(

@@ -315,3 +315,19 @@ def test_an_offer_id_that_only_looks_like_digits_names_no_offer():
         "acme", "u1", [event("offer_seen", {"offer_id": v}, f"s{n}") for n, v in enumerate(hostile)]
     )
     assert commands == []
+
+
+def test_a_purchase_redeems_the_offer_its_code_names_and_can_still_be_redeemed():
+    sent = offer("sent", id_=1, code="SPRING10")
+    newer = offer("generated", id_=2, code="SPRING10").model_copy(
+        update={"generated_at": NOW + timedelta(hours=1)}
+    )
+    state = state_with(sent, newer)
+    at = NOW + timedelta(hours=2)
+    [event] = apply_command(state, command("redeem", code="spring10", at=at), 0, Policy()).events
+    assert (event.event_type, event.offer.id) == ("offer.redeemed", 1)
+    # A code and an id that is not its offer's: the code is what the customer typed.
+    state = state_with(offer("sent", id_=3, code="ANN-10"))
+    wrong_id = command("redeem", code="ANN-10", offer_id=4519, at=at, offset_id="c2")
+    [event] = apply_command(state, wrong_id, 1, Policy()).events
+    assert (event.event_type, event.offer.id) == ("offer.redeemed", 3)
