@@ -403,10 +403,10 @@ def _digit_claim(found: re.Match[str], low: str) -> _Claim | None:
     start, end = found.span()
     before = low[start - 1] if start else " "
     number = found["num"]
+    if found["pct"] is not None:  # "$50%" reads as 50% too: a percentage first
+        return _Claim("percent", start, end, _decimal(number))
     if found["cur"] is not None:
         return _Claim("money", start, end, figure=number)
-    if found["pct"] is not None:
-        return _Claim("percent", start, end, _decimal(number))
     if found["unit"] is not None:
         claim = _Claim("span", start, end, _decimal(number), unit=_unit(found["unit"]))
         claim.hyphen = "-" in found["sep"]
@@ -545,7 +545,7 @@ def agrees_at_a_glance(low: str, facts: CopyFacts, *, terms_only: bool = False) 
             return False
         start, pos = found.span()
         kind = found.lastgroup
-        if low[start] in "$€£¥₹":
+        if low[start] in "$€£¥₹" and kind != "pct":  # "$50%" is a percentage
             if terms_only:
                 continue
             return False
