@@ -203,6 +203,35 @@ class Decider:
             )
         return found
 
+    async def end_fulfillment(
+        self,
+        decision: DecisionMade,
+        found: Fulfillment,
+        ended: ReactionKind,
+        source: str,
+        **fields: Any,
+    ) -> Fulfillment | None:
+        """Log how the fulfilment ended, and read it back once projected (None if that
+        takes longer than the wait): the first end logged is the one it keeps, so a
+        second end sent before the first was projected reads the first's status."""
+        key = fulfillment_key(found.fulfillment_id)
+        with self.replies.expect(key) as reply:
+            await self.react(
+                decision,
+                ended,
+                source,
+                option_id=found.option_id,
+                fulfillment_id=found.fulfillment_id,
+                **fields,
+            )
+
+            async def ended_one() -> Fulfillment | None:
+                read = await get_fulfillment(self.db, decision.tenant_id, found.fulfillment_id)
+                return read if read is not None and read.status != "in_progress" else None
+
+            deadline = time.monotonic() + self.settings.offer_wait_seconds
+            return await reply.read(ended_one, deadline, look_first=False)
+
     async def react(
         self,
         decision: DecisionMade,

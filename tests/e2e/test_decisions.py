@@ -3,6 +3,7 @@ answer code, the billing platform's form body and Basic auth, localization, cont
 conditions, never two entries, and attribution (decision, viewed, accepted, purchase
 with the offer's code, redeemed) in PostgreSQL and on the decisions topic."""
 
+import asyncio
 import base64
 import json
 
@@ -227,6 +228,20 @@ async def test_personalized_offers(settings, processes, db):
         )
         assert ended.status_code == 409
 
+        # Two ends sent at once, before either is projected: one is kept, and only its
+        # caller is told so; the other is 409 with the status kept.
+        second = await api.post(
+            "/api/v2/offer_fulfillments",
+            json={"personalized_offer_id": decision_id, "option_id": "accept"},
+        )
+        url = f"/api/v2/offer_fulfillments/{second.json()['offer_fulfillment']['id']}"
+        both = await asyncio.gather(
+            api.post(url, json={"status": "completed"}), api.post(url, json={"status": "failed"})
+        )
+        assert sorted(r.status_code for r in both) == [200, 409], [r.text for r in both]
+        [kept] = [r.json()["offer_fulfillment"]["status"] for r in both if r.status_code == 200]
+        assert (await api.get(url)).json()["offer_fulfillment"]["status"] == kept
+
         # Another tenant sees nothing of it.
         assert (await other.get(f"/api/decisions/{decision_id}")).status_code == 404
         stranger = await other.post(
@@ -245,6 +260,8 @@ async def test_personalized_offers(settings, processes, db):
             for m in on_topic
             if m.get("decision_id") == decision_id and m["kind"] == "decision.reaction"
         ]
-        assert reactions == ["viewed", "fulfillment_started", "fulfillment_completed"]
+        assert reactions[:3] == ["viewed", "fulfillment_started", "fulfillment_completed"]
+        assert reactions[3] == "fulfillment_started"  # the second, ended twice at once
+        assert sorted(reactions[4:]) == ["fulfillment_completed", "fulfillment_failed"]
         rows = await db.fetchval("SELECT count(*) FROM decisions_made")
         assert rows == len(made)

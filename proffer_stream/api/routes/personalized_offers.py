@@ -188,18 +188,20 @@ async def update_fulfillment(
     if found.status != "in_progress":
         raise ApiError(409, "fulfillment_ended", f"The fulfilment is {found.status} already.")
     decision = await decider.decision(tenant_id, found.decision_id)
-    reaction = await decider.react(
+    ended = await decider.end_fulfillment(
         decision,
+        found,
         "fulfillment_completed" if body.status == "completed" else "fulfillment_failed",
         _source(request),
-        option_id=found.option_id,
-        fulfillment_id=fulfillment_id,
         failure_reason=body.failure_reason,
     )
-    view = _fulfillment_view(found)
-    view.update(status=body.status, failure_reason=body.failure_reason)
-    view["updated_at"] = int(reaction.at.timestamp())
-    return json_answer({"offer_fulfillment": view})
+    if ended is None:  # not projected within the wait: as asked (the first end is kept)
+        view = _fulfillment_view(found)
+        view.update(status=body.status, failure_reason=body.failure_reason)
+        return json_answer({"offer_fulfillment": view})
+    if ended.status != body.status:  # another end came first
+        raise ApiError(409, "fulfillment_ended", f"The fulfilment is {ended.status} already.")
+    return json_answer({"offer_fulfillment": _fulfillment_view(ended)})
 
 
 def _option(decision: DecisionMade, option_id: str) -> dict[str, Any]:
