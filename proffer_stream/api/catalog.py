@@ -44,7 +44,7 @@ from proffer_stream.catalog.models import (
 from proffer_stream.catalog.name_order import NameOrders
 from proffer_stream.catalog.periods import UnknownTimeZone, zone
 from proffer_stream.catalog.store import CatalogStore
-from proffer_stream.catalog.views import in_audience
+from proffer_stream.catalog.views import in_audience, member_zone
 from proffer_stream.core.identity import new_request_id
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.catalog_reads import command_outcome, member_profile
@@ -192,14 +192,7 @@ def timezone_of(
                 [ErrorDetail(loc=where, message=str(exc))],
             ) from None
         return given
-    stored = profile.metadata.get("timezone") if profile else None
-    if isinstance(stored, str):
-        try:
-            zone(stored)
-            return stored
-        except UnknownTimeZone:
-            pass
-    return default
+    return member_zone(profile, default)
 
 
 def needs_profile(offer: CatalogDefinition, timezone_given: bool) -> bool:

@@ -79,9 +79,9 @@ class MemberContext:
         return member_zone(self.profile)
 
 
-def member_zone(profile: CustomerProfile | None) -> str:
-    """The profile's ``metadata.timezone`` when it is a time zone, else UTC (the owner
-    falls back to the deployment's ``PROFFER_DEFAULT_TIMEZONE``, UTC unless set)."""
+def member_zone(profile: CustomerProfile | None, default: str = "UTC") -> str:
+    """The profile's ``metadata.timezone`` when it is a time zone, else ``default`` (the
+    owner's is the deployment's ``PROFFER_DEFAULT_TIMEZONE``, UTC unless set)."""
     stored = profile.metadata.get("timezone") if profile is not None else None
     if isinstance(stored, str):
         try:
@@ -89,7 +89,7 @@ def member_zone(profile: CustomerProfile | None) -> str:
             return stored
         except UnknownTimeZone:
             pass
-    return "UTC"
+    return default
 
 
 def parse_languages(header: str | None) -> list[str]:

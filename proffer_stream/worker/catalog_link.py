@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from proffer_stream.catalog.generated import Choice, choose
-from proffer_stream.catalog.periods import UnknownTimeZone, zone
 from proffer_stream.catalog.store import CatalogStore
+from proffer_stream.catalog.views import member_zone
 from proffer_stream.offers.rules import WriterHints
 from proffer_stream.signals.models import CustomerProfile
 
@@ -38,11 +38,4 @@ class CatalogLink:
     def timezone(self, profile: CustomerProfile | None) -> str:
         """The member's time zone: the profile's ``metadata.timezone`` when it is one,
         else the deployment's default."""
-        stored = profile.metadata.get("timezone") if profile is not None else None
-        if isinstance(stored, str):
-            try:
-                zone(stored)
-                return stored
-            except UnknownTimeZone:
-                pass
-        return self.default_timezone
+        return member_zone(profile, self.default_timezone)
