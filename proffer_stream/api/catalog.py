@@ -45,7 +45,7 @@ from proffer_stream.catalog.name_order import NameOrders
 from proffer_stream.catalog.periods import UnknownTimeZone, zone
 from proffer_stream.catalog.store import CatalogStore
 from proffer_stream.catalog.views import in_audience, member_zone
-from proffer_stream.core.identity import new_request_id
+from proffer_stream.core.identity import idempotent_command_id, new_request_id
 from proffer_stream.core.settings import Settings
 from proffer_stream.db.catalog_reads import command_outcome, member_profile
 from proffer_stream.db.replies import ReplyListener, catalog_definition_key, command_key
@@ -226,6 +226,15 @@ class Action:
     authorization_token: str | None = None
     encoded_token_id: str | None = None
     source: str = "api"
+    idempotency_key: str | None = None
+    """The client's ``Idempotency-Key``: the command's id follows from it."""
+
+    def command_id(self) -> str:
+        """A new id, or the one the client's idempotency key gives this very action."""
+        if self.idempotency_key is None:
+            return new_request_id()
+        scope = f"{self.external_customer_id}\x00{self.offer_id}\x00{self.action}"
+        return idempotent_command_id(self.tenant_id, scope, self.idempotency_key)
 
 
 async def act(io: CatalogIO, asked: Action) -> Response:
@@ -240,7 +249,7 @@ async def act(io: CatalogIO, asked: Action) -> Response:
     )
     now = datetime.now(UTC)
     command = MemberCommand(
-        command_id=new_request_id(),
+        command_id=asked.command_id(),
         tenant_id=asked.tenant_id,
         offer_id=asked.offer_id,
         external_customer_id=asked.external_customer_id,

@@ -48,6 +48,13 @@ def rule_request_id(
     return f"rule-{digest.hexdigest()}"
 
 
+def idempotent_command_id(tenant_id: str, scope: str, key: str) -> str:
+    """The id of a command a client named with an ``Idempotency-Key``: the same key for
+    the same ``scope`` (what it acts on) gives the same command, decided once."""
+    digest = hashlib.blake2b(f"{tenant_id}\x00{scope}\x00{key}".encode(), digest_size=16)
+    return f"idem-{digest.hexdigest()}"
+
+
 def partition_key(tenant_id: str, external_id: str) -> bytes:
     """Kafka key of every record about one customer: ``<tenant_id>:<external id>``."""
     return f"{tenant_id}:{external_id}".encode()

@@ -128,3 +128,29 @@ async def test_the_catalog_over_http(settings, processes):
         assert (await member(other, "ann", spring["id"], "use")).status_code == 404
         managed = await api.get("/api/catalog/offers", params={"sort_by": "created_at"})
         assert managed.json()["pagination_info"]["total_count"] == 2
+
+
+async def test_a_use_sent_again_with_its_idempotency_key_is_applied_once(settings, processes):
+    """A point of sale that got no answer (a 202, a timeout) sends the use again with the
+    same Idempotency-Key: it is answered as the first time, and the stock counts one."""
+    processes.start_pipeline(settings.model_copy(update={"signup_enabled": True}))
+    key = await sign_up(settings, "Till")
+    async with client(settings, key) as api:
+        offer = await create(api, {**SPRING, "stock": 5})
+        path = f"/api/members/ann/offers/{offer['id']}/use"
+        first = await api.post(path, headers={"Idempotency-Key": "till-7-receipt-42"})
+        again = await api.post(path, headers={"Idempotency-Key": "till-7-receipt-42"})
+        assert first.status_code == again.status_code == 200, (first.text, again.text)
+        assert again.json()["use"] == first.json()["use"]
+        assert again.json()["counts"]["uses_count"] == 1
+        other = await api.post(path, headers={"Idempotency-Key": "till-7-receipt-43"})
+        assert other.json()["counts"]["uses_count"] == 2
+        bob = await api.post(
+            f"/api/members/bob/offers/{offer['id']}/use",
+            headers={"Idempotency-Key": "till-7-receipt-42"},  # another member: another use
+        )
+        assert bob.json()["counts"]["uses_count"] == 3
+        bad = await api.post(path, headers={"Idempotency-Key": "has space"})
+        assert bad.status_code == 422
+        read = (await api.get(f"/api/catalog/offers/{offer['id']}")).json()["offer"]
+        assert read["uses_count"] == 3

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import Response
 
 from proffer_stream.api.catalog import Action, Catalog, act, json_answer, offer_not_found
@@ -60,6 +60,16 @@ TimezoneParam = Annotated[
     str | None, Query(max_length=100, description="The member's IANA time zone.")
 ]
 OptionalBody = Annotated[MemberActionBody | None, Body()]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Sent again with the same key (for the same member, offer and action),"
+        " the request is answered as the first was and applied once; kept for an hour.",
+    ),
+]
 
 
 @router.get(PREFIX, response_model=MemberOffersResponse, summary="The offers a member sees")
@@ -113,6 +123,7 @@ def _action_route(action: MemberAction, path: str, method: str, summary: str) ->
         io: Catalog,
         body: OptionalBody = None,
         timezone: TimezoneParam = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response:
         given = body or MemberActionBody()
         where = (
@@ -128,6 +139,7 @@ def _action_route(action: MemberAction, path: str, method: str, summary: str) ->
                 timezone=where,
                 authorization_token=given.authorization_token,
                 source=f"api key {key_name!r}",
+                idempotency_key=idempotency_key,
             ),
         )
 
