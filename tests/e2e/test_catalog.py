@@ -107,8 +107,11 @@ async def test_the_catalog_over_http(settings, processes):
         encoded = await member(api, "ann", coffee["id"], "encode")
         assert encoded.status_code == 200, encoded.text
         token = encoded.json()["token"]
-        first = await api.post("/api/catalog/encoded/use", json={"token": token})
+        till = {"Idempotency-Key": "till-1-sale-9"}
+        first = await api.post("/api/catalog/encoded/use", json={"token": token}, headers=till)
         assert first.status_code == 200, first.text
+        retried = await api.post("/api/catalog/encoded/use", json={"token": token}, headers=till)
+        assert retried.status_code == 200 and retried.json()["use"] == first.json()["use"]
         again = await api.post("/api/catalog/encoded/use", json={"token": token})
         assert again.status_code == 409 and again.json()["error"]["code"] == "token_used"
         forged = await api.post("/api/catalog/encoded/use", json={"token": "x" + token})

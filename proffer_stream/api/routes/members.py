@@ -203,10 +203,15 @@ async def encode_member_offer(
     },
 )
 async def use_encoded_offer(
-    body: EncodedUse, tenant_id: Tenant, key_name: KeyName, io: Catalog
+    body: EncodedUse,
+    tenant_id: Tenant,
+    key_name: KeyName,
+    io: Catalog,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Verifies the token's signature and expiry, then uses the offer it names for the
-    member it names; a second use of one token is refused (409 ``token_used``)."""
+    member it names; a second use of one token is refused (409 ``token_used``), unless
+    it is the first sent again with its ``Idempotency-Key``."""
     try:
         encoded = decode_offer(io.signing_key_of(), body.token, datetime.now(UTC))
     except BadToken as exc:
@@ -226,5 +231,6 @@ async def use_encoded_offer(
             timezone=(body.timezone, "body.timezone"),
             encoded_token_id=encoded.i,
             source=f"api key {key_name!r} (encoded offer)",
+            idempotency_key=idempotency_key,
         ),
     )
