@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from proffer_stream import __version__
 from proffer_stream.core.errors import ProfferError
 from proffer_stream.core.settings import Settings
-from proffer_stream.core.types import TenantId
+from proffer_stream.core.types import TenantId, ascii_number
 from proffer_stream.db import keys
 from proffer_stream.db.migrations import migrate, require_current
 from proffer_stream.db.pool import connect_pool
@@ -185,7 +185,7 @@ def _with_database(settings: Settings) -> Settings:
 
 
 def _at_least_one(text: str) -> int:
-    number = int(text) if text.isdigit() else 0
+    number = ascii_number(text) or 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return number

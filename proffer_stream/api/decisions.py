@@ -23,6 +23,7 @@ from proffer_stream.api.errors import ApiError
 from proffer_stream.api.services import EventPublisher, Services
 from proffer_stream.core.identity import customer_id, partition_key
 from proffer_stream.core.settings import Settings
+from proffer_stream.core.types import ascii_number
 from proffer_stream.db.decisions import (
     Fulfillment,
     decision_inputs,
@@ -61,9 +62,8 @@ def new_id(prefix: str, now: datetime) -> str:
 def made_at(some_id: str) -> float | None:
     """When an id of :func:`new_id` was made (seconds since epoch); None if not one."""
     parts = some_id.split("_")
-    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 15:
-        return None
-    return int(parts[1]) / 1000
+    made_ms = ascii_number(parts[1], 15) if len(parts) == 3 else None
+    return None if made_ms is None else made_ms / 1000
 
 
 def answer_expires(decided: Decided, now: datetime, seconds: int) -> datetime:

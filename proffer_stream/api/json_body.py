@@ -22,6 +22,7 @@ from pydantic_core import from_json
 
 from proffer_stream.api.errors import ApiError
 from proffer_stream.api.models import ErrorDetail
+from proffer_stream.core.types import ascii_number
 
 MAX_DEPTH = 200
 """How deep the parser lets JSON nest (jiter's limit); no request model nests nearly so."""
@@ -74,7 +75,8 @@ async def read_body(request: Request, limit: int, hint: str = "PROFFER_MAX_BODY_
         [ErrorDetail(loc="body", message=f"at most {limit} bytes")],
     )
     declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    length = ascii_number(declared) if declared else None
+    if length is not None and length > limit:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():

@@ -16,6 +16,7 @@ from proffer_stream.api.errors import ApiError
 from proffer_stream.api.json_body import parse_json
 from proffer_stream.api.json_body import read_body as read_bounded
 from proffer_stream.api.models import ErrorDetail
+from proffer_stream.core.types import ascii_number
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
@@ -120,7 +121,7 @@ def _lists(node: Any) -> Any:
 
 def _is_index(key: str) -> bool:
     """``0``, ``12``: a list index (ASCII digits, as ``int`` reads; ``²`` is a name)."""
-    return key.isascii() and key.isdigit() and len(key) <= 6
+    return ascii_number(key, 6) is not None
 
 
 def _loc(path: list[str]) -> str:

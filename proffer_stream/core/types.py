@@ -22,6 +22,17 @@ def as_utc(value: datetime) -> datetime:
         raise ValueError("is out of range") from None
 
 
+def ascii_number(text: str, most_digits: int = 18) -> int | None:
+    """``text`` as a whole number when it is 1 to ``most_digits`` ASCII digits, else None.
+
+    ``str.isdigit`` also takes ``"²"``, which ``int`` refuses, and ``int`` refuses more
+    than 4,300 digits: a check then ``int`` raised on text a client sent.
+    """
+    if 0 < len(text) <= most_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def _id_to_str(value: Any) -> Any:
     """Accept integer ids from clients that keep them as numbers."""
     if isinstance(value, int) and not isinstance(value, bool):

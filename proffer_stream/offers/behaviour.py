@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
 
+from proffer_stream.core.types import ascii_number
 from proffer_stream.ingest.models import NormalizedEvent
 from proffer_stream.offers.models import CommandAction, OfferCommand
 
@@ -70,9 +71,8 @@ def _command_or_raise(
 def _offer_id(value: object) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str):  # ASCII digits only: int() refuses "²", which isdigit() takes
-        text = value.strip()
-        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 16 else None
+    if isinstance(value, str):
+        value = ascii_number(value.strip(), 16)
     if isinstance(value, int) and 1 <= value < 2**53:
         return value
     return None

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ValidationError
 
 from proffer_stream.api.errors import error_details
+from proffer_stream.core.types import ascii_number
 from proffer_stream.db.dashboard import QueueFilter
 from proffer_stream.offers.models import CHANNELS, OFFER_STATUSES, OfferStatus
 
@@ -37,20 +38,17 @@ def offer_ids(values: Sequence[str]) -> list[int]:
     :data:`MAX_IDS`."""
     ids: list[int] = []
     for value in values:
-        text = value.strip()
-        if text.isascii() and text.isdigit() and 0 < int(text) < OFFER_ID_LIMIT:
-            if int(text) not in ids:
-                ids.append(int(text))
+        number = ascii_number(value.strip())
+        if number is not None and 0 < number < OFFER_ID_LIMIT and number not in ids:
+            ids.append(number)
     return ids[:MAX_IDS]
 
 
 def version_number(text: str) -> int | None:
     """A version named in a query (a page of versions before it): None unless a whole
     number from 1 to 2**31 - 1."""
-    text = text.strip()
-    if text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) < 2**31:
-        return int(text)
-    return None
+    number = ascii_number(text.strip(), 10)
+    return number if number is not None and 0 < number < 2**31 else None
 
 
 @dataclass(frozen=True)

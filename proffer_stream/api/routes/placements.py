@@ -36,7 +36,7 @@ from proffer_stream.api.placements import (
 from proffer_stream.api.routes.personalized_offers import body_of, read_model
 from proffer_stream.api.wire import header, invalid
 from proffer_stream.catalog.models import PLACEMENT_PATTERN, OfferOption
-from proffer_stream.core.types import ExternalId, StrictModel
+from proffer_stream.core.types import ExternalId, StrictModel, ascii_number
 from proffer_stream.decisions.models import ReactionKind
 from proffer_stream.placements.answer import API_VERSION
 from proffer_stream.placements.flows import Flow, new_flow_id
@@ -58,10 +58,9 @@ def _integration_id(
 ) -> int:
     """The path's integration id, a string as the reference has it: 404 when it names no
     integration we could have (not a number in our ids' range), as for an unknown one."""
-    if integration_id.isascii() and integration_id.isdigit():
-        number = int(integration_id)
-        if 1 <= number < 2**53:
-            return number
+    number = ascii_number(integration_id, 16)
+    if number is not None and 1 <= number < 2**53:
+        return number
     raise ApiError(404, "integration_not_found", f"No integration {integration_id!r}.")
 
 
